@@ -1,0 +1,196 @@
+//! The crate's single error type: one variant per failed operation, with the
+//! path or value it was about; the OS error stays in `source`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while managing a container's cgroup.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading a cgroupfs or procfs file failed.
+    #[error("read {path}")]
+    Read {
+        /// File that could not be read.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a value to a cgroup control file failed.
+    #[error("write {value:?} to {path}")]
+    Write {
+        /// Control file.
+        path: PathBuf,
+        /// Value that was written.
+        value: String,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Creating a cgroup directory failed.
+    #[error("create cgroup directory {path}")]
+    Mkdir {
+        /// Directory that could not be created.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Removing a cgroup directory failed (after the bounded EBUSY retries).
+    #[error("remove cgroup directory {path}")]
+    Rmdir {
+        /// Directory that could not be removed.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Listing a cgroup directory failed.
+    #[error("list cgroup directory {path}")]
+    ReadDir {
+        /// Directory that could not be listed.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Moving a process into a cgroup failed.
+    #[error("add pid {pid} to {path}")]
+    AddProcess {
+        /// The `cgroup.procs` file.
+        path: PathBuf,
+        /// Process that was being moved.
+        pid: i32,
+        /// Underlying cause (ENOSPC on v1 cpuset means empty cpuset.cpus/mems).
+        #[source]
+        source: std::io::Error,
+    },
+    /// kill(2) of a process in the cgroup failed.
+    #[error("send signal {signal} to pid {pid}")]
+    Kill {
+        /// Target process.
+        pid: i32,
+        /// Signal number.
+        signal: i32,
+        /// Underlying cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// A signal number that is not a valid Linux signal.
+    #[error("invalid signal number {signal}")]
+    InvalidSignal {
+        /// The number given.
+        signal: i32,
+    },
+    /// No cgroup filesystem is mounted at all.
+    #[error("no cgroup or cgroup2 filesystem is mounted")]
+    NoCgroupMounts,
+    /// A line of /proc/self/mountinfo or /proc/self/cgroup could not be parsed.
+    #[error("malformed line in {file}: {line:?}")]
+    Parse {
+        /// Which file ("/proc/self/mountinfo", "/proc/self/cgroup").
+        file: &'static str,
+        /// The offending line.
+        line: String,
+    },
+    /// A cgroup control file held something that is not the expected number/format.
+    #[error("unexpected content {content:?} in {path}")]
+    ParseValue {
+        /// Control file.
+        path: PathBuf,
+        /// What it contained.
+        content: String,
+    },
+    /// The systemd cgroup driver (`--systemd-cgroup` or "slice:prefix:name") is not implemented.
+    #[error("systemd cgroup driver is not supported (cgroupsPath {cgroups_path:?})")]
+    SystemdUnsupported {
+        /// The cgroupsPath from the spec, if any.
+        cgroups_path: Option<String>,
+    },
+    /// linux.cgroupsPath escapes its root with `..` or is otherwise unusable.
+    #[error("invalid linux.cgroupsPath {path:?}: {reason}")]
+    InvalidCgroupsPath {
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// hako's own cgroup for a hierarchy is not listed in /proc/self/cgroup.
+    #[error("own cgroup for hierarchy {hierarchy:?} not found in /proc/self/cgroup")]
+    OwnCgroupNotFound {
+        /// Controller list or name of the hierarchy.
+        hierarchy: String,
+    },
+    /// A resource field hako does not implement (yet, or on this cgroup mode).
+    #[error("{field} is not supported: {reason}")]
+    Unsupported {
+        /// Spec field, e.g. "linux.resources.devices".
+        field: &'static str,
+        /// Why (e.g. "needs cgroup v2 eBPF device filter").
+        reason: &'static str,
+    },
+    /// A resource is set but the controller it needs is not mounted.
+    #[error("{field} is set but the {controller} cgroup controller is not available")]
+    ControllerMissing {
+        /// Spec field that needs the controller.
+        field: &'static str,
+        /// Controller name.
+        controller: &'static str,
+    },
+    /// A resource is set but the host kernel lacks the control file for it.
+    #[error("{field} is set but {path} does not exist on this host")]
+    MissingFile {
+        /// Spec field being applied.
+        field: &'static str,
+        /// Absent control file.
+        path: PathBuf,
+    },
+    /// A resource value is out of range or malformed.
+    #[error("invalid {field} value {value:?}: {reason}")]
+    InvalidValue {
+        /// Spec field.
+        field: &'static str,
+        /// The offending value.
+        value: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// A device cgroup rule is malformed or cannot be expressed on cgroup v1.
+    #[error("invalid linux.resources.devices[{index}]: {reason}")]
+    InvalidDeviceRule {
+        /// Position in linux.resources.devices.
+        index: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The kernel clamped cpu.shares to a different value than requested (runc errors too).
+    #[error("cpu shares {requested} out of range, kernel set {actual}")]
+    CpuSharesClamped {
+        /// Requested shares.
+        requested: u64,
+        /// Value the kernel kept.
+        actual: u64,
+    },
+    /// memory.checkBeforeUpdate: the new limit is below the current usage.
+    #[error("memory limit {limit} is below current usage {usage}")]
+    MemoryLimitBelowUsage {
+        /// Requested limit.
+        limit: i64,
+        /// Current usage.
+        usage: u64,
+    },
+    /// The freezer did not reach the wanted state in time.
+    #[error("cgroup {path} did not become {state} in time")]
+    FreezeTimeout {
+        /// Freezer directory.
+        path: PathBuf,
+        /// Wanted state ("FROZEN" or "THAWED").
+        state: &'static str,
+    },
+    /// Freezing needs the v1 freezer controller or cgroup v2, and neither is there.
+    #[error("no freezer available for cgroup {path}")]
+    NoFreezer {
+        /// The container's cgroup path.
+        path: PathBuf,
+    },
+}

@@ -1,0 +1,116 @@
+//! Reading and writing cgroupfs control files with typed errors. Each write
+//! is a single write(2) of the whole value: cgroupfs parses per write call.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::Error;
+
+/// Write `value` to `dir/file`.
+pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), Error> {
+    let path = dir.join(file);
+    std::fs::OpenOptions::new()
+        .write(true)
+        // Ignored by cgroupfs; keeps plain-file fakes in unit tests exact.
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(value.as_bytes()))
+        .map_err(|source| Error::Write {
+            path,
+            value: value.to_string(),
+            source,
+        })
+}
+
+/// Write a resource: the file must exist, otherwise [`Error::MissingFile`] names it.
+pub(crate) fn write_resource(
+    field: &'static str,
+    dir: &Path,
+    file: &str,
+    value: &str,
+) -> Result<(), Error> {
+    require(field, dir, file)?;
+    write(dir, file, value)
+}
+
+/// Fail with [`Error::MissingFile`] unless `dir/file` exists.
+pub(crate) fn require(field: &'static str, dir: &Path, file: &str) -> Result<(), Error> {
+    let path = dir.join(file);
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(Error::MissingFile { field, path })
+    }
+}
+
+/// Read `dir/file` as text.
+pub(crate) fn read(dir: &Path, file: &str) -> Result<String, Error> {
+    let path = dir.join(file);
+    std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
+}
+
+/// Parse a single number; "max" reads as u64::MAX.
+pub(crate) fn parse_u64(dir: &Path, file: &str, text: &str) -> Result<u64, Error> {
+    let t = text.trim();
+    if t == "max" {
+        return Ok(u64::MAX);
+    }
+    t.parse().map_err(|_| Error::ParseValue {
+        path: dir.join(file),
+        content: t.to_string(),
+    })
+}
+
+/// Read a file holding one number ("max" = u64::MAX).
+pub(crate) fn read_u64(dir: &Path, file: &str) -> Result<u64, Error> {
+    parse_u64(dir, file, &read(dir, file)?)
+}
+
+/// Read an optional single-number file: None when it does not exist.
+pub(crate) fn read_u64_opt(dir: &Path, file: &str) -> Result<Option<u64>, Error> {
+    if dir.join(file).exists() {
+        read_u64(dir, file).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Parse "key value" lines (memory.stat, cpu.stat, cgroup.events) into pairs.
+pub(crate) fn key_values(text: &str) -> impl Iterator<Item = (&str, u64)> {
+    text.lines().filter_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        Some((k, v.trim().parse().ok()?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_and_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pids.max"), "").unwrap();
+        write_resource("linux.resources.pids.limit", dir.path(), "pids.max", "12").unwrap();
+        assert_eq!(read_u64(dir.path(), "pids.max").unwrap(), 12);
+        let err =
+            write_resource("linux.resources.cpu.idle", dir.path(), "cpu.idle", "1").unwrap_err();
+        assert!(matches!(
+            err,
+            Error::MissingFile {
+                field: "linux.resources.cpu.idle",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("cpu.idle"));
+        assert_eq!(read_u64_opt(dir.path(), "nope").unwrap(), None);
+        assert_eq!(parse_u64(dir.path(), "x", "max\n").unwrap(), u64::MAX);
+        assert!(parse_u64(dir.path(), "x", "abc").is_err());
+    }
+
+    #[test]
+    fn parses_key_values() {
+        let kv: Vec<_> = key_values("cache 10\nrss 20\nbad\nfrozen 1\n").collect();
+        assert_eq!(kv, [("cache", 10), ("rss", 20), ("frozen", 1)]);
+    }
+}

@@ -1,0 +1,2 @@
+//! hako-conformance
+fn main() {}

@@ -1,0 +1,249 @@
+//! Opening and joining existing namespaces, and the late unshares.
+//!
+//! Namespace files are opened by the parent before clone (so a path that
+//! vanishes is reported early, by the process that can report it) and
+//! checked with `ioctl(NS_GET_NSTYPE)` (ioctl_ns(2), Linux 4.11) so that a
+//! config cannot make us setns(2) into a namespace of the wrong kind.
+
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::{setns, unshare};
+use nix::sys::stat::fstat;
+
+use crate::kind::Kind;
+use crate::ns::Namespaces;
+use crate::{sys, Error};
+
+/// Open namespace files to join, in join order. Closed on drop.
+#[derive(Debug, Default)]
+pub struct JoinFds {
+    fds: Vec<(Kind, OwnedFd)>,
+}
+
+impl JoinFds {
+    /// The pid namespace to join: the parent does `setns(fd, CLONE_NEWPID)` on
+    /// itself before clone, so the child is born in it (pid_namespaces(7):
+    /// setns only changes `pid_for_children`). [`Namespaces::join`] skips it.
+    pub fn pid(&self) -> Option<BorrowedFd<'_>> {
+        self.get(Kind::Pid)
+    }
+
+    fn get(&self, k: Kind) -> Option<BorrowedFd<'_>> {
+        self.fds
+            .iter()
+            .find(|(kk, _)| *kk == k)
+            .map(|(_, f)| f.as_fd())
+    }
+
+    /// True if there is nothing to join.
+    pub fn is_empty(&self) -> bool {
+        self.fds.is_empty()
+    }
+}
+
+/// Opens `path` and checks it is a namespace of kind `k`.
+fn open_ns(k: Kind, path: &Path) -> Result<OwnedFd, Error> {
+    let fd = sys::open(path, OFlag::O_RDONLY).map_err(|source| Error::OpenNamespace {
+        ns: k.name(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match sys::ns_get_type(fd.as_fd()) {
+        Ok(raw) if raw == k.flag().bits() => Ok(fd),
+        Ok(raw) => Err(Error::NamespaceTypeMismatch {
+            path: path.to_path_buf(),
+            expected: k.name(),
+            found: Kind::from_raw(raw)
+                .map_or_else(|| format!("type {raw:#x}"), |f| f.name().into()),
+        }),
+        // Not an nsfs file: the ioctl is unknown to its filesystem.
+        Err(Errno::ENOTTY) | Err(Errno::EINVAL) => Err(Error::NamespaceTypeMismatch {
+            path: path.to_path_buf(),
+            expected: k.name(),
+            found: "not a namespace".into(),
+        }),
+        Err(source) => Err(Error::NamespaceType {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn do_setns(k: Kind, fd: BorrowedFd<'_>) -> Result<(), Error> {
+    setns(fd, k.flag()).map_err(|source| Error::Setns {
+        ns: k.name(),
+        source,
+    })
+}
+
+impl Namespaces {
+    /// Opens every namespace `path` to join (in the parent, before clone),
+    /// checking each is a namespace of the right type.
+    pub fn open_joins(&self) -> Result<JoinFds, Error> {
+        let mut fds = Vec::new();
+        for k in Kind::JOIN_ORDER {
+            if let Some(p) = self.joined_path(k) {
+                fds.push((k, open_ns(k, p)?));
+            }
+        }
+        Ok(JoinFds { fds })
+    }
+
+    /// In the child, after the parent's go signal: setns(2) into every
+    /// joined namespace except pid (joined by the parent), user first and
+    /// mount last. Consumes and closes the descriptors.
+    pub fn join(&self, fds: JoinFds) -> Result<(), Error> {
+        for (k, fd) in &fds.fds {
+            if *k == Kind::Pid {
+                continue;
+            }
+            do_setns(*k, fd.as_fd())?;
+        }
+        Ok(())
+    }
+
+    /// In the child, after [`Namespaces::join`]: unshares the namespaces that
+    /// are created late (cgroup, time, and with a joined user namespace all
+    /// but pid), then writes `linux.timeOffsets` to
+    /// `/proc/self/timens_offsets`. The time namespace is entered by the
+    /// following execve(2) (Linux 5.18+, `exec_task_namespaces`).
+    pub fn unshare_late(&self) -> Result<(), Error> {
+        for k in self.late_kinds() {
+            unshare(k.flag()).map_err(|source| Error::Unshare {
+                ns: k.name(),
+                source,
+            })?;
+        }
+        if !self.time_offsets.is_empty() {
+            write_time_offsets(&self.time_offsets)?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats `linux.timeOffsets` as time_namespaces(7) expects.
+pub(crate) fn format_time_offsets(offsets: &[(String, i64, u32)]) -> String {
+    offsets
+        .iter()
+        .map(|(clock, secs, nanos)| format!("{clock} {secs} {nanos}\n"))
+        .collect()
+}
+
+fn write_time_offsets(offsets: &[(String, i64, u32)]) -> Result<(), Error> {
+    let value = format_time_offsets(offsets);
+    let err = |source| Error::WriteTimeOffsets {
+        value: value.clone(),
+        source,
+    };
+    let fd = sys::open(Path::new("/proc/self/timens_offsets"), OFlag::O_WRONLY).map_err(err)?;
+    // The kernel parses the whole buffer of a single write.
+    std::fs::File::from(fd)
+        .write_all(value.as_bytes())
+        .map_err(|e| err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+}
+
+/// The namespaces of a running process that differ from ours, opened and
+/// ready to join (for `hako exec`).
+#[derive(Debug)]
+pub struct ProcessNamespaces {
+    fds: JoinFds,
+}
+
+impl ProcessNamespaces {
+    /// Opens `/proc/<pid>/ns/*` for every namespace that is not also ours
+    /// (same device and inode as `/proc/self/ns/*`). Kinds the kernel does
+    /// not have are skipped.
+    pub fn open(pid: i32) -> Result<Self, Error> {
+        let mut fds = Vec::new();
+        for k in Kind::JOIN_ORDER {
+            let theirs = PathBuf::from(format!("/proc/{pid}/ns/{}", k.name()));
+            let fd = match open_ns(k, &theirs) {
+                Ok(fd) => fd,
+                Err(Error::OpenNamespace {
+                    source: Errno::ENOENT,
+                    ..
+                }) if Path::new(&format!("/proc/{pid}")).exists() => continue,
+                Err(e) => return Err(e),
+            };
+            let ours = PathBuf::from(format!("/proc/self/ns/{}", k.name()));
+            let a = fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|source| {
+                Error::StatNamespace {
+                    path: theirs.clone(),
+                    source,
+                }
+            })?;
+            let b = nix::sys::stat::stat(&ours).map_err(|source| Error::StatNamespace {
+                path: ours.clone(),
+                source,
+            })?;
+            if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+                fds.push((k, fd));
+            }
+        }
+        Ok(ProcessNamespaces {
+            fds: JoinFds { fds },
+        })
+    }
+
+    /// The pid namespace fd, if it differs from ours.
+    pub fn pid(&self) -> Option<BorrowedFd<'_>> {
+        self.fds.pid()
+    }
+
+    /// setns(2) into every opened namespace, user first and mount last.
+    /// The pid namespace only applies to children: the caller forks after.
+    /// The calling process must be single-threaded (user and mount
+    /// namespaces require it).
+    pub fn join(self) -> Result<(), Error> {
+        for (k, fd) in &self.fds.fds {
+            do_setns(*k, fd.as_fd())?;
+        }
+        Ok(())
+    }
+}
+
+/// Joins every namespace of process `pid` that differs from ours, in the
+/// right order (see [`ProcessNamespaces`]).
+pub fn join_process_namespaces(pid: i32) -> Result<(), Error> {
+    ProcessNamespaces::open(pid)?.join()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_offsets_format() {
+        let s =
+            format_time_offsets(&[("boottime".into(), -3, 0), ("monotonic".into(), 86400, 500)]);
+        assert_eq!(s, "boottime -3 0\nmonotonic 86400 500\n");
+    }
+
+    #[test]
+    fn open_ns_checks_type() {
+        // Our own namespaces are always readable.
+        assert!(open_ns(Kind::Net, Path::new("/proc/self/ns/net")).is_ok());
+        assert!(matches!(
+            open_ns(Kind::Uts, Path::new("/proc/self/ns/net")),
+            Err(Error::NamespaceTypeMismatch {
+                expected: "uts",
+                ..
+            })
+        ));
+        assert!(matches!(
+            open_ns(Kind::Uts, Path::new("/etc/hostname")),
+            Err(Error::NamespaceTypeMismatch { .. }) | Err(Error::OpenNamespace { .. })
+        ));
+    }
+
+    #[test]
+    fn own_process_has_nothing_to_join() {
+        let p = ProcessNamespaces::open(std::process::id() as i32).unwrap();
+        assert!(p.fds.is_empty());
+        assert!(p.pid().is_none());
+    }
+}

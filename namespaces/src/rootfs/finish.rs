@@ -1,0 +1,124 @@
+//! After pivot_root: masked paths, read-only paths, read-only root, and the
+//! final root propagation.
+//!
+//! Masking (runtime-spec config-linux.md "Masked Paths") bind-mounts
+//! /dev/null over files and mounts a read-only tmpfs over directories. Both
+//! the masked path and /dev/null come from the (hostile) image or from
+//! mounts the container controls, so (CVE-2025-31133, CVE-2025-52565):
+//! the masked path is opened `O_PATH|O_NOFOLLOW` inside the root and a
+//! symlink is skipped, never followed; /dev/null must be a character device
+//! 1:3, checked on the very fd that is mounted. Missing paths are skipped.
+//!
+//! Read-only paths are bind-mounted onto themselves and remounted
+//! `MS_RDONLY`, keeping the existing nosuid/nodev/noexec flags, which a user
+//! namespace cannot clear (mount_namespaces(7) "locked" flags).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::mount::MsFlags;
+use nix::sys::stat::{fstat, major, minor, SFlag};
+
+use crate::resolve::{file_type, Create, Root};
+use crate::rootfs::mount::{remount_fd, sys_mount};
+use crate::rootfs::Rootfs;
+use crate::{sys, Error};
+
+/// Opens the container's /dev/null and checks it is the real null device.
+fn open_dev_null(root: &Root) -> Result<OwnedFd, Error> {
+    let path = Path::new("/dev/null");
+    let not_null = || Error::NotDevNull { path: path.into() };
+    let fd = root.open_nofollow(path)?.ok_or_else(not_null)?;
+    let st = fstat(fd.as_raw_fd()).map_err(|source| Error::Stat {
+        path: path.into(),
+        source,
+    })?;
+    let is_chr = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFCHR;
+    if !is_chr || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3 {
+        return Err(not_null());
+    }
+    Ok(fd)
+}
+
+fn mask(root: &Root, null: &mut Option<OwnedFd>, path: &Path) -> Result<(), Error> {
+    let Some(fd) = root.open_nofollow(path)? else {
+        return Ok(());
+    };
+    let t = file_type(fd.as_fd()).map_err(|source| Error::Stat {
+        path: path.into(),
+        source,
+    })?;
+    let target = sys::fd_path(fd.as_fd());
+    if t == SFlag::S_IFLNK {
+        return Ok(());
+    }
+    if t == SFlag::S_IFDIR {
+        return sys_mount(
+            Some(Path::new("tmpfs")),
+            &target,
+            path,
+            "tmpfs",
+            MsFlags::MS_RDONLY,
+            "",
+        );
+    }
+    let null_fd = match null {
+        Some(fd) => fd,
+        None => null.insert(open_dev_null(root)?),
+    };
+    sys_mount(
+        Some(&sys::fd_path(null_fd.as_fd())),
+        &target,
+        path,
+        "",
+        MsFlags::MS_BIND,
+        "",
+    )
+}
+
+fn make_readonly(root: &Root, path: &Path) -> Result<(), Error> {
+    let fd = match root.resolve(path, Create::No) {
+        Ok(fd) => fd,
+        Err(Error::Resolve {
+            source: nix::errno::Errno::ENOENT,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let target = sys::fd_path(fd.as_fd());
+    sys_mount(
+        Some(&target),
+        &target,
+        path,
+        "",
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        "",
+    )?;
+    // Re-resolve: the old fd still names the covered mount.
+    let fd = root.resolve(path, Create::No)?;
+    remount_fd(fd.as_fd(), path, MsFlags::MS_RDONLY | MsFlags::MS_REC, true)
+}
+
+impl Rootfs {
+    /// After [`Rootfs::enter`]: `linux.maskedPaths`, `linux.readonlyPaths`,
+    /// `root.readonly`, then `linux.rootfsPropagation` on "/" (runc applies it
+    /// after pivot, runc#3137).
+    pub fn finish(&self) -> Result<(), Error> {
+        let root = Root::open(Path::new("/"))?;
+        let mut null = None;
+        for p in &self.masked {
+            mask(&root, &mut null, p)?;
+        }
+        drop(null);
+        for p in &self.readonly_paths {
+            make_readonly(&root, p)?;
+        }
+        if self.readonly {
+            remount_fd(root.fd(), Path::new("/"), MsFlags::MS_RDONLY, true)?;
+        }
+        if let Some(prop) = self.propagation {
+            sys_mount(None, Path::new("/"), Path::new("/"), "", prop, "")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! The container's root filesystem: the mount plan converted from the spec
+//! once in the parent, then executed by the child in its new mount
+//! namespace.
+//!
+//! Order (runc libcontainer/rootfs_linux.go, runtime-spec config.md
+//! "Mounts" and config-linux.md): [`Rootfs::prepare`] sets propagation on
+//! `/`, makes the rootfs a mount point and performs `mounts[]` in order,
+//! then creates device nodes and `/dev` symlinks; [`Rootfs::enter`]
+//! pivots; [`Rootfs::finish`] masks paths, makes paths read-only and
+//! applies the final propagation.
+
+mod devices;
+mod enter;
+mod finish;
+mod mount;
+mod plan;
+mod prepare;
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use oci_spec::runtime::Spec;
+
+use crate::Error;
+
+pub(crate) use plan::{DevicePlan, MountKind, MountPlan};
+
+/// One cgroup hierarchy to expose at a `cgroup` mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// Directory name under the mount destination (`cpu`, `memory`,
+    /// `systemd`, `unified`, or a comma-joined co-mount like `cpu,cpuacct`,
+    /// for which a symlink per part is created).
+    pub name: String,
+    /// The container's cgroup directory in this hierarchy on the host,
+    /// bind-mounted when there is no cgroup namespace.
+    pub host_dir: PathBuf,
+    /// `cgroup` (v1) or `cgroup2`.
+    pub fs_type: String,
+    /// Mount data for a fresh mount in a cgroup namespace (`cpu`,
+    /// `name=systemd`, empty for cgroup2).
+    pub options: String,
+}
+
+/// Validated rootfs plan.
+#[derive(Clone, Debug)]
+pub struct Rootfs {
+    pub(crate) root: PathBuf,
+    pub(crate) readonly: bool,
+    pub(crate) propagation: Option<MsFlags>,
+    pub(crate) mounts: Vec<MountPlan>,
+    pub(crate) devices: Vec<DevicePlan>,
+    /// /dev is not a bind mount: create devices and symlinks (runc `needsSetupDev`).
+    pub(crate) setup_dev: bool,
+    /// A devpts is mounted at /dev/pts: /dev/ptmx -> pts/ptmx.
+    pub(crate) ptmx_symlink: bool,
+    pub(crate) masked: Vec<PathBuf>,
+    pub(crate) readonly_paths: Vec<PathBuf>,
+    /// The container has its own cgroup namespace (created or joined).
+    pub(crate) cgroupns: bool,
+}
+
+impl Rootfs {
+    /// Converts and validates the spec: `root.path` (absolute or relative
+    /// to `bundle`, must be a directory), `mounts[]`, `linux.devices`,
+    /// `linux.rootfsPropagation`, `linux.maskedPaths`, `linux.readonlyPaths`.
+    pub fn from_spec(spec: &Spec, bundle: &Path) -> Result<Self, Error> {
+        plan::from_spec(spec, bundle)
+    }
+
+    /// Absolute (canonical) rootfs path, for state.json.
+    pub fn root_path(&self) -> &Path {
+        &self.root
+    }
+
+    /// True if `root.readonly` is set.
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+}

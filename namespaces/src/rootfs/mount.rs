@@ -1,0 +1,373 @@
+//! Performing one `mounts[]` entry inside the rootfs.
+//!
+//! Every destination is resolved inside the root (see [`crate::resolve`]) and
+//! the mount targets `/proc/self/fd/<fd>`. Flags that mount(2) ignores on a
+//! new bind mount (ro, nosuid, ...) need a second `MS_REMOUNT|MS_BIND` call
+//! (mount(2) "Creating a bind mount"); in a user namespace the kernel refuses
+//! to clear flags inherited from a more privileged mount ("locked" flags,
+//! mount_namespaces(7)), so on EPERM the remount is retried keeping them, as
+//! runc does. Propagation is changed with separate calls, recursive
+//! attributes with mount_setattr(2).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::SFlag;
+use nix::sys::statvfs::FsFlags;
+
+use crate::resolve::{fd_host_path, file_type, inside, Create, Root};
+use crate::rootfs::plan::check_proc_dest;
+use crate::rootfs::{CgroupMount, MountKind, MountPlan};
+use crate::{sys, Error};
+
+/// mount(2) with the error naming everything.
+pub(crate) fn sys_mount(
+    src: Option<&Path>,
+    target: &Path,
+    dest: &Path,
+    fstype: &str,
+    flags: MsFlags,
+    data: &str,
+) -> Result<(), Error> {
+    let fs = (!fstype.is_empty()).then_some(fstype);
+    let d = (!data.is_empty()).then_some(data);
+    nix::mount::mount(src, target, fs, flags, d).map_err(|source| Error::Mount {
+        src: src.map(|s| s.display().to_string()).unwrap_or_default(),
+        destination: dest.to_path_buf(),
+        fstype: fstype.into(),
+        flags,
+        data: data.into(),
+        source,
+    })
+}
+
+/// Per-mount flags currently set on the mount at `fd` that a remount must
+/// keep in a user namespace.
+fn locked_flags(fd: BorrowedFd<'_>, dest: &Path) -> Result<MsFlags, Error> {
+    let st = nix::sys::statvfs::fstatvfs(fd).map_err(|source| Error::Statvfs {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (st_flag, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(st_flag) {
+            out |= ms;
+        }
+    }
+    Ok(out)
+}
+
+/// `MS_REMOUNT|MS_BIND|flags` on the mount now at `dest`. With
+/// `keep_existing`, the mount's current nosuid/nodev/noexec/atime flags are
+/// always kept; otherwise only on EPERM (locked flags).
+pub(crate) fn remount(
+    root: &Root,
+    dest: &Path,
+    flags: MsFlags,
+    keep_existing: bool,
+) -> Result<(), Error> {
+    let fd = root.resolve(dest, Create::No)?;
+    remount_fd(fd.as_fd(), dest, flags, keep_existing)
+}
+
+/// [`remount`] on an already resolved fd.
+pub(crate) fn remount_fd(
+    fd: BorrowedFd<'_>,
+    dest: &Path,
+    flags: MsFlags,
+    keep_existing: bool,
+) -> Result<(), Error> {
+    let base =
+        (flags - MsFlags::MS_BIND - MsFlags::MS_REMOUNT) | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    let target = sys::fd_path(fd);
+    let locked = locked_flags(fd, dest)?;
+    if keep_existing {
+        return sys_mount(None, &target, dest, "", base | locked, "");
+    }
+    match sys_mount(None, &target, dest, "", base, "") {
+        Err(Error::Mount {
+            source: Errno::EPERM,
+            ..
+        }) if !locked.is_empty() => sys_mount(None, &target, dest, "", base | locked, ""),
+        other => other,
+    }
+}
+
+/// Changes propagation of the mount at `dest`.
+fn propagate(root: &Root, dest: &Path, flags: MsFlags) -> Result<(), Error> {
+    let fd = root.resolve(dest, Create::No)?;
+    sys_mount(None, &sys::fd_path(fd.as_fd()), dest, "", flags, "")
+}
+
+/// Resolves a mount destination: refuses symlinks for proc/sysfs (runc,
+/// CVE-2019-19921 class), creates it, and applies runc's /proc checks to the
+/// *resolved* location (a symlink could point into /proc).
+fn open_dest(root: &Root, m: &MountPlan, create: Create) -> Result<OwnedFd, Error> {
+    if matches!(m.kind, MountKind::Proc | MountKind::Sysfs) {
+        if let Some(fd) = root.open_nofollow(&m.destination)? {
+            let t = file_type(fd.as_fd()).map_err(|source| Error::Stat {
+                path: m.destination.clone(),
+                source,
+            })?;
+            if t == SFlag::S_IFLNK {
+                return Err(Error::SymlinkDestination {
+                    destination: m.destination.clone(),
+                });
+            }
+        }
+    }
+    let fd = root.resolve(&m.destination, create)?;
+    let host = fd_host_path(fd.as_fd()).map_err(|source| Error::Resolve {
+        root: root.path().to_path_buf(),
+        path: m.destination.clone(),
+        source,
+    })?;
+    let Some(resolved) = inside(root.path(), &host) else {
+        return Err(Error::Resolve {
+            root: root.path().to_path_buf(),
+            path: m.destination.clone(),
+            source: Errno::EXDEV,
+        });
+    };
+    check_proc_dest(&resolved, m.kind)?;
+    Ok(fd)
+}
+
+fn open_source(src: &Path) -> Result<OwnedFd, Error> {
+    sys::open(src, OFlag::O_PATH).map_err(|source| Error::Open {
+        path: src.to_path_buf(),
+        source,
+    })
+}
+
+/// Bind-mounts host `src` on `dest_fd`, then remounts with `extra` flags.
+fn bind(
+    root: &Root,
+    src_fd: BorrowedFd<'_>,
+    src: &Path,
+    dest_fd: BorrowedFd<'_>,
+    dest: &Path,
+    flags: MsFlags,
+) -> Result<(), Error> {
+    let bind_flags = MsFlags::MS_BIND | (flags & MsFlags::MS_REC);
+    nix::mount::mount(
+        Some(&sys::fd_path(src_fd)),
+        &sys::fd_path(dest_fd),
+        None::<&str>,
+        bind_flags,
+        None::<&str>,
+    )
+    .map_err(|source| Error::Mount {
+        src: src.display().to_string(),
+        destination: dest.to_path_buf(),
+        fstype: "bind".into(),
+        flags: bind_flags,
+        data: String::new(),
+        source,
+    })?;
+    let extra = flags - MsFlags::MS_BIND - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
+    if !extra.is_empty() {
+        remount(root, dest, extra, false)?;
+    }
+    Ok(())
+}
+
+/// Bind-mounts a host path onto an existing destination fd.
+fn bind_host(
+    root: &Root,
+    src: &Path,
+    dest_fd: BorrowedFd<'_>,
+    dest: &Path,
+    flags: MsFlags,
+) -> Result<(), Error> {
+    let src_fd = open_source(src)?;
+    bind(root, src_fd.as_fd(), src, dest_fd, dest, flags)
+}
+
+/// Performs one planned mount.
+pub(crate) fn mount_entry(
+    root: &Root,
+    m: &MountPlan,
+    cgroups: &[CgroupMount],
+    cgroupns: bool,
+) -> Result<(), Error> {
+    let dest = m.destination.as_path();
+    let flags = m.opts.flags;
+    match m.kind {
+        MountKind::Bind => {
+            let src = m.source.as_deref().ok_or_else(|| Error::MissingSource {
+                destination: dest.to_path_buf(),
+                fstype: "bind".into(),
+            })?;
+            let src_fd = open_source(src)?;
+            let t = file_type(src_fd.as_fd()).map_err(|source| Error::Stat {
+                path: src.to_path_buf(),
+                source,
+            })?;
+            let create = if t == SFlag::S_IFDIR {
+                Create::Dir
+            } else {
+                Create::File
+            };
+            let dest_fd = open_dest(root, m, create)?;
+            if dest == Path::new("/proc") {
+                let fs =
+                    nix::sys::statfs::fstatfs(src_fd.as_fd()).map_err(|source| Error::Stat {
+                        path: src.to_path_buf(),
+                        source,
+                    })?;
+                if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+                    return Err(Error::MountInsideProc {
+                        destination: dest.to_path_buf(),
+                    });
+                }
+            }
+            bind(root, src_fd.as_fd(), src, dest_fd.as_fd(), dest, flags)?;
+        }
+        MountKind::Cgroup => mount_cgroup_v1(root, m, cgroups, cgroupns)?,
+        MountKind::Cgroup2 => {
+            let dest_fd = open_dest(root, m, Create::Dir)?;
+            let host = cgroups.iter().find(|c| c.fs_type == "cgroup2");
+            match host {
+                Some(c) if !cgroupns => bind_host(
+                    root,
+                    &c.host_dir,
+                    dest_fd.as_fd(),
+                    dest,
+                    flags | MsFlags::MS_REC,
+                )?,
+                _ => plain(m, dest_fd.as_fd())?,
+            }
+        }
+        MountKind::Sysfs | MountKind::Mqueue => {
+            let dest_fd = open_dest(root, m, Create::Dir)?;
+            match plain(m, dest_fd.as_fd()) {
+                // In a user namespace without its own net/ipc namespace the
+                // kernel refuses a fresh sysfs/mqueue: bind the host's (runc).
+                Err(Error::Mount {
+                    source: Errno::EPERM,
+                    ..
+                }) => {
+                    let (host, rec) = if m.kind == MountKind::Sysfs {
+                        ("/sys", MsFlags::MS_REC)
+                    } else {
+                        ("/dev/mqueue", MsFlags::empty())
+                    };
+                    bind_host(root, Path::new(host), dest_fd.as_fd(), dest, flags | rec)?;
+                }
+                other => other?,
+            }
+        }
+        MountKind::Proc | MountKind::Other => {
+            let dest_fd = open_dest(root, m, Create::Dir)?;
+            plain(m, dest_fd.as_fd())?;
+        }
+    }
+    for p in &m.opts.propagation {
+        propagate(root, dest, *p)?;
+    }
+    if m.opts.has_rec_attrs() {
+        let fd = root.resolve(dest, Create::No)?;
+        sys::mount_setattr(fd.as_fd(), true, m.opts.rec_set, m.opts.rec_clr, 0).map_err(
+            |source| Error::MountSetattr {
+                destination: dest.to_path_buf(),
+                set: m.opts.rec_set,
+                clear: m.opts.rec_clr,
+                propagation: 0,
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A fresh filesystem mount.
+fn plain(m: &MountPlan, dest_fd: BorrowedFd<'_>) -> Result<(), Error> {
+    let src = m.source.as_deref().unwrap_or(Path::new(&m.fstype));
+    sys_mount(
+        Some(src),
+        &sys::fd_path(dest_fd),
+        &m.destination,
+        &m.fstype,
+        m.opts.flags,
+        &m.opts.data,
+    )
+}
+
+/// cgroup v1: a tmpfs at the destination holding one entry per hierarchy:
+/// a fresh cgroup mount in a cgroup namespace, else a bind of the
+/// container's cgroup directory (runc `mountCgroupV1`). Read-only is applied
+/// to the tmpfs last, so the entries can be created.
+fn mount_cgroup_v1(
+    root: &Root,
+    m: &MountPlan,
+    cgroups: &[CgroupMount],
+    cgroupns: bool,
+) -> Result<(), Error> {
+    let dest = m.destination.as_path();
+    let flags = m.opts.flags;
+    let dest_fd = open_dest(root, m, Create::Dir)?;
+    sys_mount(
+        Some(Path::new("tmpfs")),
+        &sys::fd_path(dest_fd.as_fd()),
+        dest,
+        "tmpfs",
+        flags - MsFlags::MS_RDONLY,
+        "mode=755",
+    )?;
+    for cg in cgroups {
+        let sub = dest.join(&cg.name);
+        let fd = root.resolve(&sub, Create::Dir)?;
+        if cgroupns {
+            sys_mount(
+                Some(Path::new(&cg.fs_type)),
+                &sys::fd_path(fd.as_fd()),
+                &sub,
+                &cg.fs_type,
+                flags,
+                &cg.options,
+            )?;
+        } else {
+            bind_host(
+                root,
+                &cg.host_dir,
+                fd.as_fd(),
+                &sub,
+                flags | MsFlags::MS_REC,
+            )?;
+        }
+        if cg.name.contains(',') {
+            let dir = root.resolve(dest, Create::No)?;
+            for part in cg.name.split(',').filter(|p| !p.is_empty()) {
+                match nix::unistd::symlinkat(
+                    cg.name.as_str(),
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&dir)),
+                    part,
+                ) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(source) => {
+                        return Err(Error::Create {
+                            path: dest.join(part),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        remount(root, dest, flags, false)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,443 @@
+//! Spec → rootfs plan conversion and validation (pure; runs in the parent).
+
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::MsFlags;
+use nix::sys::stat::SFlag;
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+
+use crate::mount_opts::{self, MountOptions};
+use crate::rootfs::Rootfs;
+use crate::Error;
+
+/// How a mount entry is performed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MountKind {
+    /// bind / rbind from a host path.
+    Bind,
+    /// procfs: destination must not be a symlink.
+    Proc,
+    /// sysfs: destination must not be a symlink; EPERM falls back to rbind /sys.
+    Sysfs,
+    /// mqueue: EPERM falls back to bind /dev/mqueue.
+    Mqueue,
+    /// cgroup v1 tree (tmpfs + one entry per hierarchy).
+    Cgroup,
+    /// cgroup2.
+    Cgroup2,
+    /// Anything else: plain mount(2).
+    Other,
+}
+
+/// One validated `mounts[]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MountPlan {
+    /// Absolute, lexically clean destination inside the container.
+    pub(crate) destination: PathBuf,
+    pub(crate) kind: MountKind,
+    /// Source: absolute host path for binds, free-form otherwise.
+    pub(crate) source: Option<PathBuf>,
+    pub(crate) fstype: String,
+    pub(crate) opts: MountOptions,
+}
+
+/// One device node to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DevicePlan {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: SFlag,
+    pub(crate) major: u64,
+    pub(crate) minor: u64,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+/// Devices every container gets (runtime-spec config-linux.md "Default Devices").
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// Files under /proc that may be mounted over (runc checkProcMount; lxcfs).
+pub(crate) const PROC_MOUNT_ALLOWED: [&str; 13] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/pressure/cpu",
+    "/proc/pressure/io",
+    "/proc/pressure/memory",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Lexically cleans an absolute container path (`..` cannot climb above `/`;
+/// symlinks are resolved later, inside the root). Relative destinations
+/// are taken relative to `/`, as runc does.
+pub(crate) fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// runc checkProcMount on a container path: `Ok` if allowed.
+pub(crate) fn check_proc_dest(dest: &Path, kind: MountKind) -> Result<(), Error> {
+    let Ok(rel) = dest.strip_prefix("/proc") else {
+        return Ok(());
+    };
+    if rel.as_os_str().is_empty() {
+        // On /proc itself only procfs (a bind must be of a procfs, checked at mount time).
+        return match kind {
+            MountKind::Proc | MountKind::Bind => Ok(()),
+            _ => Err(Error::MountInsideProc {
+                destination: dest.to_path_buf(),
+            }),
+        };
+    }
+    if PROC_MOUNT_ALLOWED.iter().any(|a| Path::new(a) == dest) {
+        return Ok(());
+    }
+    Err(Error::MountInsideProc {
+        destination: dest.to_path_buf(),
+    })
+}
+
+fn mount_plan(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan, Error> {
+    let destination = clean(m.destination());
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(Error::unsupported(format!(
+            "uidMappings/gidMappings on mount {} (id-mapped mounts)",
+            destination.display()
+        )));
+    }
+    let mut opts = mount_opts::parse(m.options().as_deref().unwrap_or_default())?;
+    let fstype = m.typ().clone().unwrap_or_default();
+    if fstype == "bind" && !opts.is_bind() {
+        opts.flags.insert(MsFlags::MS_BIND);
+    }
+    let kind = if opts.is_bind() {
+        MountKind::Bind
+    } else {
+        match fstype.as_str() {
+            "proc" => MountKind::Proc,
+            "sysfs" => MountKind::Sysfs,
+            "mqueue" => MountKind::Mqueue,
+            "cgroup" => MountKind::Cgroup,
+            "cgroup2" => MountKind::Cgroup2,
+            "" | "none" => {
+                return Err(Error::MissingSource {
+                    destination,
+                    fstype,
+                })
+            }
+            _ => MountKind::Other,
+        }
+    };
+    let mut source = m.source().clone().filter(|s| !s.as_os_str().is_empty());
+    if kind == MountKind::Bind {
+        let Some(src) = source.as_mut() else {
+            return Err(Error::MissingSource {
+                destination,
+                fstype: "bind".into(),
+            });
+        };
+        if src.is_relative() {
+            *src = bundle.join(&*src);
+        }
+    }
+    check_proc_dest(&destination, kind)?;
+    Ok(MountPlan {
+        destination,
+        kind,
+        source,
+        fstype,
+        opts,
+    })
+}
+
+fn device_plan(d: &oci_spec::runtime::LinuxDevice) -> Result<DevicePlan, Error> {
+    let path = d.path().clone();
+    let invalid = |reason| Error::InvalidDevice {
+        path: path.clone(),
+        reason,
+    };
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(invalid("path must be absolute without .."));
+    }
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        LinuxDeviceType::A => return Err(invalid("type \"a\" is not a device node")),
+    };
+    if d.major() < 0 || d.minor() < 0 {
+        return Err(invalid("negative major or minor"));
+    }
+    Ok(DevicePlan {
+        path: clean(&path),
+        kind,
+        major: d.major() as u64,
+        minor: d.minor() as u64,
+        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+        uid: d.uid().unwrap_or(0),
+        gid: d.gid().unwrap_or(0),
+    })
+}
+
+pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
+    let root = spec.root().as_ref().ok_or(Error::NoRoot)?;
+    let path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    let path = std::fs::canonicalize(&path).map_err(|source| Error::RootfsPath {
+        path: path.clone(),
+        source,
+    })?;
+    if !path.is_dir() {
+        return Err(Error::RootfsNotDirectory { path });
+    }
+    let linux = spec.linux().as_ref();
+    if linux
+        .and_then(|l| l.mount_label().as_ref())
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(Error::unsupported("linux.mountLabel (SELinux)"));
+    }
+    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => None,
+        Some(v) => Some(
+            mount_opts::propagation(v).ok_or_else(|| Error::InvalidPropagation {
+                value: v.to_string(),
+            })?,
+        ),
+    };
+    let mounts = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| mount_plan(m, bundle))
+        .collect::<Result<Vec<_>, _>>()?;
+    let setup_dev = !mounts
+        .iter()
+        .any(|m| m.destination == Path::new("/dev") && m.kind == MountKind::Bind);
+    let ptmx_symlink = setup_dev
+        && mounts
+            .iter()
+            .any(|m| m.destination == Path::new("/dev/pts") && m.fstype == "devpts");
+    let spec_devices = linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .map(device_plan)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut devices: Vec<DevicePlan> = DEFAULT_DEVICES
+        .iter()
+        .filter(|(p, _, _)| !spec_devices.iter().any(|d| d.path == Path::new(p)))
+        .map(|&(p, major, minor)| DevicePlan {
+            path: PathBuf::from(p),
+            kind: SFlag::S_IFCHR,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect();
+    devices.extend(spec_devices);
+    let paths = |v: Option<&Vec<String>>| -> Vec<PathBuf> {
+        v.into_iter()
+            .flatten()
+            .map(|p| clean(Path::new(p)))
+            .collect()
+    };
+    let cgroupns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Cgroup);
+    Ok(Rootfs {
+        root: path,
+        readonly: root.readonly().unwrap_or(false),
+        propagation,
+        mounts,
+        devices,
+        setup_dev,
+        ptmx_symlink,
+        masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
+        readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
+        cgroupns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_json(rootfs: &str, extra: &str) -> Spec {
+        let json = format!(
+            r#"{{"ociVersion":"1.0.2","root":{{"path":"{rootfs}","readonly":true}}{extra}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean(Path::new("/a/../../b/./c")), PathBuf::from("/b/c"));
+        assert_eq!(clean(Path::new("rel/x")), PathBuf::from("/rel/x"));
+        assert_eq!(clean(Path::new("/")), PathBuf::from("/"));
+    }
+
+    #[test]
+    fn rootfs_relative_to_bundle() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let r = from_spec(&spec_json("rootfs", ""), bundle.path()).unwrap();
+        assert_eq!(r.root, bundle.path().canonicalize().unwrap().join("rootfs"));
+        assert!(r.readonly);
+        assert!(r.setup_dev);
+        assert_eq!(r.devices.len(), 6);
+        assert!(matches!(
+            from_spec(&spec_json("missing", ""), bundle.path()),
+            Err(Error::RootfsPath { .. })
+        ));
+        std::fs::write(bundle.path().join("file"), "").unwrap();
+        assert!(matches!(
+            from_spec(&spec_json("file", ""), bundle.path()),
+            Err(Error::RootfsNotDirectory { .. })
+        ));
+    }
+
+    #[test]
+    fn default_mounts_convert() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let s = spec_json(
+            "rootfs",
+            r#","mounts":[
+              {"destination":"/proc","type":"proc","source":"proc"},
+              {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
+              {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620","gid=5"]},
+              {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},
+              {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]},
+              {"destination":"/data","type":"none","source":"data","options":["rbind","rprivate","ro"]},
+              {"destination":"/etc/hosts","type":"bind","source":"/etc/hosts"}
+            ],
+            "linux":{"rootfsPropagation":"rshared","maskedPaths":["/proc/kcore"],"readonlyPaths":["/proc/sys"],
+              "devices":[{"path":"/dev/null","type":"c","major":1,"minor":3,"fileMode":420},
+                         {"path":"/dev/fuse","type":"c","major":10,"minor":229}],
+              "namespaces":[{"type":"mount"},{"type":"cgroup"}]}"#,
+        );
+        let r = from_spec(&s, bundle.path()).unwrap();
+        let kinds: Vec<_> = r.mounts.iter().map(|m| m.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                MountKind::Proc,
+                MountKind::Other,
+                MountKind::Other,
+                MountKind::Sysfs,
+                MountKind::Cgroup,
+                MountKind::Bind,
+                MountKind::Bind
+            ]
+        );
+        assert_eq!(r.mounts[1].opts.data, "mode=755,size=65536k");
+        assert_eq!(
+            r.mounts[5].source.as_deref(),
+            Some(bundle.path().join("data").as_path())
+        );
+        assert!(r.mounts[6].opts.is_bind());
+        assert_eq!(r.propagation, Some(MsFlags::MS_SHARED | MsFlags::MS_REC));
+        assert!(r.ptmx_symlink);
+        assert!(r.cgroupns);
+        assert_eq!(r.masked, vec![PathBuf::from("/proc/kcore")]);
+        // /dev/null overridden by the spec, /dev/fuse added.
+        assert_eq!(r.devices.len(), 7);
+        let null: Vec<_> = r
+            .devices
+            .iter()
+            .filter(|d| d.path == Path::new("/dev/null"))
+            .collect();
+        assert_eq!(null.len(), 1);
+        assert_eq!(null[0].mode, 0o644);
+    }
+
+    #[test]
+    fn invalid_specs() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let bad = |extra: &str| from_spec(&spec_json("rootfs", extra), bundle.path()).unwrap_err();
+        assert!(matches!(
+            bad(r#","linux":{"rootfsPropagation":"sideways"}"#),
+            Error::InvalidPropagation { .. }
+        ));
+        assert!(matches!(
+            bad(r#","mounts":[{"destination":"/proc/sys","type":"tmpfs","source":"tmpfs"}]"#),
+            Error::MountInsideProc { .. }
+        ));
+        assert!(matches!(
+            bad(r#","mounts":[{"destination":"/proc","type":"tmpfs","source":"tmpfs"}]"#),
+            Error::MountInsideProc { .. }
+        ));
+        assert!(matches!(
+            bad(
+                r#","mounts":[{"destination":"/x","type":"bind","source":"/x","options":["idmap"]}]"#
+            ),
+            Error::Unsupported { .. }
+        ));
+        assert!(matches!(
+            bad(r#","mounts":[{"destination":"/x","options":["ro"]}]"#),
+            Error::MissingSource { .. }
+        ));
+        assert!(matches!(
+            bad(r#","linux":{"mountLabel":"system_u:object_r:container_file_t:s0"}"#),
+            Error::Unsupported { .. }
+        ));
+        assert!(matches!(
+            bad(r#","linux":{"devices":[{"path":"dev/x","type":"c","major":1,"minor":1}]}"#),
+            Error::InvalidDevice { .. }
+        ));
+        // Allowed lxcfs-style bind inside /proc.
+        let ok = from_spec(
+            &spec_json(
+                "rootfs",
+                r#","mounts":[{"destination":"/proc/meminfo","type":"bind","source":"/proc/meminfo","options":["bind"]}]"#,
+            ),
+            bundle.path(),
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn dev_bind_skips_device_setup() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let s = spec_json(
+            "rootfs",
+            r#","mounts":[{"destination":"/dev","type":"bind","source":"/dev","options":["rbind"]},
+                          {"destination":"/dev/pts","type":"devpts","source":"devpts"}]"#,
+        );
+        let r = from_spec(&s, bundle.path()).unwrap();
+        assert!(!r.setup_dev);
+        assert!(!r.ptmx_symlink);
+    }
+}

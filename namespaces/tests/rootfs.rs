@@ -1,0 +1,432 @@
+//! Root tests: prepare/enter/finish a tiny rootfs in a forked child with its
+//! own mount namespace, including hostile images.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use common::{chain, check, has_mounts_under, in_child, is_root, mountinfo_line, Bundle};
+use hako_namespaces::{CgroupMount, Error, Rootfs};
+use nix::sched::CloneFlags;
+use serde_json::json;
+
+fn std_mounts() -> serde_json::Value {
+    json!([
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+    ])
+}
+
+fn open_wr_errno(p: &str) -> Option<i32> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(p)
+        .err()
+        .and_then(|e| e.raw_os_error())
+}
+
+#[test]
+fn full_lifecycle() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let host_file = b.path().join("hostfile");
+    std::fs::write(&host_file, "from-host").unwrap();
+    let mut mounts = std_mounts();
+    let list = mounts.as_array_mut().unwrap();
+    list.push(json!({"destination": "/etc/hostfile", "type": "bind",
+                     "source": host_file, "options": ["bind", "ro", "nosuid"]}));
+    list.push(
+        json!({"destination": "/deep/new/dir", "type": "tmpfs", "source": "tmpfs",
+                     "options": ["noexec", "rprivate"]}),
+    );
+    list.push(
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                     "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    );
+    let spec = b.spec(
+        mounts,
+        json!({
+            "maskedPaths": ["/proc/kcore", "/proc/timer_list", "/proc/fs", "/proc/does-not-exist"],
+            "readonlyPaths": ["/proc/sys", "/proc/missing"],
+            "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 384}],
+        }),
+    );
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    assert_eq!(rootfs.root_path(), b.rootfs().canonicalize().unwrap());
+    let cg = vec![CgroupMount {
+        name: "pids".into(),
+        host_dir: "/sys/fs/cgroup/pids".into(),
+        fs_type: "cgroup".into(),
+        options: "pids".into(),
+    }];
+    let res = in_child(CloneFlags::CLONE_NEWUTS, || {
+        rootfs.prepare(&cg).map_err(|e| chain(&e))?;
+        rootfs.enter(false).map_err(|e| chain(&e))?;
+        rootfs.finish().map_err(|e| chain(&e))?;
+
+        check(
+            std::env::current_dir().map_err(|e| format!("line 71: {e}"))? == Path::new("/"),
+            "cwd",
+        )?;
+        check(Path::new("/bin/busybox").exists(), "busybox visible")?;
+        let null = std::fs::metadata("/dev/null").map_err(|e| format!("line 73: {e}"))?;
+        check(null.file_type().is_char_device(), "/dev/null char")?;
+        check(
+            null.rdev() == nix::sys::stat::makedev(1, 3),
+            "/dev/null 1:3",
+        )?;
+        check(
+            null.mode() & 0o777 == 0o666,
+            format!("/dev/null mode {:o}", null.mode()),
+        )?;
+        let fuse = std::fs::metadata("/dev/fuse").map_err(|e| format!("line 77: {e}"))?;
+        check(fuse.mode() & 0o777 == 0o600, "/dev/fuse mode")?;
+        check(
+            std::fs::read_link("/dev/ptmx").map_err(|e| format!("line 80: {e}"))?
+                == Path::new("pts/ptmx"),
+            "ptmx symlink",
+        )?;
+        check(
+            std::fs::read_link("/dev/fd").map_err(|e| format!("line 84: {e}"))?
+                == Path::new("/proc/self/fd"),
+            "fd symlink",
+        )?;
+        // Masked file reads empty; masked dir is an empty read-only tmpfs.
+        check(
+            std::fs::read("/proc/timer_list")
+                .map_err(|e| format!("line 88: {e}"))?
+                .is_empty(),
+            "timer_list masked",
+        )?;
+        check(
+            std::fs::read_dir("/proc/fs")
+                .map_err(|e| format!("line 90: {e}"))?
+                .next()
+                .is_none(),
+            "/proc/fs masked",
+        )?;
+        check(
+            std::fs::create_dir("/proc/fs/x")
+                .err()
+                .and_then(|e| e.raw_os_error())
+                == Some(libc::EROFS),
+            "/proc/fs read-only",
+        )?;
+        // Read-only path: opening for write fails EROFS (we are in a new uts ns anyway).
+        check(
+            open_wr_errno("/proc/sys/kernel/hostname") == Some(libc::EROFS),
+            "/proc/sys read-only",
+        )?;
+        let sys = mountinfo_line("/sys").ok_or("no /sys in mountinfo")?;
+        check(sys.contains(" ro,"), format!("sysfs ro: {sys}"))?;
+        let proc_sys = mountinfo_line("/proc/sys").ok_or("no /proc/sys")?;
+        check(proc_sys.contains(" ro,"), format!("proc/sys: {proc_sys}"))?;
+        // The bind keeps host content, read-only.
+        check(
+            std::fs::read_to_string("/etc/hostfile").map_err(|e| format!("line 108: {e}"))?
+                == "from-host",
+            "bind content",
+        )?;
+        check(
+            open_wr_errno("/etc/hostfile") == Some(libc::EROFS),
+            "bind read-only",
+        )?;
+        let deep = mountinfo_line("/deep/new/dir").ok_or("no /deep/new/dir")?;
+        check(
+            deep.contains("noexec") && !deep.contains("shared:"),
+            format!("deep: {deep}"),
+        )?;
+        // cgroup tree: tmpfs with the pids hierarchy bound, read-only.
+        check(
+            Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists(),
+            "pids bound",
+        )?;
+        check(
+            mountinfo_line("/sys/fs/cgroup").is_some_and(|l| l.contains(" ro,")),
+            "cgroup tmpfs ro",
+        )?;
+        // The old root is gone: no mount shows the host bundle path.
+        let info = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| format!("line 118: {e}"))?;
+        check(
+            info.lines().all(|l| {
+                l.split(' ')
+                    .nth(4)
+                    .is_some_and(|m| !m.contains("hako-ns-test"))
+            }),
+            format!("old root visible: {info}"),
+        )?;
+        check(
+            info.lines().count() < 20,
+            format!("host mounts visible: {info}"),
+        )?;
+        Ok(())
+    });
+    res.unwrap();
+    assert!(!has_mounts_under(b.path()), "mounts leaked to the host");
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "from-host");
+}
+
+#[test]
+fn no_pivot_and_readonly_root() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let mut spec = b.spec(
+        json!([{"destination": "/proc", "type": "proc", "source": "proc"}]),
+        json!({}),
+    );
+    spec.set_root(Some(
+        oci_spec::runtime::RootBuilder::default()
+            .path("rootfs")
+            .readonly(true)
+            .build()
+            .unwrap(),
+    ));
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    in_child(CloneFlags::empty(), || {
+        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs.enter(true).map_err(|e| chain(&e))?;
+        rootfs.finish().map_err(|e| chain(&e))?;
+        check(Path::new("/bin/busybox").exists(), "busybox visible")?;
+        check(
+            std::fs::create_dir("/newdir")
+                .err()
+                .and_then(|e| e.raw_os_error())
+                == Some(libc::EROFS),
+            "root read-only",
+        )?;
+        // /dev is from the image here (no tmpfs): nodes were created in it
+        // before the root became read-only.
+        let null = std::fs::metadata("/dev/null").map_err(|e| format!("line 156: {e}"))?;
+        check(null.file_type().is_char_device(), "/dev/null char")
+    })
+    .unwrap();
+    assert!(!has_mounts_under(b.path()));
+}
+
+#[test]
+fn proc_symlink_to_root_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    symlink("/", b.rootfs().join("proc")).unwrap();
+    let spec = b.spec(
+        json!([{"destination": "/proc", "type": "proc", "source": "proc"}]),
+        json!({}),
+    );
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    in_child(CloneFlags::empty(), || match rootfs.prepare(&[]) {
+        Err(Error::SymlinkDestination { destination }) if destination == Path::new("/proc") => {
+            Ok(())
+        }
+        Err(e) => Err(format!("wrong error: {}", chain(&e))),
+        Ok(()) => Err("proc mounted through a symlink".into()),
+    })
+    .unwrap();
+    assert!(!has_mounts_under(b.path()));
+}
+
+#[test]
+fn destination_symlink_to_host_stays_inside() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let host_target = std::env::temp_dir().join(common::unique("host-target"));
+    std::fs::create_dir(&host_target).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(host_target.clone());
+    symlink(&host_target, b.rootfs().join("etc/evil")).unwrap();
+    let spec = b.spec(
+        json!([{"destination": "/etc/evil", "type": "tmpfs", "source": "tmpfs"},
+               {"destination": "/etc/evil/file", "type": "bind", "source": "/etc/hostname", "options": ["bind"]}]),
+        json!({}),
+    );
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    let inside = b
+        .rootfs()
+        .canonicalize()
+        .unwrap()
+        .join(host_target.strip_prefix("/").unwrap());
+    let host_target2 = host_target.clone();
+    in_child(CloneFlags::empty(), || {
+        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        let host = host_target2.to_string_lossy().into_owned();
+        check(mountinfo_line(&host).is_none(), "mounted on the host path")?;
+        let inside_s = inside.to_string_lossy().into_owned();
+        check(
+            mountinfo_line(&inside_s).is_some_and(|l| l.contains("tmpfs")),
+            "tmpfs inside rootfs",
+        )?;
+        check(inside.join("file").exists(), "bind inside the tmpfs")?;
+        check(
+            std::fs::read_dir(&host_target2)
+                .map_err(|e| format!("line 213: {e}"))?
+                .next()
+                .is_none(),
+            "host dir touched",
+        )
+    })
+    .unwrap();
+    assert!(std::fs::read_dir(&host_target).unwrap().next().is_none());
+    assert!(!has_mounts_under(b.path()));
+}
+
+#[test]
+fn masked_symlink_is_not_followed() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let data = b.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("secret"), "keep-me").unwrap();
+    // /masklink -> /data/secret, where /data is a bind of a host directory.
+    symlink("/data/secret", b.rootfs().join("masklink")).unwrap();
+    let mut mounts = std_mounts();
+    mounts.as_array_mut().unwrap().push(
+        json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind"]}),
+    );
+    let spec = b.spec(mounts, json!({"maskedPaths": ["/masklink"]}));
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    in_child(CloneFlags::empty(), || {
+        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs.enter(false).map_err(|e| chain(&e))?;
+        rootfs.finish().map_err(|e| chain(&e))?;
+        check(
+            std::fs::read_to_string("/data/secret").map_err(|e| format!("line 242: {e}"))?
+                == "keep-me",
+            "symlink target masked",
+        )?;
+        check(
+            mountinfo_line("/data/secret").is_none(),
+            "mount on symlink target",
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(data.join("secret")).unwrap(),
+        "keep-me"
+    );
+}
+
+#[test]
+fn fake_dev_null_is_refused() {
+    if !is_root() {
+        return;
+    }
+    // CVE-2025-31133: /dev/null in the image is a symlink to a host-ish file.
+    let b = Bundle::new();
+    std::fs::write(b.rootfs().join("etc/target"), "victim").unwrap();
+    symlink("/etc/target", b.rootfs().join("dev/null")).unwrap();
+    std::fs::write(b.rootfs().join("etc/masked"), "x").unwrap();
+    let spec = b.spec(
+        json!([{"destination": "/proc", "type": "proc", "source": "proc"}]),
+        json!({"maskedPaths": ["/etc/masked"]}),
+    );
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    in_child(CloneFlags::empty(), || {
+        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs.enter(false).map_err(|e| chain(&e))?;
+        match rootfs.finish() {
+            Err(Error::NotDevNull { .. }) => Ok(()),
+            Err(e) => Err(format!("wrong error: {}", chain(&e))),
+            Ok(()) => Err("masked with a fake /dev/null".into()),
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn user_namespace_binds_devices_and_sysfs() {
+    if !is_root() {
+        return;
+    }
+    use std::io::{Read, Write};
+    let b = Bundle::new();
+    let spec = b.spec(
+        json!([
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        ]),
+        json!({
+            "namespaces": [{"type": "user"}, {"type": "mount"}],
+            "uidMappings": [{"containerID": 0, "hostID": 0, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 0, "size": 65536}],
+        }),
+    );
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    let maps = hako_namespaces::IdMappings::from_spec(spec.linux().as_ref())
+        .unwrap()
+        .unwrap();
+    // The child unshares a user namespace, waits for its maps, then runs.
+    let (ready_r, ready_w) = nix::unistd::pipe().unwrap();
+    let (go_r, go_w) = nix::unistd::pipe().unwrap();
+    let mut ready_r = std::fs::File::from(ready_r);
+    let mut go_w = std::fs::File::from(go_w);
+    let writer = std::thread::spawn(move || {
+        let mut pid = [0u8; 4];
+        if ready_r.read_exact(&mut pid).is_err() {
+            return Err("child did not report".to_string());
+        }
+        let r = maps.write(i32::from_ne_bytes(pid)).map_err(|e| chain(&e));
+        let _ = go_w.write_all(&[u8::from(r.is_ok())]);
+        r
+    });
+    let res = in_child(CloneFlags::empty(), move || {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("line 313: {e}"))?;
+        let mut w = std::fs::File::from(ready_w);
+        w.write_all(&std::process::id().to_ne_bytes())
+            .map_err(|e| format!("line 315: {e}"))?;
+        let mut ok = [0u8; 1];
+        std::fs::File::from(go_r)
+            .read_exact(&mut ok)
+            .map_err(|e| format!("line 317: {e}"))?;
+        check(ok[0] == 1, "maps not written")?;
+        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs.enter(false).map_err(|e| chain(&e))?;
+        rootfs.finish().map_err(|e| chain(&e))?;
+        let null = std::fs::metadata("/dev/null").map_err(|e| format!("line 322: {e}"))?;
+        check(
+            null.rdev() == nix::sys::stat::makedev(1, 3),
+            "/dev/null bound from host",
+        )?;
+        // A bind of the host node lives on the host's devtmpfs, not our tmpfs.
+        let dev = std::fs::metadata("/dev").map_err(|e| e.to_string())?;
+        check(null.dev() != dev.dev(), "/dev/null is a bind mount")?;
+        check(Path::new("/sys/kernel").exists(), "sysfs content")?;
+        let st = nix::sys::statvfs::statvfs("/sys").map_err(|e| e.to_string())?;
+        let f = st.flags();
+        use nix::sys::statvfs::FsFlags;
+        check(
+            f.contains(
+                FsFlags::ST_RDONLY | FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC,
+            ),
+            format!("sys flags {f:?}"),
+        )
+    });
+    let w = writer.join().unwrap();
+    res.unwrap();
+    w.unwrap();
+    assert!(!has_mounts_under(b.path()));
+}

@@ -1,0 +1,195 @@
+//! Capability sets (capabilities(7)) from `process.capabilities`.
+//!
+//! Names are validated when the config is parsed (oci-spec refuses an unknown `CAP_` name, so a
+//! typo is an error, not a silently missing capability). A capability the running kernel does not
+//! know (newer than it) is left out, as runc does. The bounding set is reduced first (it needs
+//! CAP_SETPCAP, which the effective set may be about to lose), then the other four sets are set.
+
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+use crate::error::{Error, Result};
+
+/// The five sets, as names (resolved against the kernel when applied).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CapabilitySets {
+    bounding: Vec<String>,
+    effective: Vec<String>,
+    permitted: Vec<String>,
+    inheritable: Vec<String>,
+    ambient: Vec<String>,
+}
+
+fn names(set: &Option<Capabilities>) -> Vec<String> {
+    let mut v: Vec<String> = set
+        .iter()
+        .flatten()
+        .filter_map(|c| serde_json::to_value(c).ok())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+impl CapabilitySets {
+    pub(crate) fn from_spec(c: &LinuxCapabilities) -> Self {
+        CapabilitySets {
+            bounding: names(c.bounding()),
+            effective: names(c.effective()),
+            permitted: names(c.permitted()),
+            inheritable: names(c.inheritable()),
+            ambient: names(c.ambient()),
+        }
+    }
+
+    /// Adds capabilities to every set but ambient (`exec --cap`).
+    pub(crate) fn add(&mut self, name: &str) {
+        for set in [
+            &mut self.bounding,
+            &mut self.effective,
+            &mut self.permitted,
+            &mut self.inheritable,
+        ] {
+            if !set.iter().any(|n| n == name) {
+                set.push(name.to_string());
+            }
+        }
+    }
+
+    fn resolve(names: &[String], supported: &CapsHashSet) -> CapsHashSet {
+        names
+            .iter()
+            .filter_map(|n| n.parse::<Capability>().ok())
+            .filter(|c| supported.contains(c))
+            .collect()
+    }
+
+    /// Reduces the bounding set; must run while CAP_SETPCAP is still effective, i.e. before the
+    /// uid changes (setuid(2) to a non-zero uid clears the effective set).
+    pub(crate) fn apply_bounding(&self) -> Result<()> {
+        let supported = caps::runtime::thread_all_supported();
+        let bounding = Self::resolve(&self.bounding, &supported);
+        for cap in supported.difference(&bounding) {
+            caps::drop(None, CapSet::Bounding, *cap).map_err(|e| caps_error("drop bounding", e))?;
+        }
+        Ok(())
+    }
+
+    /// Sets effective, permitted, inheritable and ambient for the calling thread (the only one:
+    /// the child is single-threaded), after the uid change.
+    pub(crate) fn apply(&self) -> Result<()> {
+        let supported = caps::runtime::thread_all_supported();
+        // Effective, permitted and inheritable change in one capset(2): set one by one, an
+        // intermediate state (say effective not within the new permitted) would be refused.
+        let mask = |names: &[String]| -> u64 {
+            Self::resolve(names, &supported)
+                .iter()
+                .fold(0u64, |m, c| m | (1u64 << c.index()))
+        };
+        capset(
+            mask(&self.effective),
+            mask(&self.permitted),
+            mask(&self.inheritable),
+        )?;
+        // The kernel raises an ambient capability only if it is both permitted and inheritable
+        // (capabilities(7)); runc's own default spec lists ambient ones without inheritable, and
+        // runc skips those, so hako does too.
+        let permitted = Self::resolve(&self.permitted, &supported);
+        let inheritable = Self::resolve(&self.inheritable, &supported);
+        let ambient: CapsHashSet = Self::resolve(&self.ambient, &supported)
+            .into_iter()
+            .filter(|c| permitted.contains(c) && inheritable.contains(c))
+            .collect();
+        caps::set(None, CapSet::Ambient, &ambient).map_err(|e| caps_error("set ambient", e))?;
+        Ok(())
+    }
+}
+
+/// capset(2) of the calling thread with the three sets at once (capability version 3, two
+/// 32-bit words per set).
+fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let word = |v: u64, i: u32| (v >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| Data {
+        effective: word(effective, i),
+        permitted: word(permitted, i),
+        inheritable: word(inheritable, i),
+    });
+    // SAFETY: capset reads one header and two data structs (version 3 layout), all valid for the
+    // duration of the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(Error::Sys {
+            syscall: "capset",
+            source: nix::Error::last(),
+        });
+    }
+    Ok(())
+}
+
+fn caps_error(what: &'static str, e: caps::errors::CapsError) -> Error {
+    Error::InvalidConfig {
+        field: "process.capabilities",
+        reason: format!("{what}: {e}"),
+    }
+}
+
+/// Checks a capability name given on the command line (`exec --cap`).
+pub(crate) fn validate_name(name: &str) -> Result<String> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    full.parse::<Capability>()
+        .map(|_| full.clone())
+        .map_err(|_| Error::InvalidConfig {
+            field: "exec --cap",
+            reason: format!("unknown capability {name:?}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_names_resolve() {
+        let spec: LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_KILL"]}"#,
+        )
+        .expect("parse");
+        let sets = CapabilitySets::from_spec(&spec);
+        assert_eq!(sets.bounding, ["CAP_CHOWN", "CAP_KILL"]);
+        let supported = caps::all();
+        assert!(
+            CapabilitySets::resolve(&sets.effective, &supported).contains(&Capability::CAP_KILL)
+        );
+    }
+
+    #[test]
+    fn unknown_capability_is_refused() {
+        let r: std::result::Result<LinuxCapabilities, _> =
+            serde_json::from_str(r#"{"bounding":["CAP_NOT_A_THING"]}"#);
+        assert!(r.is_err());
+        assert!(validate_name("NOT_A_THING").is_err());
+        assert_eq!(validate_name("net_raw").expect("valid"), "CAP_NET_RAW");
+    }
+}

@@ -1,0 +1,114 @@
+//! `config.json`, converted once into a validated [`ContainerConfig`] (runc's `specconv` idea):
+//! after this, no code deals in `Option`s the spec already settled, and every field hako does not
+//! honour yet has been refused with an error naming it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+use crate::process::ProcessConfig;
+
+/// Everything `create` needs, validated.
+#[derive(Debug)]
+pub struct ContainerConfig {
+    /// Absolute bundle path.
+    pub bundle: PathBuf,
+    /// The process; optional for `create` (the spec allows it), then `start` fails.
+    pub process: Option<ProcessConfig>,
+    pub(crate) namespaces: hako_namespaces::Namespaces,
+    pub(crate) id_mappings: Option<hako_namespaces::IdMappings>,
+    pub(crate) rootfs: hako_namespaces::Rootfs,
+    pub(crate) sysctls: hako_namespaces::Sysctls,
+    pub(crate) hostname: Option<String>,
+    pub(crate) domainname: Option<String>,
+    pub(crate) cgroup_path: hako_cgroups::CgroupPath,
+    pub(crate) resources: hako_cgroups::Resources,
+    pub(crate) hooks: Hooks,
+    pub(crate) annotations: HashMap<String, String>,
+}
+
+/// Reads `<bundle>/config.json`.
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    Spec::load(&path).map_err(|source| Error::LoadSpec { path, source })
+}
+
+impl ContainerConfig {
+    /// Validates `spec` for the container `id` whose bundle is `bundle` (absolute).
+    pub fn from_spec(spec: &Spec, bundle: &Path, id: &str, systemd_cgroup: bool) -> Result<Self> {
+        let linux = spec.linux().as_ref();
+        if let Some(l) = linux {
+            if l.seccomp().is_some() {
+                return Err(Error::Unsupported {
+                    field: "linux.seccomp",
+                });
+            }
+            if l.intel_rdt().is_some() {
+                return Err(Error::Unsupported {
+                    field: "linux.intelRdt",
+                });
+            }
+            if l.personality().is_some() {
+                return Err(Error::Unsupported {
+                    field: "linux.personality",
+                });
+            }
+            if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+                return Err(Error::Unsupported {
+                    field: "linux.netDevices",
+                });
+            }
+            if l.memory_policy().is_some() {
+                return Err(Error::Unsupported {
+                    field: "linux.memoryPolicy",
+                });
+            }
+            if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
+                return Err(Error::Unsupported {
+                    field: "linux.mountLabel",
+                });
+            }
+        }
+        let namespaces = hako_namespaces::Namespaces::from_spec(linux)?;
+        if !namespaces.has_new(LinuxNamespaceType::Mount) {
+            // Without its own mount namespace a container's mounts and pivot_root would act on
+            // the host's; runc refuses such configs as well.
+            return Err(Error::InvalidConfig {
+                field: "linux.namespaces",
+                reason: "a new mount namespace is required".into(),
+            });
+        }
+        let process = spec
+            .process()
+            .as_ref()
+            .map(ProcessConfig::from_spec)
+            .transpose()?;
+        let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+        let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
+        namespaces.check_uts(hostname.as_deref(), domainname.as_deref())?;
+        let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+        Ok(ContainerConfig {
+            bundle: bundle.to_path_buf(),
+            process,
+            id_mappings: hako_namespaces::IdMappings::from_spec(linux)?,
+            sysctls: hako_namespaces::Sysctls::from_spec(linux, &namespaces)?,
+            rootfs: hako_namespaces::Rootfs::from_spec(spec, bundle)?,
+            namespaces,
+            hostname,
+            domainname,
+            cgroup_path: hako_cgroups::CgroupPath::resolve(
+                linux.and_then(|l| l.cgroups_path().as_deref()),
+                id,
+                systemd_cgroup,
+            )?,
+            resources: hako_cgroups::Resources::from_spec(
+                linux.and_then(|l| l.resources().as_ref()),
+                &devices,
+            )?,
+            hooks: spec.hooks().clone().unwrap_or_default(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! The runtime's error type: one variant per failed operation, with its context.
+//!
+//! Causes go in `#[source]` and never into the message, so the binary can print the chain one cause
+//! per line (and join it with `: ` for runc-style `--log` JSON lines that containerd shows users).
+//! Phrases that clients match on (`container does not exist`, `container not running`,
+//! `container with id exists`) are spelled exactly as runc spells them.
+
+use std::path::PathBuf;
+
+use crate::sync::RemoteError;
+
+/// Everything that can go wrong in a lifecycle operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The container id is not acceptable as a directory name (runc's rule: `^[\w+\-\.]+$`).
+    #[error(
+        "invalid container id {id:?}: only letters, digits, '_', '+', '-' and '.' are allowed"
+    )]
+    InvalidId {
+        /// The rejected id.
+        id: String,
+    },
+    /// No state directory for this id under `--root`.
+    #[error("container does not exist")]
+    NotExist {
+        /// The id asked for.
+        id: String,
+    },
+    /// `create` with an id that is already taken.
+    #[error("container with id exists: {id}")]
+    Exists {
+        /// The duplicate id.
+        id: String,
+    },
+    /// The verb needs a live container.
+    #[error("container not running")]
+    NotRunning {
+        /// The container's id.
+        id: String,
+    },
+    /// The verb is not allowed in the container's current status.
+    #[error("cannot {verb} container {id} in status {status}")]
+    BadStatus {
+        /// What was asked (`start`, `delete`, `pause`, ...).
+        verb: &'static str,
+        /// The container's id.
+        id: String,
+        /// Its status now.
+        status: crate::state::Status,
+    },
+    /// Reading or parsing `config.json`.
+    #[error("load {path}")]
+    LoadSpec {
+        /// Path of the config.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// A config field hako does not honour (yet): never silently ignored.
+    #[error("{field} is not supported by hako yet")]
+    Unsupported {
+        /// The JSON path of the field, e.g. `linux.seccomp`.
+        field: &'static str,
+    },
+    /// A config value that is present but wrong.
+    #[error("invalid config: {field}: {reason}")]
+    InvalidConfig {
+        /// The JSON path of the field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The namespaces crate refused or failed.
+    #[error("namespaces")]
+    Namespaces(#[from] hako_namespaces::Error),
+    /// The cgroups crate refused or failed.
+    #[error("cgroup")]
+    Cgroup(#[from] hako_cgroups::Error),
+    /// A file or directory operation on the host side.
+    #[error("{op} {path}")]
+    Io {
+        /// What was done (`create state dir`, `write pid file`, ...).
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A system call that is not about one path.
+    #[error("{syscall}")]
+    Sys {
+        /// The system call (and what for).
+        syscall: &'static str,
+        /// Why it failed.
+        #[source]
+        source: nix::Error,
+    },
+    /// The state file is not what hako writes.
+    #[error("parse state {path}")]
+    ParseState {
+        /// Path of `state.json`.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Serialising JSON for output, hooks or the sync socket.
+    #[error("encode {what}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The container's init reported a failure while setting itself up.
+    #[error("unable to start container process")]
+    Init(#[source] RemoteError),
+    /// The container's init died without saying why.
+    #[error("container init exited before it was ready ({status})")]
+    InitDied {
+        /// How it ended (from waitpid).
+        status: String,
+    },
+    /// A message on the sync socket that does not fit the protocol.
+    #[error("sync protocol: expected {expected}, got {got}")]
+    Protocol {
+        /// What the state machine waited for.
+        expected: &'static str,
+        /// What arrived.
+        got: String,
+    },
+    /// A hook failed (exit status, timeout or exec failure).
+    #[error("{kind} hook {path}")]
+    Hook {
+        /// Which hook list (`prestart`, `poststop`, ...).
+        kind: &'static str,
+        /// The hook's executable.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: crate::hooks::HookError,
+    },
+    /// A signal name or number that is not a signal.
+    #[error("invalid signal {0:?}")]
+    InvalidSignal(String),
+    /// A timed wait ran out.
+    #[error("timed out after {seconds}s waiting for {what}")]
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// How long.
+        seconds: u64,
+    },
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Io`] for `op` on `path`.
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// An [`Error::Sys`] for `syscall`.
+    pub(crate) fn sys(syscall: &'static str) -> impl FnOnce(nix::Error) -> Self {
+        move |source| Error::Sys { syscall, source }
+    }
+}

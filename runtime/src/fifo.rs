@@ -1,0 +1,63 @@
+//! The exec fifo: what holds a `created` container's init until `start`.
+//!
+//! Like runc, hako keeps a FIFO at `<state dir>/exec.fifo` while the container is `created`; its
+//! existence is what tells `created` from `running`. The direction differs from runc's, to spare
+//! the init a `/proc` lookup after pivot_root: `create` opens the FIFO `O_RDWR` (which never
+//! blocks, fifo(7)) and the init inherits it and blocks in `read(2)`. `start` opens it
+//! `O_WRONLY|O_NONBLOCK` — which fails with ENXIO if no init holds it any more, i.e. the init died —
+//! writes one byte, and removes the FIFO. The descriptor is close-on-exec, so the user's program
+//! never sees it.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::error::{Error, Result};
+
+/// Creates the FIFO and opens it for the init (in `create`, before clone).
+pub(crate) fn create(path: &Path) -> Result<OwnedFd> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
+        .map_err(|e| Error::io("mkfifo", path)(e.into()))?;
+    let fd = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io("open exec fifo", path)(e.into()))?;
+    // SAFETY: open returned a new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// In the init: blocks until `start` writes its byte.
+pub(crate) fn wait_for_start(fd: &OwnedFd) -> Result<()> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), &mut b) {
+            Err(nix::Error::EINTR) => continue,
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err(Error::Protocol {
+                    expected: "one byte on the exec fifo",
+                    got: "end of file".into(),
+                })
+            }
+            Err(e) => return Err(Error::sys("read exec fifo")(e)),
+        }
+    }
+}
+
+/// In `start`: releases the init. `Ok(false)` when no init holds the FIFO any more.
+pub(crate) fn release(path: &Path) -> Result<bool> {
+    let fd = match nix::fcntl::open(
+        path,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENXIO) => return Ok(false),
+        Err(e) => return Err(Error::io("open exec fifo", path)(e.into())),
+    };
+    // SAFETY: open returned a new descriptor owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    nix::unistd::write(&fd, b"0").map_err(Error::sys("write exec fifo"))?;
+    std::fs::remove_file(path).map_err(Error::io("remove exec fifo", path))?;
+    Ok(true)
+}

@@ -1,0 +1,179 @@
+//! The container's init, from the moment `clone(2)` returns 0 in the child until `execve(2)`.
+//!
+//! Runs single-threaded in the cloned process, reporting each failure back over the sync socket
+//! as an error chain and exiting; the parent then cleans up. See `runtime/docs/protocol.md`.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+
+use crate::config::ContainerConfig;
+use crate::error::{Error, Result};
+use crate::sync::{Message, RemoteError, SyncSocket};
+use crate::{console, fds, hooks, process};
+
+/// What the child needs, all opened by the parent before clone.
+pub(crate) struct InitArgs<'a> {
+    pub(crate) config: &'a ContainerConfig,
+    pub(crate) sync: SyncSocket,
+    pub(crate) fifo: OwnedFd,
+    pub(crate) console: Option<OwnedFd>,
+    /// Taken (and closed) when joined.
+    pub(crate) joins: Option<hako_namespaces::JoinFds>,
+    pub(crate) cgroup_mounts: Vec<hako_namespaces::CgroupMount>,
+    pub(crate) no_pivot: bool,
+    pub(crate) preserved: i32,
+    /// Name of the session keyring to join, `None` with `--no-new-keyring`.
+    pub(crate) keyring: Option<CString>,
+}
+
+/// Resets what the Rust runtime and the parent changed that a program expects at its defaults:
+/// the signal mask (the parent of `run` blocks signals to forward them) and SIGPIPE, which Rust
+/// sets to SIG_IGN and which execve(2) would otherwise pass on as ignored.
+pub(crate) fn reset_signals() -> Result<()> {
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .map_err(Error::sys("sigprocmask"))?;
+    // SAFETY: restoring the default disposition installs no handler code.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .map_err(Error::sys("signal(SIGPIPE, SIG_DFL)"))?;
+    Ok(())
+}
+
+/// The child's whole life; never returns.
+pub(crate) fn run(mut args: InitArgs<'_>) -> ! {
+    let err = match setup_and_exec(&mut args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let chain = RemoteError::chain_of(&err);
+    if args
+        .sync
+        .send(&Message::Error {
+            chain: chain.clone(),
+        })
+        .is_err()
+    {
+        // The parent is gone (start already released us): say it where a human may see it.
+        eprintln!("hako init: {}", chain.join(": "));
+    }
+    // SAFETY: _exit ends the process without running atexit handlers or destructors that belong
+    // to the parent's copy of the address space.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
+    let cfg = args.config;
+    let state = match args.sync.recv()? {
+        Some(Message::Go { state }) => state,
+        // The parent died before releasing us: nothing to report to.
+        None => {
+            // SAFETY: see `run`.
+            unsafe { libc::_exit(1) }
+        }
+        Some(other) => {
+            return Err(Error::Protocol {
+                expected: "go",
+                got: format!("{other:?}"),
+            })
+        }
+    };
+    if let Some(joins) = args.joins.take() {
+        cfg.namespaces.join(joins)?;
+    }
+    cfg.namespaces.unshare_late()?;
+    nix::unistd::setsid().map_err(Error::sys("setsid"))?;
+    if let Some(name) = &args.keyring {
+        join_session_keyring(name)?;
+    }
+    if let Some(p) = &cfg.process {
+        process::apply_early(p)?;
+    }
+    cfg.rootfs.prepare(&args.cgroup_mounts)?;
+    let hooks = &cfg.hooks;
+    let runtime_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty());
+    if runtime_hooks {
+        args.sync.send(&Message::RunHooks)?;
+        if args.sync.expect("hooksDone")?.is_none() {
+            // SAFETY: see `run`.
+            unsafe { libc::_exit(1) }
+        }
+    }
+    if let Some(h) = hooks.create_container() {
+        hooks::run_all("createContainer", h, &state)?;
+    }
+    cfg.rootfs.enter(args.no_pivot)?;
+    cfg.rootfs.finish()?;
+    if let Some(h) = &cfg.hostname {
+        hako_namespaces::set_hostname(h)?;
+    }
+    if let Some(d) = &cfg.domainname {
+        hako_namespaces::set_domainname(d)?;
+    }
+    cfg.sysctls.apply()?;
+    let exec = match &cfg.process {
+        Some(p) => {
+            if p.terminal {
+                let socket = args.console.as_ref().ok_or(Error::InvalidConfig {
+                    field: "process.terminal",
+                    reason: "a terminal needs --console-socket".into(),
+                })?;
+                console::setup(socket, p.console_size)?;
+            }
+            let (argv, envp) = process::apply_late(p)?;
+            Some((process::resolve_executable(p)?, argv, envp))
+        }
+        None => None,
+    };
+    fds::cloexec_from(3 + args.preserved)?;
+    for fd in 3..3 + args.preserved {
+        fds::keep_on_exec(fd)?;
+    }
+    reset_signals()?;
+    args.sync.send(&Message::Ready)?;
+    crate::fifo::wait_for_start(&args.fifo)?;
+    if let Some(h) = hooks.start_container() {
+        hooks::run_all("startContainer", h, &state)?;
+    }
+    let Some((path, argv, envp)) = exec else {
+        return Err(Error::InvalidConfig {
+            field: "process",
+            reason: "the config has no process to start".into(),
+        });
+    };
+    let e = nix::unistd::execve(&path, &argv, &envp)
+        .err()
+        .unwrap_or(nix::Error::UnknownErrno);
+    Err(Error::Sys {
+        syscall: "execve",
+        source: e,
+    })
+}
+
+/// Gives the container its own session keyring (keyctl(2) `KEYCTL_JOIN_SESSION_KEYRING`), so
+/// it cannot read the host's keys; kernels without keyrings (ENOSYS) are fine, as in runc.
+fn join_session_keyring(name: &CString) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    // SAFETY: the name is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if rc < 0 {
+        let e = nix::Error::last();
+        if e != nix::Error::ENOSYS {
+            return Err(Error::sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)")(e));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The container process, validated once from `process` in `config.json` (or an exec's
+//! `--process` file), and applied in the cloned child just before `execve`.
+//!
+//! Order of application, as runc's `finalizeNamespace`: rlimits and oom_score_adj early (they do
+//! not depend on the rootfs); after pivot_root: the bounding set reduced first (dropping needs CAP_SETPCAP, lost with the uid change), then
+//! supplementary groups, gid and uid with `PR_SET_KEEPCAPS` so the permitted set survives the uid
+//! change, then the effective/permitted/inheritable/ambient sets are set, then
+//! `no_new_privs`, umask and the working directory. The executable is resolved through the
+//! process's own `PATH` before the parent is told the init is ready, so `create` fails with
+//! "executable file not found" instead of a container that dies at `start`.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{PosixRlimitType, Process};
+
+use crate::capabilities::CapabilitySets;
+use crate::error::{Error, Result};
+
+/// One `setrlimit(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rlimit {
+    pub(crate) resource: libc::__rlimit_resource_t,
+    pub(crate) soft: u64,
+    pub(crate) hard: u64,
+}
+
+/// The validated process.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<String>,
+    pub(crate) cwd: PathBuf,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) additional_gids: Vec<u32>,
+    pub(crate) umask: Option<u32>,
+    pub(crate) terminal: bool,
+    pub(crate) console_size: Option<(u16, u16)>,
+    pub(crate) capabilities: Option<CapabilitySets>,
+    pub(crate) rlimits: Vec<Rlimit>,
+    pub(crate) no_new_privileges: bool,
+    pub(crate) oom_score_adj: Option<i32>,
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType as T;
+    match t {
+        T::RlimitCpu => libc::RLIMIT_CPU,
+        T::RlimitFsize => libc::RLIMIT_FSIZE,
+        T::RlimitData => libc::RLIMIT_DATA,
+        T::RlimitStack => libc::RLIMIT_STACK,
+        T::RlimitCore => libc::RLIMIT_CORE,
+        T::RlimitRss => libc::RLIMIT_RSS,
+        T::RlimitNproc => libc::RLIMIT_NPROC,
+        T::RlimitNofile => libc::RLIMIT_NOFILE,
+        T::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        T::RlimitAs => libc::RLIMIT_AS,
+        T::RlimitLocks => libc::RLIMIT_LOCKS,
+        T::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        T::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        T::RlimitNice => libc::RLIMIT_NICE,
+        T::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        T::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+impl ProcessConfig {
+    /// Validates `process`. Fields hako cannot honour yet are errors, never ignored.
+    pub fn from_spec(p: &Process) -> Result<Self> {
+        let args = p.args().clone().unwrap_or_default();
+        if args.is_empty() {
+            return Err(Error::InvalidConfig {
+                field: "process.args",
+                reason: "must name the program to run".into(),
+            });
+        }
+        if !p.cwd().is_absolute() {
+            return Err(Error::InvalidConfig {
+                field: "process.cwd",
+                reason: format!("{:?} is not an absolute path", p.cwd()),
+            });
+        }
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(Error::Unsupported {
+                field: "process.apparmorProfile",
+            });
+        }
+        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::Unsupported {
+                field: "process.selinuxLabel",
+            });
+        }
+        if p.scheduler().is_some() {
+            return Err(Error::Unsupported {
+                field: "process.scheduler",
+            });
+        }
+        if p.io_priority().is_some() {
+            return Err(Error::Unsupported {
+                field: "process.ioPriority",
+            });
+        }
+        let mut rlimits = Vec::new();
+        for r in p.rlimits().iter().flatten() {
+            let resource = rlimit_resource(r.typ());
+            if rlimits.iter().any(|x: &Rlimit| x.resource == resource) {
+                return Err(Error::InvalidConfig {
+                    field: "process.rlimits",
+                    reason: format!("{:?} is set twice", r.typ()),
+                });
+            }
+            if r.soft() > r.hard() {
+                return Err(Error::InvalidConfig {
+                    field: "process.rlimits",
+                    reason: format!("{:?}: soft limit above hard limit", r.typ()),
+                });
+            }
+            rlimits.push(Rlimit {
+                resource,
+                soft: r.soft(),
+                hard: r.hard(),
+            });
+        }
+        let user = p.user();
+        Ok(ProcessConfig {
+            args,
+            env: p.env().clone().unwrap_or_default(),
+            cwd: p.cwd().clone(),
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            umask: user.umask(),
+            terminal: p.terminal().unwrap_or(false),
+            console_size: p
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16)),
+            capabilities: p.capabilities().as_ref().map(CapabilitySets::from_spec),
+            rlimits,
+            no_new_privileges: p.no_new_privileges().unwrap_or(false),
+            oom_score_adj: p.oom_score_adj(),
+        })
+    }
+
+    /// Adds `LISTEN_FDS=n` (socket activation passed through, as runc does).
+    pub(crate) fn set_listen_fds(&mut self, n: u32) {
+        self.env.retain(|e| !e.starts_with("LISTEN_FDS="));
+        self.env.push(format!("LISTEN_FDS={n}"));
+    }
+}
+
+/// Steps that do not depend on the rootfs: run before pivot_root, while host `/proc` is visible.
+pub(crate) fn apply_early(p: &ProcessConfig) -> Result<()> {
+    if let Some(adj) = p.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(Error::io("write", "/proc/self/oom_score_adj"))?;
+    }
+    for r in &p.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
+        };
+        // SAFETY: setrlimit reads one valid rlimit struct.
+        if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
+            return Err(Error::Sys {
+                syscall: "setrlimit",
+                source: nix::Error::last(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Looks `HOME` up in the container's `/etc/passwd` when the config does not set it (runc does
+/// this so that shells find their dot files); defaults to `/`.
+fn home_for(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// Resolves `args[0]` through `PATH` from the process's environment, as execvp(3) would but
+/// before anything is exec'd, so a missing program fails `create`.
+pub(crate) fn resolve_executable(p: &ProcessConfig) -> Result<CString> {
+    let name = &p.args[0];
+    let not_found = || Error::InvalidConfig {
+        field: "process.args",
+        reason: format!("exec: {name:?}: executable file not found in $PATH"),
+    };
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        vec![PathBuf::from(name)]
+    } else {
+        let path = p
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(name))
+            .collect()
+    };
+    for c in candidates {
+        if nix::unistd::access(&c, nix::unistd::AccessFlags::X_OK).is_ok() && !c.is_dir() {
+            return CString::new(c.into_os_string().into_encoded_bytes()).map_err(|_| not_found());
+        }
+    }
+    Err(not_found())
+}
+
+/// Credentials, capabilities and the rest, after pivot_root; returns the argv and envp to exec.
+pub(crate) fn apply_late(p: &ProcessConfig) -> Result<(Vec<CString>, Vec<CString>)> {
+    use nix::unistd::{Gid, Uid};
+    if let Some(caps) = &p.capabilities {
+        caps.apply_bounding()?;
+    }
+    let keep_caps = p.capabilities.is_some() && p.uid != 0;
+    if keep_caps {
+        nix::sys::prctl::set_keepcaps(true).map_err(Error::sys("prctl(PR_SET_KEEPCAPS)"))?;
+    }
+    let groups: Vec<Gid> = p
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // setgroups(2) fails with EPERM in a user namespace whose setgroups file says "deny"; runc
+    // then skips it when there are no additional gids to set.
+    if let Err(e) = nix::unistd::setgroups(&groups) {
+        if !(e == nix::Error::EPERM && groups.is_empty()) {
+            return Err(Error::sys("setgroups")(e));
+        }
+    }
+    let gid = Gid::from_raw(p.gid);
+    nix::unistd::setresgid(gid, gid, gid).map_err(Error::sys("setresgid"))?;
+    let uid = Uid::from_raw(p.uid);
+    nix::unistd::setresuid(uid, uid, uid).map_err(Error::sys("setresuid"))?;
+    if keep_caps {
+        nix::sys::prctl::set_keepcaps(false).map_err(Error::sys("prctl(PR_SET_KEEPCAPS)"))?;
+    }
+    if let Some(caps) = &p.capabilities {
+        caps.apply()?;
+    }
+    if p.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(Error::sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    if let Some(mask) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    nix::unistd::chdir(&p.cwd).map_err(|e| Error::Io {
+        op: "chdir to process.cwd",
+        path: p.cwd.clone(),
+        source: e.into(),
+    })?;
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_for(p.uid)));
+    }
+    let to_c = |field: &'static str| {
+        move |s: &String| {
+            CString::new(s.as_bytes()).map_err(|_| Error::InvalidConfig {
+                field,
+                reason: format!("{s:?} holds a NUL byte"),
+            })
+        }
+    };
+    let argv = p
+        .args
+        .iter()
+        .map(to_c("process.args"))
+        .collect::<Result<_>>()?;
+    let envp = env.iter().map(to_c("process.env")).collect::<Result<_>>()?;
+    Ok((argv, envp))
+}

@@ -1,0 +1,204 @@
+//! The parent/child synchronisation protocol over one `SOCK_SEQPACKET` socketpair.
+//!
+//! One datagram is one message (seqpacket keeps boundaries, so no framing is needed), encoded as
+//! JSON. The same socket carries the child's error chain back to the parent, so a failure deep in
+//! the container's set-up (a missing executable, a bad mount) is reported by `hako create` with
+//! every cause. An end-of-file on either side means the other process died: the child exits, the
+//! parent reaps it and reports how it ended. See `runtime/docs/protocol.md` for the diagram.
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Largest message: an error chain or a state JSON fits easily.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// What the parent and the child say to each other.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub(crate) enum Message {
+    /// Parent → child: id maps are written and the child is in its cgroup; carries the state JSON
+    /// for hooks that run in the container (createContainer, startContainer).
+    Go {
+        /// The container state as hooks receive it on stdin.
+        state: String,
+    },
+    /// Child → parent: mounts are prepared, run prestart and createRuntime hooks now.
+    RunHooks,
+    /// Parent → child: runtime-namespace hooks done; go on to pivot.
+    HooksDone,
+    /// Child → parent: set-up is complete; the init now waits on the exec fifo.
+    Ready,
+    /// Child → parent: set-up failed; the chain of causes, outermost first.
+    Error {
+        /// One line per cause.
+        chain: Vec<String>,
+    },
+}
+
+impl Message {
+    fn name(&self) -> &'static str {
+        match self {
+            Message::Go { .. } => "go",
+            Message::RunHooks => "runHooks",
+            Message::HooksDone => "hooksDone",
+            Message::Ready => "ready",
+            Message::Error { .. } => "error",
+        }
+    }
+}
+
+/// One end of the sync socketpair.
+#[derive(Debug)]
+pub(crate) struct SyncSocket {
+    fd: OwnedFd,
+}
+
+/// Creates the pair: (parent end, child end), both close-on-exec.
+pub(crate) fn pair() -> Result<(SyncSocket, SyncSocket)> {
+    let (a, b) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)"))?;
+    Ok((SyncSocket { fd: a }, SyncSocket { fd: b }))
+}
+
+impl SyncSocket {
+    /// Sends one message.
+    pub(crate) fn send(&self, msg: &Message) -> Result<()> {
+        let bytes = serde_json::to_vec(msg).map_err(|source| Error::Encode {
+            what: "sync message",
+            source,
+        })?;
+        socket::send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)
+            .map_err(Error::sys("send on sync socket"))?;
+        Ok(())
+    }
+
+    /// Receives one message; `None` when the peer closed its end (it exited or exec'd).
+    pub(crate) fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = loop {
+            match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::Error::EINTR) => continue,
+                other => break other.map_err(Error::sys("recv on sync socket"))?,
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|_| Error::Protocol {
+                expected: "a sync message",
+                got: String::from_utf8_lossy(&buf[..n]).into_owned(),
+            })
+    }
+
+    /// Receives and insists on one particular message (by name).
+    pub(crate) fn expect(&self, expected: &'static str) -> Result<Option<Message>> {
+        match self.recv()? {
+            None => Ok(None),
+            Some(Message::Error { chain }) => Err(Error::Init(RemoteError::from_chain(chain))),
+            Some(m) if m.name() == expected => Ok(Some(m)),
+            Some(m) => Err(Error::Protocol {
+                expected,
+                got: m.name().to_string(),
+            }),
+        }
+    }
+
+    /// Moves the descriptor to a number at or above `min` (so it cannot collide with fds the
+    /// container is asked to keep, `--preserve-fds`), keeping close-on-exec.
+    pub(crate) fn move_above(self, min: i32) -> Result<Self> {
+        Ok(SyncSocket {
+            fd: crate::fds::dup_above(self.fd.as_fd(), min)?,
+        })
+    }
+}
+
+/// An error that happened in another process, carried as its chain of messages.
+#[derive(Debug)]
+pub struct RemoteError {
+    message: String,
+    source: Option<Box<RemoteError>>,
+}
+
+impl RemoteError {
+    /// Rebuilds a chain from its lines, outermost first.
+    pub(crate) fn from_chain(chain: Vec<String>) -> Self {
+        let mut iter = chain.into_iter().rev();
+        let mut err = RemoteError {
+            message: iter.next().unwrap_or_else(|| "unknown error".to_string()),
+            source: None,
+        };
+        for message in iter {
+            err = RemoteError {
+                message,
+                source: Some(Box::new(err)),
+            };
+        }
+        err
+    }
+
+    /// Flattens any error into its chain of messages, outermost first.
+    pub(crate) fn chain_of(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut chain = vec![err.to_string()];
+        let mut cur = err.source();
+        while let Some(e) = cur {
+            chain.push(e.to_string());
+            cur = e.source();
+        }
+        chain
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_round_trips() {
+        let chain = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let err = RemoteError::from_chain(chain.clone());
+        assert_eq!(RemoteError::chain_of(&err), chain);
+    }
+
+    #[test]
+    fn messages_cross_the_socket() {
+        let (p, c) = pair().expect("pair");
+        c.send(&Message::Error {
+            chain: vec!["exec".into(), "no such file".into()],
+        })
+        .expect("send");
+        let err = p.expect("ready").expect_err("error message");
+        let chain = RemoteError::chain_of(&err);
+        assert_eq!(
+            chain,
+            ["unable to start container process", "exec", "no such file"]
+        );
+        drop(c);
+        assert!(p.recv().expect("recv").is_none(), "eof after peer closed");
+    }
+}

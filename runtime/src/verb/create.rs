@@ -1,0 +1,302 @@
+//! `hako create`: build the container and leave its init waiting on the exec fifo.
+//!
+//! The parent side of the protocol in `runtime/docs/protocol.md`. Every resource is registered
+//! with a `Teardown` guard as soon as it exists, so any failure (including a failing hook or an
+//! init that reports an error) removes the process, the cgroup and the state directory again.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::config::{self, ContainerConfig};
+use crate::error::{Error, Result};
+use crate::init::{self, InitArgs};
+use crate::spawn::{self, Forked};
+use crate::state::{self, Locked, Persisted, Status, Store};
+use crate::sync::{self, Message};
+use crate::{console, fds, fifo, hooks, pidfd, timestamp};
+
+/// `create`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Container id.
+    pub id: String,
+    /// Bundle directory (relative to the working directory if not absolute).
+    pub bundle: PathBuf,
+    /// `--console-socket`.
+    pub console_socket: Option<PathBuf>,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// `--no-new-keyring`.
+    pub no_new_keyring: bool,
+    /// `--preserve-fds`: fds 3..3+N pass into the container.
+    pub preserve_fds: u32,
+    /// `--systemd-cgroup` (global flag).
+    pub systemd_cgroup: bool,
+}
+
+/// A container whose init is waiting; `run` keeps this to wait for it.
+#[derive(Debug)]
+pub struct Created {
+    /// The init's pid.
+    pub pid: Pid,
+    /// Holds the container's lock until the caller is done with it.
+    _locked: Locked,
+}
+
+/// Undoes a half-made container when dropped while armed.
+struct Teardown {
+    locked: Option<Locked>,
+    cgroup: Option<hako_cgroups::Cgroup>,
+    child: Option<Pid>,
+    armed: bool,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.child.take() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.signal_all(libc::SIGKILL);
+            let _ = cg.destroy();
+        }
+        if let Some(l) = self.locked.take() {
+            let _ = l.remove();
+        }
+    }
+}
+
+fn owner() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Number of fds passed by systemd socket activation (`LISTEN_FDS`), which runc forwards.
+fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Creates the container.
+pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
+    state::validate_id(&opts.id)?;
+    let bundle =
+        std::fs::canonicalize(&opts.bundle).map_err(Error::io("resolve bundle", &opts.bundle))?;
+    // containerd gives `root.path` relative to the bundle and runs us in it; resolve from there.
+    let spec = config::load_spec(&bundle)?;
+    let mut config = ContainerConfig::from_spec(&spec, &bundle, &opts.id, opts.systemd_cgroup)?;
+    for field in config.resources.ignored_fields() {
+        crate::log::line(
+            "warning",
+            &format!("{field} is ignored: the kernel no longer supports it (as runc does)"),
+        );
+    }
+    let listen = listen_fds();
+    if listen > 0 {
+        if let Some(p) = config.process.as_mut() {
+            p.set_listen_fds(listen);
+        }
+    }
+    let preserved = (opts.preserve_fds + listen) as i32;
+    let locked = store.claim(Persisted {
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: config.rootfs.root_path().to_path_buf(),
+        created: timestamp::now(),
+        annotations: config.annotations.clone(),
+        cgroup: Some(config.cgroup_path.clone()),
+        created_done: false,
+        has_process: config.process.is_some(),
+        hooks: Some(config.hooks.clone()),
+        owner: owner(),
+    })?;
+    let mut guard = Teardown {
+        locked: Some(locked),
+        cgroup: None,
+        child: None,
+        armed: true,
+    };
+    let pid = spawn_init(&mut guard, &config, opts, preserved)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid)?;
+    }
+    guard.armed = false;
+    let mut locked = guard.locked.take().ok_or(Error::Protocol {
+        expected: "state held by create",
+        got: "none".into(),
+    })?;
+    locked.state.created_done = true;
+    locked.save()?;
+    Ok(Created {
+        pid,
+        _locked: locked,
+    })
+}
+
+/// Writes a pid file as runc does: the number, no newline, atomically.
+pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(Error::io("getcwd", "."))?
+            .join(path)
+    };
+    state::write_atomic(&abs, pid.as_raw().to_string().as_bytes(), 0o644)
+}
+
+fn spawn_init(
+    guard: &mut Teardown,
+    config: &ContainerConfig,
+    opts: &CreateOptions,
+    preserved: i32,
+) -> Result<Pid> {
+    let locked = guard.locked.as_ref().ok_or(Error::Protocol {
+        expected: "state held by create",
+        got: "none".into(),
+    })?;
+    let fifo_path = locked.fifo_path();
+    let high = 3 + preserved;
+    let fifo_fd = fds::dup_above(fifo::create(&fifo_path)?.as_fd(), high)?;
+    let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
+    let cgroup = guard.cgroup.insert(cgroup);
+    cgroup.apply(&config.resources)?;
+    let console: Option<OwnedFd> = match &opts.console_socket {
+        Some(p) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
+        None => None,
+    };
+    let joins = config.namespaces.open_joins()?;
+    if let Some(pidns) = joins.pid() {
+        // setns(CLONE_NEWPID) changes only where our *children* go (pid_for_children), which is
+        // exactly the init we are about to clone.
+        nix::sched::setns(pidns, nix::sched::CloneFlags::CLONE_NEWPID)
+            .map_err(Error::sys("setns(pid namespace to join)"))?;
+    }
+    let cgroup_mounts = cgroup
+        .hierarchies()
+        .into_iter()
+        .map(|h| hako_namespaces::CgroupMount {
+            name: h.name,
+            host_dir: h.dir,
+            fs_type: h.fs_type.to_string(),
+            options: h.options,
+        })
+        .collect();
+    let (parent_sock, child_sock) = sync::pair()?;
+    let child_sock = child_sock.move_above(high)?;
+    let keyring = if opts.no_new_keyring {
+        None
+    } else {
+        CString::new(format!("_ses.{}", opts.id)).ok()
+    };
+    match spawn::clone(config.namespaces.clone_flags())? {
+        Forked::Child => {
+            drop(parent_sock);
+            // Close the state lock and forget the cgroup handle without tearing anything down:
+            // they belong to the parent.
+            guard.armed = false;
+            guard.locked = None;
+            guard.cgroup = None;
+            init::run(InitArgs {
+                config,
+                sync: child_sock,
+                fifo: fifo_fd,
+                console,
+                joins: Some(joins),
+                cgroup_mounts,
+                no_pivot: opts.no_pivot,
+                preserved,
+                keyring,
+            })
+        }
+        Forked::Parent(pid) => {
+            drop(child_sock);
+            drop(fifo_fd);
+            drop(console);
+            drop(joins);
+            guard.child = Some(pid);
+            parent_side(guard, config, &parent_sock, pid)?;
+            Ok(pid)
+        }
+    }
+}
+
+fn parent_side(
+    guard: &mut Teardown,
+    config: &ContainerConfig,
+    sock: &sync::SyncSocket,
+    pid: Pid,
+) -> Result<()> {
+    let locked = guard.locked.as_mut().ok_or(Error::Protocol {
+        expected: "state held by create",
+        got: "none".into(),
+    })?;
+    locked.state.pid = pid.as_raw();
+    locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
+    locked.save()?;
+    if let Some(maps) = &config.id_mappings {
+        maps.write(pid.as_raw())?;
+    }
+    if let Some(cg) = &guard.cgroup {
+        cg.add_process(pid.as_raw())?;
+    }
+    let locked = guard.locked.as_ref().ok_or(Error::Protocol {
+        expected: "state held by create",
+        got: "none".into(),
+    })?;
+    let state_json = locked.hook_state(Status::Creating)?;
+    sock.send(&Message::Go {
+        state: state_json.clone(),
+    })?;
+    loop {
+        match sock.recv()? {
+            Some(Message::RunHooks) => {
+                if let Some(h) = config.hooks.prestart() {
+                    hooks::run_all("prestart", h, &state_json)?;
+                }
+                if let Some(h) = config.hooks.create_runtime() {
+                    hooks::run_all("createRuntime", h, &state_json)?;
+                }
+                sock.send(&Message::HooksDone)?;
+            }
+            Some(Message::Ready) => return Ok(()),
+            Some(Message::Error { chain }) => {
+                return Err(Error::Init(sync::RemoteError::from_chain(chain)))
+            }
+            Some(other) => {
+                return Err(Error::Protocol {
+                    expected: "ready",
+                    got: format!("{other:?}"),
+                })
+            }
+            None => {
+                guard.child = None;
+                let status = match waitpid(pid, None) {
+                    Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
+                    Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
+                    Ok(other) => format!("{other:?}"),
+                    Err(e) => format!("waitpid: {e}"),
+                };
+                return Err(Error::InitDied { status });
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `hako delete`: remove a stopped container; with `--force`, kill it first.
+//!
+//! runtime.md ("Delete"): deleting a container that is not stopped MUST fail. runc and crun let a
+//! `created` container go without `--force`; hako follows the spec. A frozen container is thawed
+//! after the kill, or its processes would never see SIGKILL and stay in D state (runc #3134).
+//! `delete --force` of a container that does not exist succeeds: containerd relies on it.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::state::{Locked, Status, Store};
+
+/// How long a killed container may take to die before delete gives up.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Deletes the container `id`.
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let locked = match store.load(id) {
+        Ok(l) => l,
+        Err(Error::NotExist { .. }) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let status = locked.status();
+    if status != Status::Stopped && !force {
+        return Err(Error::BadStatus {
+            verb: "delete",
+            id: id.to_string(),
+            status,
+        });
+    }
+    destroy(locked)
+}
+
+/// Kills whatever is left of the container, removes its cgroup, runs poststop hooks and removes
+/// its state. Used by `delete`, `run` and failed creates alike.
+pub(crate) fn destroy(locked: Locked) -> Result<()> {
+    // None when a create was killed before it recorded the cgroup; `open` does not need the
+    // directories to exist, so a half-removed cgroup is finished off too.
+    let cgroup = locked
+        .state
+        .cgroup
+        .as_ref()
+        .and_then(|p| hako_cgroups::Cgroup::open(p).ok());
+    if let Some(cg) = &cgroup {
+        // Also reaches descendants the init left behind when it has no pid namespace of its own.
+        cg.signal_all(libc::SIGKILL)?;
+        // A frozen task cannot act on SIGKILL: thaw after signalling (runc #3134).
+        if cg.is_frozen().unwrap_or(false) {
+            cg.thaw()?;
+        }
+    }
+    if let Some(init) = locked.init() {
+        init.signal(libc::SIGKILL)?;
+        if !init.wait_exit(KILL_TIMEOUT)? {
+            return Err(Error::Timeout {
+                what: "the container's init to exit",
+                seconds: KILL_TIMEOUT.as_secs(),
+            });
+        }
+    }
+    if let Some(cg) = &cgroup {
+        cg.destroy()?;
+    }
+    let run_poststop = locked.state.created_done;
+    let poststop = locked
+        .state
+        .hooks
+        .as_ref()
+        .and_then(|h| h.poststop().clone());
+    let state = locked.hook_state(Status::Stopped)?;
+    locked.remove()?;
+    if run_poststop {
+        if let Some(h) = poststop {
+            for e in hooks::run_all_warn("poststop", &h, &state) {
+                crate::warn(&e);
+            }
+        }
+    }
+    Ok(())
+}

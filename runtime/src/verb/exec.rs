@@ -1,0 +1,279 @@
+//! `hako exec`: run another process inside a running container.
+//!
+//! The parent opens the init's namespaces (`/proc/<pid>/ns/*`, only those that differ from its
+//! own), moves its *children* into the container's pid namespace with setns(2), and clones the
+//! new process, which it puts into the container's cgroup before releasing it. The child joins the
+//! remaining namespaces (user first, mount last: joining the mount namespace also moves its root
+//! and cwd into the container, so no host directory stays reachable, CVE-2024-21626), sets up the
+//! process exactly as `create` does, and execs. Its end of the sync socket is close-on-exec: the
+//! parent reading end-of-file without an error message means the exec happened.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::unistd::Pid;
+
+use crate::capabilities;
+use crate::config;
+use crate::error::{Error, Result};
+use crate::process::{self, ProcessConfig};
+use crate::spawn::{self, Forked};
+use crate::state::{Status, Store};
+use crate::sync::{self, Message, RemoteError, SyncSocket};
+use crate::verb::create::write_pid_file;
+use crate::wait::SignalForwarder;
+use crate::{console, fds, init};
+
+/// `exec`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Container id.
+    pub id: String,
+    /// `--process FILE`: a runtime-spec `process` JSON; replaces the args and flags below.
+    pub process: Option<PathBuf>,
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// `--tty`.
+    pub tty: bool,
+    /// `--detach`.
+    pub detach: bool,
+    /// `--env KEY=VALUE`, added to the config's environment.
+    pub env: Vec<String>,
+    /// `--cwd`.
+    pub cwd: Option<PathBuf>,
+    /// `--user UID[:GID]`.
+    pub user: Option<String>,
+    /// `--cap`, added to the config's capabilities.
+    pub caps: Vec<String>,
+    /// `--additional-gids`.
+    pub additional_gids: Vec<u32>,
+    /// `--no-new-privs`.
+    pub no_new_privs: bool,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+    /// `--console-socket`.
+    pub console_socket: Option<PathBuf>,
+    /// `--preserve-fds`.
+    pub preserve_fds: u32,
+}
+
+fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
+    let bad = || Error::InvalidConfig {
+        field: "exec --user",
+        reason: format!("{text:?} is not UID[:GID]"),
+    };
+    let (u, g) = match text.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (text, None),
+    };
+    let uid = u.parse().map_err(|_| bad())?;
+    let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    Ok((uid, gid))
+}
+
+/// Builds the process: from `--process`, or from the bundle's `process` overridden by the flags
+/// (what runc does).
+fn build_process(opts: &ExecOptions, bundle: &std::path::Path) -> Result<ProcessConfig> {
+    if let Some(path) = &opts.process {
+        let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+        let p: oci_spec::runtime::Process =
+            serde_json::from_str(&text).map_err(|e| Error::InvalidConfig {
+                field: "exec --process",
+                reason: e.to_string(),
+            })?;
+        return ProcessConfig::from_spec(&p);
+    }
+    if opts.args.is_empty() {
+        return Err(Error::InvalidConfig {
+            field: "exec",
+            reason: "no command given".into(),
+        });
+    }
+    let spec = config::load_spec(bundle)?;
+    let mut base = spec.process().clone().unwrap_or_default();
+    base.set_args(Some(opts.args.clone()));
+    // The container's own terminal settings never carry over; exec decides with --tty.
+    base.set_terminal(Some(opts.tty));
+    base.set_console_size(None);
+    let mut p = ProcessConfig::from_spec(&base)?;
+    p.env.extend(opts.env.iter().cloned());
+    if let Some(cwd) = &opts.cwd {
+        p.cwd = cwd.clone();
+    }
+    if let Some(u) = &opts.user {
+        let (uid, gid) = parse_user(u)?;
+        p.uid = uid;
+        if let Some(g) = gid {
+            p.gid = g;
+        }
+    }
+    if !opts.additional_gids.is_empty() {
+        p.additional_gids = opts.additional_gids.clone();
+    }
+    if opts.no_new_privs {
+        p.no_new_privileges = true;
+    }
+    if !opts.caps.is_empty() {
+        let mut sets = p.capabilities.take().unwrap_or_default();
+        for c in &opts.caps {
+            sets.add(&capabilities::validate_name(c)?);
+        }
+        p.capabilities = Some(sets);
+    }
+    Ok(p)
+}
+
+/// Runs the process; returns its exit code (0 with `--detach`).
+pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
+    let locked = store.load(&opts.id)?;
+    let status = locked.status();
+    match status {
+        Status::Created | Status::Running => {}
+        Status::Stopped => {
+            return Err(Error::NotRunning {
+                id: opts.id.clone(),
+            })
+        }
+        other => {
+            return Err(Error::BadStatus {
+                verb: "exec in",
+                id: opts.id.clone(),
+                status: other,
+            })
+        }
+    }
+    let mut p = build_process(opts, &locked.state.bundle)?;
+    if opts.tty != p.terminal && opts.process.is_none() {
+        p.terminal = opts.tty;
+    }
+    let init = locked.init().ok_or_else(|| Error::NotRunning {
+        id: opts.id.clone(),
+    })?;
+    let namespaces = hako_namespaces::ProcessNamespaces::open(init.pid())?;
+    let cgroup = match &locked.state.cgroup {
+        Some(path) => Some(hako_cgroups::Cgroup::open(path)?),
+        None => None,
+    };
+    // The state lock is not needed while the process runs (and `delete` must be able to take it).
+    drop(locked);
+    let high = 3 + opts.preserve_fds as i32;
+    let console: Option<OwnedFd> = match &opts.console_socket {
+        Some(path) => Some(fds::dup_above(console::connect(path)?.as_fd(), high)?),
+        None => None,
+    };
+    if p.terminal && console.is_none() {
+        return Err(Error::Unsupported {
+            field: "exec --tty without --console-socket",
+        });
+    }
+    if let Some(pidns) = namespaces.pid() {
+        nix::sched::setns(pidns, nix::sched::CloneFlags::CLONE_NEWPID)
+            .map_err(Error::sys("setns(container pid namespace)"))?;
+    }
+    let forwarder = if opts.detach {
+        None
+    } else {
+        Some(SignalForwarder::block()?)
+    };
+    let (parent_sock, child_sock) = sync::pair()?;
+    let child_sock = child_sock.move_above(high)?;
+    match spawn::clone(nix::sched::CloneFlags::empty())? {
+        Forked::Child => {
+            drop(parent_sock);
+            let err = match child(namespaces, &p, &child_sock, console.as_ref(), high) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = child_sock.send(&Message::Error {
+                chain: RemoteError::chain_of(&err),
+            });
+            // SAFETY: _exit ends the child without running the parent's destructors.
+            unsafe { libc::_exit(1) }
+        }
+        Forked::Parent(pid) => {
+            drop(child_sock);
+            drop(console);
+            drop(namespaces);
+            parent(pid, &parent_sock, cgroup.as_ref(), opts, forwarder)
+        }
+    }
+}
+
+fn parent(
+    pid: Pid,
+    sock: &SyncSocket,
+    cgroup: Option<&hako_cgroups::Cgroup>,
+    opts: &ExecOptions,
+    forwarder: Option<SignalForwarder>,
+) -> Result<i32> {
+    let fail = |e: Error| {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        e
+    };
+    if let Some(cg) = cgroup {
+        cg.add_process(pid.as_raw()).map_err(|e| fail(e.into()))?;
+    }
+    sock.send(&Message::Go {
+        state: String::new(),
+    })
+    .map_err(fail)?;
+    match sock.recv().map_err(fail)? {
+        None => {}
+        Some(Message::Error { chain }) => {
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(Error::Init(RemoteError::from_chain(chain)));
+        }
+        Some(other) => {
+            return Err(fail(Error::Protocol {
+                expected: "exec",
+                got: format!("{other:?}"),
+            }))
+        }
+    }
+    if let Some(f) = &opts.pid_file {
+        write_pid_file(f, pid)?;
+    }
+    match forwarder {
+        Some(fw) => fw.wait(pid),
+        None => Ok(0),
+    }
+}
+
+enum Never {}
+
+fn child(
+    namespaces: hako_namespaces::ProcessNamespaces,
+    p: &ProcessConfig,
+    sock: &SyncSocket,
+    console_fd: Option<&OwnedFd>,
+    high: i32,
+) -> Result<Never> {
+    match sock.recv()? {
+        Some(Message::Go { .. }) => {}
+        // SAFETY: the parent is gone; _exit without the parent's destructors.
+        _ => unsafe { libc::_exit(1) },
+    }
+    namespaces.join()?;
+    nix::unistd::setsid().map_err(Error::sys("setsid"))?;
+    process::apply_early(p)?;
+    if p.terminal {
+        if let Some(c) = console_fd {
+            console::setup(c, p.console_size)?;
+        }
+    }
+    let (argv, envp) = process::apply_late(p)?;
+    let path = process::resolve_executable(p)?;
+    fds::cloexec_from(high)?;
+    for fd in 3..high {
+        fds::keep_on_exec(fd)?;
+    }
+    init::reset_signals()?;
+    let e = nix::unistd::execve(&path, &argv, &envp)
+        .err()
+        .unwrap_or(nix::Error::UnknownErrno);
+    Err(Error::Sys {
+        syscall: "execve",
+        source: e,
+    })
+}

@@ -1,0 +1,25 @@
+//! `hako kill`: signal the init through its pidfd, or with `--all` every process in the
+//! container's cgroup (frozen first, so none forks away; runc #4047).
+
+use crate::error::{Error, Result};
+use crate::state::{Status, Store};
+
+/// Sends `signal` to the container `id`.
+pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<()> {
+    let locked = store.load(id)?;
+    let status = locked.status();
+    if status == Status::Stopped && !all {
+        return Err(Error::NotRunning { id: id.to_string() });
+    }
+    if all {
+        if let Some(path) = &locked.state.cgroup {
+            let cg = hako_cgroups::Cgroup::open(path)?;
+            cg.signal_all(signal)?;
+            return Ok(());
+        }
+    }
+    let init = locked
+        .init()
+        .ok_or_else(|| Error::NotRunning { id: id.to_string() })?;
+    init.signal(signal)
+}

@@ -1,0 +1,14 @@
+//! One module per lifecycle verb; the binary calls these.
+
+pub mod create;
+pub mod delete;
+pub mod events;
+pub mod exec;
+pub mod features;
+pub mod freeze;
+pub mod kill;
+pub mod query;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod update;

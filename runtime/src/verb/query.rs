@@ -1,0 +1,81 @@
+//! Read-only verbs: `state`, `list` and `ps`.
+
+use std::io::Write;
+
+use crate::error::{Error, Result};
+use crate::state::{StateView, Status, Store};
+
+/// runc's `state ID` output: the state JSON, indented.
+pub fn state(store: &Store, id: &str) -> Result<String> {
+    let locked = store.load(id)?;
+    serde_json::to_string_pretty(&locked.view()).map_err(|source| Error::Encode {
+        what: "state",
+        source,
+    })
+}
+
+/// Every container's state; containers whose state cannot be read are skipped, as runc does.
+pub fn list(store: &Store) -> Result<Vec<StateView>> {
+    let mut out = Vec::new();
+    for id in store.ids()? {
+        if let Ok(l) = store.load(&id) {
+            if l.state.created_done {
+                out.push(l.view());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `list`'s table, aligned like Go's tabwriter with padding 3.
+pub fn list_table(states: &[StateView], w: &mut dyn Write) -> std::io::Result<()> {
+    let mut rows = vec![[
+        "ID".to_string(),
+        "PID".into(),
+        "STATUS".into(),
+        "BUNDLE".into(),
+        "CREATED".into(),
+        "OWNER".into(),
+    ]];
+    for s in states {
+        rows.push([
+            s.id.clone(),
+            s.pid.to_string(),
+            s.status.to_string(),
+            s.bundle.display().to_string(),
+            s.created.clone(),
+            s.owner.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c == 5 {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{:width$}", cell, width = widths[c] + 3));
+            }
+        }
+        writeln!(w, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// The pids of every process in the container's cgroup (`ps --format json`).
+pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
+    let locked = store.load(id)?;
+    if locked.status() == Status::Stopped {
+        return Err(Error::NotRunning { id: id.to_string() });
+    }
+    let path = locked
+        .state
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::NotRunning { id: id.to_string() })?;
+    let mut pids = hako_cgroups::Cgroup::open(path)?.pids()?;
+    pids.sort_unstable();
+    Ok(pids)
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and testing hako needs on a fresh Debian machine (run as root):
+# busybox-static makes the example and test rootfs; runc and crun are the behaviour oracles.
+set -euo pipefail
+need=()
+command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need+=(busybox-static)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v crun >/dev/null 2>&1 || need+=(crun)
+command -v ps >/dev/null 2>&1 || need+=(procps)
+if ((${#need[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+rustup component add clippy rustfmt >/dev/null 2>&1 || true

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, docs, unit tests and the integration tests that drive
+# the real hako binary (and runc, the oracle) as root. Run from anywhere, as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+export RUSTFLAGS="${RUSTFLAGS:-}"
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+echo "== cargo build"
+cargo build --workspace --quiet
+echo "== cargo test"
+HAKO_BIN="$PWD/target/debug/hako" cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
