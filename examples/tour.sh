@@ -27,7 +27,7 @@ h() { "$HAKO" --root "$ROOT" "$@"; }
 say "Making a bundle: a busybox rootfs and a config.json (hako spec, then edited)"
 mkdir -p "$WORK/bundle/rootfs/bin" "$WORK/bundle/rootfs/"{proc,sys,dev,etc,tmp}
 cp /bin/busybox "$WORK/bundle/rootfs/bin/"
-for a in $(/bin/busybox --list); do ln -sf busybox "$WORK/bundle/rootfs/bin/$a"; done
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$WORK/bundle/rootfs/bin/$a"; done
 (cd "$WORK/bundle" && "$HAKO" spec)
 python3 - "$WORK/bundle/config.json" "$CG" <<'PY'
 import json, sys

@@ -7,6 +7,9 @@ command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need+=(busybox-stat
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)
 command -v ps >/dev/null 2>&1 || need+=(procps)
+# The cgroup v2 lane boots a Debian kernel under QEMU (vm/run.sh).
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v readelf >/dev/null 2>&1 || need+=(binutils)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -15,3 +15,5 @@ echo "== cargo build"
 cargo build --workspace --quiet
 echo "== cargo test"
 HAKO_BIN="$PWD/target/debug/hako" cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
+echo "== cgroup v2 lane (QEMU, cgroup_no_v1=all)"
+./vm/run.sh

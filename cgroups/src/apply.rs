@@ -1,5 +1,6 @@
 //! Entry point for writing resources: picks the v1 or v2 writer by mode.
-//! Hybrid hosts have all controllers on v1, so they use the v1 writer.
+//! Hybrid hosts have all controllers on v1, so they use the v1 writer
+//! (including the v1 devices controller, as runc does there).
 
 use std::collections::BTreeMap;
 
@@ -27,8 +28,8 @@ impl Cgroup {
     /// Writes every resource that is set (v1 files, or v2 files with runc's
     /// conversions). Device rules on v1: the minimal transition from the
     /// current devices.list (on a new cgroup: `a` to devices.deny, then the
-    /// allow list), so devices.list ends as runc's. On v2 device rules need an
-    /// eBPF program: [`Error::Unsupported`] for now.
+    /// allow list), so devices.list ends as runc's. On v2 the rules become an
+    /// eBPF device program attached to the cgroup (replacing hako's previous one).
     pub fn apply(&self, res: &Resources) -> Result<(), Error> {
         match self.mode() {
             Mode::Legacy | Mode::Hybrid => self.apply_v1(res),

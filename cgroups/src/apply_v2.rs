@@ -2,7 +2,8 @@
 //! cpu.weight from shares (quadratic map, see `convert`), cpu.max
 //! "quota period" / "max period", memory.swap.max = swap − limit, io.max
 //! lines, io.bfq.weight or io.weight, `hugetlb.<size>.max`, rdma.max and the raw
-//! `unified` files. Things v2 has no file for are errors, not silently lost.
+//! `unified` files, and device rules as an eBPF program (`device_filter`).
+//! Things v2 has no file for are errors, not silently lost.
 
 use std::path::Path;
 
@@ -32,11 +33,8 @@ impl Cgroup {
                 controller: "cgroup2",
             });
         };
-        if r.devices.is_some() {
-            return Err(unsupported(
-                "linux.resources.devices",
-                "cgroup v2 device filtering needs an eBPF program (not implemented yet)",
-            ));
+        if let Some(filter) = &r.devices {
+            crate::device_filter::attach_filter(dir, filter)?;
         }
         if r.net_cls_classid.is_some() {
             return Err(unsupported(
@@ -319,14 +317,14 @@ mod tests {
     #[test]
     fn v2_refuses_what_it_cannot_honour() {
         let (_tmp, cg) = fake_v2();
+        // Device rules go to the eBPF filter; a plain directory is no cgroup
+        // to query or attach to, so that is an error (never a silent skip).
         let devices = Resources::from_spec(None, &[]).unwrap();
-        assert!(matches!(
-            cg.apply(&devices),
-            Err(Error::Unsupported {
-                field: "linux.resources.devices",
-                ..
-            })
-        ));
+        let err = cg.apply(&devices).unwrap_err();
+        assert!(
+            matches!(err, Error::BpfQuery { .. } | Error::BpfAttach { .. }),
+            "{err:?}"
+        );
         for (json, field) in [
             (
                 r#"{"memory":{"swappiness":10}}"#,

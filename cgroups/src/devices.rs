@@ -81,6 +81,27 @@ impl Access {
     fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// Access from its bits (r = 1, w = 2, m = 4), for tests.
+    #[cfg(test)]
+    pub(crate) fn from_bits(bits: u8) -> Self {
+        Access(bits & 7)
+    }
+
+    /// Whether read (`r`) is among the bits.
+    pub(crate) fn read(self) -> bool {
+        self.0 & Self::R != 0
+    }
+
+    /// Whether write (`w`) is among the bits.
+    pub(crate) fn write(self) -> bool {
+        self.0 & Self::W != 0
+    }
+
+    /// Whether mknod (`m`) is among the bits.
+    pub(crate) fn mknod(self) -> bool {
+        self.0 & Self::M != 0
+    }
 }
 
 impl fmt::Display for Access {
@@ -98,9 +119,12 @@ impl fmt::Display for Access {
 /// major, minor (wildcard `None` first), then type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct DevKey {
-    major: Option<u32>,
-    minor: Option<u32>,
-    typ: DevType,
+    /// None: any major.
+    pub(crate) major: Option<u32>,
+    /// None: any minor.
+    pub(crate) minor: Option<u32>,
+    /// Block or char (never `All` in a [`DeviceFilter`] exception).
+    pub(crate) typ: DevType,
 }
 
 /// One rule as written to devices.allow / devices.deny.
@@ -358,6 +382,16 @@ impl DeviceFilter {
         Ok(())
     }
 
+    /// Whether devices not matched by an exception are allowed.
+    pub(crate) fn default_allow(&self) -> bool {
+        self.default_allow
+    }
+
+    /// The exceptions: denials when [`Self::default_allow`], allowances otherwise.
+    pub(crate) fn exceptions(&self) -> impl Iterator<Item = (&DevKey, &Access)> {
+        self.rules.iter()
+    }
+
     /// Reconstruct the state from `devices.list` text (only whitelists can be
     /// read back; `a *:* rwm` means allow-all).
     pub(crate) fn from_list(text: &str) -> Option<Self> {
@@ -429,6 +463,28 @@ impl DeviceFilter {
         out
     }
 
+    /// The v1 kernel's verdict for one access (security/device_cgroup.c,
+    /// `devcgroup_legacy_check_permission`): with allow-by-default, denied if
+    /// any matching exception shares an access bit (`match_exception_partial`);
+    /// with deny-by-default, allowed only if one matching exception covers
+    /// every requested bit (`match_exception`). The reference the eBPF
+    /// program is tested against.
+    #[cfg(test)]
+    pub(crate) fn permits(&self, typ: DevType, major: u32, minor: u32, access: Access) -> bool {
+        let matching = self.rules.iter().filter(|(k, _)| {
+            (k.typ == DevType::All || k.typ == typ)
+                && k.major.is_none_or(|m| m == major)
+                && k.minor.is_none_or(|m| m == minor)
+        });
+        if self.default_allow {
+            !matching.into_iter().any(|(_, a)| a.intersects(access))
+        } else {
+            matching
+                .into_iter()
+                .any(|(_, a)| access.minus(*a).is_empty())
+        }
+    }
+
     /// The writes that set up a fresh (allow-all) cgroup.
     #[cfg(test)]
     pub(crate) fn writes_for_new_cgroup(&self) -> Vec<DeviceRule> {
@@ -437,7 +493,7 @@ impl DeviceFilter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceCgroupBuilder};
 

@@ -193,4 +193,64 @@ pub enum Error {
         /// The container's cgroup path.
         path: PathBuf,
     },
+    /// Opening a cgroup directory (to attach or query eBPF programs) failed.
+    #[error("open cgroup directory {path}")]
+    OpenCgroupDir {
+        /// The directory.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel refused to load the compiled device filter program.
+    #[error("load eBPF device filter ({insns} instructions) for {path}; verifier: {verifier:?}")]
+    BpfLoad {
+        /// The cgroup directory it was meant for.
+        path: PathBuf,
+        /// Program length.
+        insns: usize,
+        /// Last line of the verifier log (empty if the verifier did not run).
+        verifier: String,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// BPF_PROG_ATTACH of the device filter failed.
+    #[error("attach eBPF device filter to {path}")]
+    BpfAttach {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// BPF_PROG_DETACH of a previous device filter failed.
+    #[error("detach eBPF device filter {id} from {path}")]
+    BpfDetach {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// Kernel id of the program.
+        id: u32,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// BPF_PROG_QUERY of the device programs attached to a cgroup failed.
+    #[error("query eBPF device programs of {path}")]
+    BpfQuery {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Opening or inspecting an attached eBPF program by id failed.
+    #[error("inspect eBPF program {id}")]
+    BpfProgram {
+        /// Kernel id of the program.
+        id: u32,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
 }

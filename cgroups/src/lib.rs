@@ -42,9 +42,15 @@
 //! Kernel memory limits and memory.useHierarchy are ignored as in runc ≥ 1.1
 //! and reported by [`Resources::ignored_fields`].
 //!
+//! # Device rules on cgroup v2
+//! cgroup v2 has no devices controller: on unified hosts [`Cgroup::apply`]
+//! compiles the same emulated rule state into a `BPF_PROG_TYPE_CGROUP_DEVICE`
+//! program and attaches it to the container's directory, replacing hako's
+//! previous one without a gap (see the `device_filter` and `bpf` modules).
+//! Hybrid hosts keep the v1 devices controller, as runc;
+//! [`Cgroup::apply_device_filter`] attaches the eBPF filter explicitly.
+//!
 //! # Not supported yet
-//! - device rules on cgroup v2 (needs a BPF_PROG_TYPE_CGROUP_DEVICE program):
-//!   [`Error::Unsupported`];
 //! - the systemd driver: [`Error::SystemdUnsupported`];
 //! - on v2: realtime cpu, leaf weights, disableOOMKiller, swappiness (no v2
 //!   file): [`Error::Unsupported`]; `unified` on v1: [`Error::Unsupported`];
@@ -55,8 +61,10 @@
 mod apply;
 mod apply_v1;
 mod apply_v2;
+mod bpf;
 mod cgroup;
 mod convert;
+mod device_filter;
 mod devices;
 mod error;
 mod files;
@@ -71,6 +79,7 @@ mod stats;
 
 pub use cgroup::{Cgroup, Hierarchy};
 pub use convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};
+pub use device_filter::PROG_NAME as DEVICE_FILTER_PROG_NAME;
 pub use error::Error;
 pub use mode::{detect_mode, Mode};
 pub use path::CgroupPath;

@@ -443,3 +443,247 @@ fn devices_list_matches_runc_oracle() {
         runc_list
     );
 }
+
+/// A busybox shell moved into a cgroup that opens device nodes on request
+/// (each open in a subshell, so a refused open only ends that subshell). A
+/// watchdog kills it if the test stalls for a minute; drop kills it.
+struct DeviceProbe {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    watchdog: Option<std::thread::JoinHandle<()>>,
+}
+
+const PROBE_SCRIPT: &str = r#"while read dev mode; do
+  if [ "$mode" = w ]; then ( exec 3>"$dev" ) 2>&1; else ( exec 3<"$dev" ) 2>&1; fi \
+    && echo "$dev $mode ok" || echo "$dev $mode denied"
+done"#;
+
+impl DeviceProbe {
+    fn spawn() -> Self {
+        let mut child = Command::new("/bin/busybox")
+            .args(["sh", "-c", PROBE_SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if rx.recv_timeout(Duration::from_secs(60))
+                == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        });
+        Self {
+            stdin: child.stdin.take().unwrap(),
+            stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+            stop: Some(stop),
+            watchdog: Some(watchdog),
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    /// Opens `dev` for reading ("r") or writing ("w"): Ok, or the shell's error text.
+    fn open(&mut self, dev: &str, mode: &str) -> Result<(), String> {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{dev} {mode}").unwrap();
+        let mut said = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).unwrap();
+            assert!(n > 0, "probe shell ended (watchdog?) after {said:?}");
+            match line.trim_end().strip_prefix(&format!("{dev} {mode} ")) {
+                Some("ok") => return Ok(()),
+                Some(_) => return Err(said),
+                None => said.push_str(&line),
+            }
+        }
+    }
+}
+
+impl Drop for DeviceProbe {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(w) = self.watchdog.take() {
+            let _ = w.join();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn assert_eperm(r: Result<(), String>, what: &str) {
+    match r {
+        Ok(()) => panic!("{what} was allowed"),
+        Err(msg) => assert!(msg.contains("Operation not permitted"), "{what}: {msg:?}"),
+    }
+}
+
+/// The cgroup v2 eBPF device filter against the real kernel: on a unified
+/// host through `apply` (as a container gets it), on a hybrid host attached
+/// explicitly to the controller-less cgroup2 directory (apply keeps runc's
+/// v1 devices there). Deny-all plus runc's defaults, with /dev/random's
+/// default dropped by redefining it in linux.devices; then the same plus an
+/// allowance for random; then detached.
+#[test]
+fn ebpf_device_filter_attach_replace_detach() {
+    if !can_run(false) {
+        return;
+    }
+    let mode = detect_mode().unwrap();
+    if mode == Mode::Legacy {
+        eprintln!("skipped: no cgroup2 hierarchy");
+        return;
+    }
+    let (_guard, cg) = Guard::new(&unique("ebpf"));
+    let v2 = cg
+        .hierarchies()
+        .into_iter()
+        .find(|h| h.fs_type == "cgroup2")
+        .unwrap();
+    assert!(v2.dir.is_dir());
+    let attach = |res: &Resources| match mode {
+        Mode::Unified => cg.apply(res),
+        _ => cg.apply_device_filter(res),
+    };
+    let random: Vec<LinuxDevice> =
+        serde_json::from_str(r#"[{"path":"/dev/random","type":"c","major":1,"minor":8}]"#).unwrap();
+    let deny_all = r#"{"allow":false,"access":"rwm"}"#;
+    let mut probe = DeviceProbe::spawn();
+    cg.add_process(probe.pid()).unwrap();
+    // No filter yet: everything opens.
+    assert_eq!(cg.device_filter_ids().unwrap(), Vec::<u32>::new());
+    probe.open("/dev/random", "r").unwrap();
+
+    attach(&resources(
+        &format!(r#"{{"devices":[{deny_all}]}}"#),
+        &random,
+    ))
+    .unwrap();
+    let first = cg.device_filter_ids().unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    probe.open("/dev/null", "r").unwrap();
+    probe.open("/dev/null", "w").unwrap();
+    probe.open("/dev/zero", "r").unwrap();
+    assert_eperm(probe.open("/dev/random", "r"), "/dev/random");
+    assert_eperm(probe.open("/dev/kmsg", "r"), "/dev/kmsg");
+
+    // Replacing: the new program is attached, the old one gone.
+    attach(&resources(
+        &format!(
+            r#"{{"devices":[{deny_all},
+                {{"allow":true,"type":"c","major":1,"minor":8,"access":"r"}}]}}"#
+        ),
+        &random,
+    ))
+    .unwrap();
+    let second = cg.device_filter_ids().unwrap();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(first, second);
+    probe.open("/dev/random", "r").unwrap();
+    assert_eperm(probe.open("/dev/random", "w"), "/dev/random for writing");
+    probe.open("/dev/null", "w").unwrap();
+
+    assert_eq!(cg.remove_device_filter().unwrap(), 1);
+    assert_eq!(cg.device_filter_ids().unwrap(), Vec::<u32>::new());
+    probe.open("/dev/kmsg", "r").unwrap();
+    drop(probe);
+    cg.destroy().unwrap();
+    assert!(!v2.dir.exists());
+}
+
+/// On a pure cgroup v2 host (the VM lane): the v2 files runc writes, with
+/// its conversions, then stats, freeze, kill and removal.
+#[test]
+fn unified_lifecycle_writes_v2_files() {
+    if !can_run(false) {
+        return;
+    }
+    if detect_mode().unwrap() != Mode::Unified {
+        eprintln!("skipped: needs a cgroup v2 (unified) host");
+        return;
+    }
+    let path = unique("v2life");
+    let (mut guard, cg) = Guard::new(&path);
+    let hs = cg.hierarchies();
+    assert_eq!(hs.len(), 1);
+    let dir = hs[0].dir.clone();
+    for f in [
+        "memory.max",
+        "pids.max",
+        "cpu.max",
+        "cpu.weight",
+        "cpuset.cpus",
+    ] {
+        assert!(dir.join(f).exists(), "{f}: controllers not enabled");
+    }
+    cg.apply(&resources(
+        r#"{"pids":{"limit":50},
+            "memory":{"limit":67108864,"swap":134217728,"reservation":33554432},
+            "cpu":{"shares":512,"quota":50000,"period":100000,"cpus":"0"}}"#,
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(read(&dir, "pids.max"), "50");
+    assert_eq!(read(&dir, "memory.max"), "67108864");
+    assert_eq!(read(&dir, "memory.low"), "33554432");
+    if dir.join("memory.swap.max").exists() {
+        assert_eq!(read(&dir, "memory.swap.max"), "67108864");
+    }
+    assert_eq!(read(&dir, "cpu.max"), "50000 100000");
+    assert_eq!(
+        read(&dir, "cpu.weight"),
+        hako_cgroups::cpu_shares_to_weight(512).to_string()
+    );
+    assert_eq!(read(&dir, "cpuset.cpus"), "0");
+    assert_eq!(
+        cg.device_filter_ids().unwrap().len(),
+        1,
+        "default device filter"
+    );
+
+    let pid = guard.spawn_sleep();
+    cg.add_process(pid).unwrap();
+    assert_eq!(cg.pids().unwrap(), [pid]);
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(membership.trim(), format!("0::{}", path.display()));
+    let stats = cg.stats().unwrap();
+    assert_eq!(stats.pids.current, 1);
+    assert_eq!(stats.pids.limit, 50);
+    // memory.current only counts what is charged after the move, maybe nothing yet.
+    assert_eq!(stats.memory.usage.limit, 67_108_864);
+    assert!(
+        stats.memory.raw.contains_key("anon"),
+        "{:?}",
+        stats.memory.raw
+    );
+
+    // An update: unlimited memory and pids, quota off.
+    let r: LinuxResources =
+        serde_json::from_str(r#"{"memory":{"limit":-1},"pids":{"limit":-1},"cpu":{"quota":-1}}"#)
+            .unwrap();
+    cg.apply(&Resources::for_update(&r).unwrap()).unwrap();
+    assert_eq!(read(&dir, "memory.max"), "max");
+    assert_eq!(read(&dir, "pids.max"), "max");
+    assert_eq!(read(&dir, "cpu.max"), "max 100000");
+    // An update without devices leaves the filter alone.
+    assert_eq!(cg.device_filter_ids().unwrap().len(), 1);
+
+    cg.freeze().unwrap();
+    assert!(cg.is_frozen().unwrap());
+    assert_eq!(read(&dir, "cgroup.freeze"), "1");
+    cg.thaw().unwrap();
+    assert!(!cg.is_frozen().unwrap());
+    cg.signal_all(libc::SIGKILL).unwrap();
+    assert_eq!(wait_killed(&mut guard.children[0]), Some(libc::SIGKILL));
+    cg.destroy().unwrap();
+    assert!(!dir.exists());
+}
