@@ -21,6 +21,44 @@ pub(crate) fn connect(path: &Path) -> Result<OwnedFd> {
     Ok(s.into())
 }
 
+/// A connected pair standing in for `--console-socket` when hako itself drives the terminal
+/// (`run -t`, `exec -t`): (hako's end, the child's end), both close-on-exec.
+pub(crate) fn pair() -> Result<(OwnedFd, OwnedFd)> {
+    let (a, b) = UnixStream::pair().map_err(Error::io("socketpair for console", "-"))?;
+    Ok((a.into(), b.into()))
+}
+
+/// Receives the pty master the child sent; `None` if nothing is queued (the process has no
+/// terminal) and `wait` is false.
+pub(crate) fn recv_master(sock: &OwnedFd, wait: bool) -> Result<Option<OwnedFd>> {
+    let mut buf = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let flags = if wait {
+        MsgFlags::MSG_CMSG_CLOEXEC
+    } else {
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT
+    };
+    let msg = match nix::sys::socket::recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+        Ok(m) => m,
+        Err(nix::Error::EAGAIN) => return Ok(None),
+        Err(e) => return Err(Error::sys("recvmsg(pty master)")(e)),
+    };
+    let cmsgs = msg
+        .cmsgs()
+        .map_err(Error::sys("recvmsg(pty master): control data"))?;
+    for c in cmsgs {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel installed this descriptor for us with SCM_RIGHTS; nothing
+                // else owns it.
+                return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// In the child, after pivot_root: creates the pty, sends the master and makes the slave the
 /// controlling terminal and stdio.
 pub(crate) fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {

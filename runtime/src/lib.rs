@@ -22,9 +22,11 @@ mod hooks;
 mod init;
 mod pidfd;
 mod process;
+#[allow(dead_code)] // Temporary: until config.rs and init.rs use it (seccomp helper).
 mod spawn;
 mod sync;
 mod timestamp;
+mod tty_proxy;
 mod wait;
 
 pub use config::{load_spec, ContainerConfig};

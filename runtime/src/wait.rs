@@ -5,6 +5,8 @@
 //! SIGCHLD of short-lived containers by setting up handling too late. The child unblocks them
 //! again before `execve` (`init::reset_signals`).
 
+use std::os::fd::OwnedFd;
+
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -51,15 +53,20 @@ impl SignalForwarder {
     }
 
     /// Waits for `child` to exit, forwarding signals to it; returns the shell-style exit code
-    /// (the exit status, or 128 + the signal that killed it).
-    pub(crate) fn wait(&self, child: Pid) -> Result<i32> {
+    /// (the exit status, or 128 + the signal that killed it). With a pty master (hako drives the
+    /// terminal), SIGWINCH resizes the pty instead, and the kernel tells the container.
+    pub(crate) fn wait(&self, child: Pid, pty: Option<&OwnedFd>) -> Result<i32> {
         loop {
             if let Some(code) = reap(child)? {
                 return Ok(code);
             }
             let sig = self.set.wait().map_err(Error::sys("sigwait"))?;
-            if sig != Signal::SIGCHLD {
-                let _ = nix::sys::signal::kill(child, sig);
+            match (sig, pty) {
+                (Signal::SIGCHLD, _) => {}
+                (Signal::SIGWINCH, Some(master)) => crate::tty_proxy::copy_size(master),
+                _ => {
+                    let _ = nix::sys::signal::kill(child, sig);
+                }
             }
         }
     }

@@ -121,3 +121,61 @@ fn pid_file_and_preserved_fds(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(pid_file_and_preserved_fds);
+
+/// `run` of a process with `terminal: true` and no `--console-socket`: the runtime itself is the
+/// terminal's other end, copying between its own stdio and the pty, window size included.
+fn run_with_terminal_proxies_the_pty(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(
+        rt,
+        "runtty",
+        &["sh", "-c", "tty; stty size; read x; echo got-$x"],
+    )?;
+    b.config["process"]["terminal"] = json!(true);
+    b.write_config()?;
+    let pty = nix::pty::openpty(
+        Some(&nix::pty::Winsize {
+            ws_row: 33,
+            ws_col: 101,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
+        None,
+    )?;
+    let slave = std::fs::File::from(pty.slave);
+    let mut cmd = b.cmd();
+    cmd.args(["run", "--bundle", &b.path().to_string_lossy(), &b.id])
+        .stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave.try_clone()?);
+    let mut child = cmd.spawn()?;
+    drop(slave);
+    let mut master = std::fs::File::from(pty.master);
+    std::io::Write::write_all(&mut master, b"hello\n")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&out).contains("got-hello") {
+                break;
+            }
+        }
+        let _ = tx.send(out);
+    });
+    let out = String::from_utf8_lossy(&rx.recv_timeout(Duration::from_secs(30))?).into_owned();
+    let status = child.wait()?;
+    ensure!(out.contains("/dev/pts/0"), "{out:?}");
+    // runc 1.1 sizes the pty after starting the process, so a quick `stty size` can run before it
+    // (seen failing with ECHILD); hako sizes it before the process runs.
+    if rt == Runtime::Hako {
+        ensure!(out.contains("33 101"), "window size: {out:?}");
+    }
+    ensure!(out.contains("got-hello"), "{out:?}");
+    ensure!(status.success(), "{status:?}");
+    Ok(())
+}
+both!(run_with_terminal_proxies_the_pty);

@@ -95,6 +95,16 @@ fn listen_fds() -> u32 {
 
 /// Creates the container.
 pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
+    create_with_console(store, opts, None)
+}
+
+/// Creates the container; `console` (when there is no `--console-socket`) is the child's end of
+/// a socket on which hako itself receives the pty master (`run -t`, see `tty_proxy.rs`).
+pub(crate) fn create_with_console(
+    store: &Store,
+    opts: &CreateOptions,
+    console: Option<OwnedFd>,
+) -> Result<Created> {
     state::validate_id(&opts.id)?;
     let bundle =
         std::fs::canonicalize(&opts.bundle).map_err(Error::io("resolve bundle", &opts.bundle))?;
@@ -134,7 +144,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Created> {
         child: None,
         armed: true,
     };
-    let pid = spawn_init(&mut guard, &config, opts, preserved)?;
+    let pid = spawn_init(&mut guard, &config, opts, preserved, console)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -168,6 +178,7 @@ fn spawn_init(
     config: &ContainerConfig,
     opts: &CreateOptions,
     preserved: i32,
+    console: Option<OwnedFd>,
 ) -> Result<Pid> {
     let locked = guard.locked.as_ref().ok_or(Error::Protocol {
         expected: "state held by create",
@@ -179,9 +190,10 @@ fn spawn_init(
     let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
     let cgroup = guard.cgroup.insert(cgroup);
     cgroup.apply(&config.resources)?;
-    let console: Option<OwnedFd> = match &opts.console_socket {
-        Some(p) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
-        None => None,
+    let console: Option<OwnedFd> = match (&opts.console_socket, console) {
+        (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
+        (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
+        (None, None) => None,
     };
     let joins = config.namespaces.open_joins()?;
     if let Some(pidns) = joins.pid() {

@@ -21,6 +21,7 @@ use crate::spawn::{self, Forked};
 use crate::state::{Status, Store};
 use crate::sync::{self, Message, RemoteError, SyncSocket};
 use crate::verb::create::write_pid_file;
+use crate::tty_proxy::TtyProxy;
 use crate::wait::SignalForwarder;
 use crate::{console, fds, init};
 
@@ -157,15 +158,24 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     // The state lock is not needed while the process runs (and `delete` must be able to take it).
     drop(locked);
     let high = 3 + opts.preserve_fds as i32;
+    // Without --console-socket, hako itself is the terminal's other end (as runc).
+    let mut own_console = None;
     let console: Option<OwnedFd> = match &opts.console_socket {
         Some(path) => Some(fds::dup_above(console::connect(path)?.as_fd(), high)?),
+        None if p.terminal => {
+            if opts.detach {
+                return Err(Error::InvalidConfig {
+                    field: "exec --tty",
+                    reason: "cannot allocate tty if hako will detach without setting console socket"
+                        .into(),
+                });
+            }
+            let (mine, theirs) = console::pair()?;
+            own_console = Some(mine);
+            Some(fds::dup_above(theirs.as_fd(), high)?)
+        }
         None => None,
     };
-    if p.terminal && console.is_none() {
-        return Err(Error::Unsupported {
-            field: "exec --tty without --console-socket",
-        });
-    }
     if let Some(pidns) = namespaces.pid() {
         nix::sched::setns(pidns, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(Error::sys("setns(container pid namespace)"))?;
@@ -194,7 +204,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             drop(child_sock);
             drop(console);
             drop(namespaces);
-            parent(pid, &parent_sock, cgroup.as_ref(), opts, forwarder)
+            parent(pid, &parent_sock, cgroup.as_ref(), opts, forwarder, own_console)
         }
     }
 }
@@ -205,6 +215,7 @@ fn parent(
     cgroup: Option<&hako_cgroups::Cgroup>,
     opts: &ExecOptions,
     forwarder: Option<SignalForwarder>,
+    own_console: Option<OwnedFd>,
 ) -> Result<i32> {
     let fail = |e: Error| {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -234,10 +245,18 @@ fn parent(
     if let Some(f) = &opts.pid_file {
         write_pid_file(f, pid)?;
     }
-    match forwarder {
-        Some(fw) => fw.wait(pid),
+    let proxy = match &own_console {
+        Some(sock) => console::recv_master(sock, true)?.map(TtyProxy::start).transpose()?,
+        None => None,
+    };
+    let code = match forwarder {
+        Some(fw) => fw.wait(pid, proxy.as_ref().map(TtyProxy::master)),
         None => Ok(0),
+    };
+    if let Some(p) = proxy {
+        p.finish();
     }
+    code
 }
 
 enum Never {}

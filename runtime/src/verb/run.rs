@@ -4,7 +4,9 @@
 
 use crate::error::Result;
 use crate::state::Store;
-use crate::verb::create::{create, CreateOptions};
+use crate::console;
+use crate::tty_proxy::TtyProxy;
+use crate::verb::create::{create_with_console, CreateOptions};
 use crate::verb::{delete, start};
 use crate::wait::SignalForwarder;
 
@@ -26,18 +28,50 @@ pub fn run(store: &Store, opts: &RunOptions) -> Result<i32> {
     } else {
         Some(SignalForwarder::block()?)
     };
-    let created = create(store, &opts.create)?;
+    // In the foreground without --console-socket, hako is the terminal's other end if the
+    // process asks for one (runc does the same).
+    let (mine, theirs) = match (&forwarder, &opts.create.console_socket) {
+        (Some(_), None) => {
+            let (a, b) = console::pair()?;
+            (Some(a), Some(b))
+        }
+        _ => (None, None),
+    };
+    let created = create_with_console(store, &opts.create, theirs)?;
     let pid = created.pid;
     let id = opts.create.id.as_str();
     drop(created);
+    let proxy = match &mine {
+        Some(sock) => match console::recv_master(sock, false) {
+            Ok(Some(master)) => Some(TtyProxy::start(master)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+        .transpose(),
+        None => Ok(None),
+    };
+    let proxy = match proxy {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = delete::delete(store, id, true);
+            return Err(e);
+        }
+    };
     if let Err(e) = start::start(store, id) {
         let _ = delete::delete(store, id, true);
+        if let Some(p) = proxy {
+            p.finish();
+        }
         return Err(e);
     }
     let Some(forwarder) = forwarder else {
         return Ok(0);
     };
-    let code = forwarder.wait(pid)?;
+    let code = forwarder.wait(pid, proxy.as_ref().map(TtyProxy::master));
+    if let Some(p) = proxy {
+        p.finish();
+    }
+    let code = code?;
     drop(forwarder);
     if !opts.keep {
         delete::delete(store, id, true)?;
