@@ -261,9 +261,11 @@ fn parent_side(
         expected: "state held by create",
         got: "none".into(),
     })?;
+    // Not saved yet: if `create` dies from here on, the init is either already in the cgroup
+    // (recorded at claim time, so `delete --force` kills it there) or not yet, and then it reads
+    // end-of-file on the sync socket and exits by itself.
     locked.state.pid = pid.as_raw();
     locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
-    locked.save()?;
     if let Some(maps) = &config.id_mappings {
         maps.write(pid.as_raw())?;
     }
