@@ -9,6 +9,15 @@ use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
 use crate::process::ProcessConfig;
+use crate::seccomp::SeccompProgram;
+
+/// Compiles `linux.seccomp`, if any (also used by `exec`, which applies the container's filter).
+pub(crate) fn seccomp_of(spec: &Spec) -> Result<Option<SeccompProgram>> {
+    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Ok(Some(SeccompProgram::from_spec(s)?)),
+        None => Ok(None),
+    }
+}
 
 /// Everything `create` needs, validated.
 #[derive(Debug)]
@@ -26,6 +35,7 @@ pub struct ContainerConfig {
     pub(crate) cgroup_path: hako_cgroups::CgroupPath,
     pub(crate) resources: hako_cgroups::Resources,
     pub(crate) hooks: Hooks,
+    pub(crate) seccomp: Option<SeccompProgram>,
     pub(crate) annotations: HashMap<String, String>,
 }
 
@@ -40,11 +50,6 @@ impl ContainerConfig {
     pub fn from_spec(spec: &Spec, bundle: &Path, id: &str, systemd_cgroup: bool) -> Result<Self> {
         let linux = spec.linux().as_ref();
         if let Some(l) = linux {
-            if l.seccomp().is_some() {
-                return Err(Error::Unsupported {
-                    field: "linux.seccomp",
-                });
-            }
             if l.intel_rdt().is_some() {
                 return Err(Error::Unsupported {
                     field: "linux.intelRdt",
@@ -108,6 +113,7 @@ impl ContainerConfig {
                 &devices,
             )?,
             hooks: spec.hooks().clone().unwrap_or_default(),
+            seccomp: seccomp_of(spec)?,
             annotations: spec.annotations().clone().unwrap_or_default(),
         })
     }

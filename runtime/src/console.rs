@@ -39,7 +39,12 @@ pub(crate) fn recv_master(sock: &OwnedFd, wait: bool) -> Result<Option<OwnedFd>>
     } else {
         MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT
     };
-    let msg = match nix::sys::socket::recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+    let msg = match nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        flags,
+    ) {
         Ok(m) => m,
         Err(nix::Error::EAGAIN) => return Ok(None),
         Err(e) => return Err(Error::sys("recvmsg(pty master)")(e)),

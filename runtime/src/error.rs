@@ -74,6 +74,9 @@ pub enum Error {
     /// The namespaces crate refused or failed.
     #[error("namespaces")]
     Namespaces(#[from] hako_namespaces::Error),
+    /// `linux.seccomp` could not be compiled, loaded or handed to its listener.
+    #[error("seccomp")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// The cgroups crate refused or failed.
     #[error("cgroup")]
     Cgroup(#[from] hako_cgroups::Error),

@@ -4,7 +4,7 @@
 //! as an error chain and exiting; the parent then cleans up. See `runtime/docs/protocol.md`.
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
@@ -133,8 +133,16 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
                 })?;
                 console::setup(socket, p.console_size)?;
             }
-            let (argv, envp) = process::apply_late(p)?;
-            Some((process::resolve_executable(p)?, argv, envp))
+            let prepared = process::apply_late(p, cfg.seccomp.as_ref())?;
+            if let Some(fd) = &prepared.notify {
+                args.sync
+                    .send_with_fd(&Message::SeccompNotify, fd.as_fd())?;
+            }
+            Some((
+                process::resolve_executable(p)?,
+                prepared.argv,
+                prepared.envp,
+            ))
         }
         None => None,
     };

@@ -22,7 +22,7 @@ mod hooks;
 mod init;
 mod pidfd;
 mod process;
-#[allow(dead_code)] // Temporary: until config.rs and init.rs use it (seccomp helper).
+mod seccomp;
 mod spawn;
 mod sync;
 mod timestamp;
@@ -33,6 +33,7 @@ pub use config::{load_spec, ContainerConfig};
 pub use error::{Error, Result};
 pub use hooks::HookError;
 pub use process::ProcessConfig;
+pub use seccomp::SeccompError;
 pub use sync::RemoteError;
 
 /// Logs a non-fatal error as a warning.

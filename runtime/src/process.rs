@@ -5,7 +5,8 @@
 //! not depend on the rootfs); after pivot_root: the bounding set reduced first (dropping needs CAP_SETPCAP, lost with the uid change), then
 //! supplementary groups, gid and uid with `PR_SET_KEEPCAPS` so the permitted set survives the uid
 //! change, then the effective/permitted/inheritable/ambient sets are set, then
-//! `no_new_privs`, umask and the working directory. The executable is resolved through the
+//! umask and the working directory, and the seccomp filter (see [`apply_late`]). The executable
+//! is resolved through the
 //! process's own `PATH` before the parent is told the init is ready, so `create` fails with
 //! "executable file not found" instead of a container that dies at `start`.
 
@@ -14,8 +15,11 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{PosixRlimitType, Process};
 
+use std::os::fd::OwnedFd;
+
 use crate::capabilities::CapabilitySets;
 use crate::error::{Error, Result};
+use crate::seccomp::SeccompProgram;
 
 /// One `setrlimit(2)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,9 +221,30 @@ pub(crate) fn resolve_executable(p: &ProcessConfig) -> Result<CString> {
     Err(not_found())
 }
 
-/// Credentials, capabilities and the rest, after pivot_root; returns the argv and envp to exec.
-pub(crate) fn apply_late(p: &ProcessConfig) -> Result<(Vec<CString>, Vec<CString>)> {
+/// What `apply_late` hands back for the exec.
+pub(crate) struct Prepared {
+    /// argv.
+    pub(crate) argv: Vec<CString>,
+    /// envp.
+    pub(crate) envp: Vec<CString>,
+    /// The seccomp listener, when the profile notifies.
+    pub(crate) notify: Option<OwnedFd>,
+}
+
+/// Credentials, capabilities, no_new_privs and the seccomp filter, after pivot_root.
+///
+/// seccomp follows runc (`standard_init_linux.go`): with `noNewPrivileges` the filter is loaded
+/// last, so it constrains as few of hako's own syscalls as possible; without it, loading needs
+/// CAP_SYS_ADMIN, so it goes in before the capabilities are dropped.
+pub(crate) fn apply_late(p: &ProcessConfig, seccomp: Option<&SeccompProgram>) -> Result<Prepared> {
     use nix::unistd::{Gid, Uid};
+    if p.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(Error::sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    let mut notify = None;
+    if let Some(filter) = seccomp.filter(|_| !p.no_new_privileges) {
+        notify = filter.load()?;
+    }
     if let Some(caps) = &p.capabilities {
         caps.apply_bounding()?;
     }
@@ -249,9 +274,6 @@ pub(crate) fn apply_late(p: &ProcessConfig) -> Result<(Vec<CString>, Vec<CString
     if let Some(caps) = &p.capabilities {
         caps.apply()?;
     }
-    if p.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().map_err(Error::sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    }
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
@@ -278,5 +300,8 @@ pub(crate) fn apply_late(p: &ProcessConfig) -> Result<(Vec<CString>, Vec<CString
         .map(to_c("process.args"))
         .collect::<Result<_>>()?;
     let envp = env.iter().map(to_c("process.env")).collect::<Result<_>>()?;
-    Ok((argv, envp))
+    if let Some(filter) = seccomp.filter(|_| p.no_new_privileges) {
+        notify = filter.load()?;
+    }
+    Ok(Prepared { argv, envp, notify })
 }

@@ -7,9 +7,12 @@
 //! parent reaps it and reports how it ended. See `runtime/docs/protocol.md` for the diagram.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -31,6 +34,9 @@ pub(crate) enum Message {
     RunHooks,
     /// Parent → child: runtime-namespace hooks done; go on to pivot.
     HooksDone,
+    /// Child → parent: the seccomp listener fd (attached with SCM_RIGHTS), for the parent to
+    /// hand to `listenerPath`, which the pivoted child can no longer reach.
+    SeccompNotify,
     /// Child → parent: set-up is complete; the init now waits on the exec fifo.
     Ready,
     /// Child → parent: set-up failed; the chain of causes, outermost first.
@@ -46,6 +52,7 @@ impl Message {
             Message::Go { .. } => "go",
             Message::RunHooks => "runHooks",
             Message::HooksDone => "hooksDone",
+            Message::SeccompNotify => "seccompNotify",
             Message::Ready => "ready",
             Message::Error { .. } => "error",
         }
@@ -82,20 +89,64 @@ impl SyncSocket {
         Ok(())
     }
 
+    /// Sends one message with a descriptor attached (SCM_RIGHTS).
+    pub(crate) fn send_with_fd(&self, msg: &Message, fd: BorrowedFd<'_>) -> Result<()> {
+        let bytes = serde_json::to_vec(msg).map_err(|source| Error::Encode {
+            what: "sync message",
+            source,
+        })?;
+        let fds = [fd.as_raw_fd()];
+        socket::sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(Error::sys("sendmsg on sync socket"))?;
+        Ok(())
+    }
+
     /// Receives one message; `None` when the peer closed its end (it exited or exec'd).
     pub(crate) fn recv(&self) -> Result<Option<Message>> {
+        Ok(self.recv_with_fd()?.map(|(m, _)| m))
+    }
+
+    /// Receives one message and the descriptor that came with it, if any.
+    pub(crate) fn recv_with_fd(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let n = loop {
-            match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match socket::recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(nix::Error::EINTR) => continue,
-                other => break other.map_err(Error::sys("recv on sync socket"))?,
+                Err(e) => return Err(Error::sys("recvmsg on sync socket")(e)),
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs().map_err(Error::sys("recvmsg: control data"))? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // SAFETY: the kernel installed these descriptors for us with
+                                // SCM_RIGHTS; nothing else owns them. Extra ones are closed.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
             }
         };
         if n == 0 {
             return Ok(None);
         }
         serde_json::from_slice(&buf[..n])
-            .map(Some)
+            .map(|m| Some((m, fd)))
             .map_err(|_| Error::Protocol {
                 expected: "a sync message",
                 got: String::from_utf8_lossy(&buf[..n]).into_owned(),

@@ -47,7 +47,8 @@ impl TtyProxy {
         if let Some(t) = &saved {
             let mut raw = t.clone();
             termios::cfmakeraw(&mut raw);
-            termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(Error::sys("tcsetattr(raw)"))?;
+            termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw)
+                .map_err(Error::sys("tcsetattr(raw)"))?;
         }
         copy_size(&master);
         let mut input = std::fs::File::from(

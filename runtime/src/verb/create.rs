@@ -117,6 +117,9 @@ pub(crate) fn create_with_console(
             &format!("{field} is ignored: the kernel no longer supports it (as runc does)"),
         );
     }
+    if let Some(f) = &config.seccomp {
+        crate::log::debug(&format!("seccomp filter: {} cBPF instructions", f.len()));
+    }
     let listen = listen_fds();
     if listen > 0 {
         if let Some(p) = config.process.as_mut() {
@@ -251,6 +254,29 @@ fn spawn_init(
     }
 }
 
+/// Hands the seccomp notify fd the init sent to the profile's `listenerPath`, with the container
+/// state (config-linux.md, "Seccomp": the runtime sends the fd over SCM_RIGHTS).
+pub(crate) fn forward_seccomp_listener(
+    program: Option<&crate::seccomp::SeccompProgram>,
+    fd: Option<OwnedFd>,
+    state_json: &str,
+) -> Result<()> {
+    let (Some(program), Some(fd)) = (program, fd) else {
+        return Err(Error::Protocol {
+            expected: "a seccomp listener fd for a profile with SCMP_ACT_NOTIFY",
+            got: "none".into(),
+        });
+    };
+    let Some(path) = program.listener_path() else {
+        return Err(Error::Protocol {
+            expected: "a listenerPath",
+            got: "none".into(),
+        });
+    };
+    crate::seccomp::send_to_listener(path, fd.as_fd(), state_json, program.listener_metadata())?;
+    Ok(())
+}
+
 fn parent_side(
     guard: &mut Teardown,
     config: &ContainerConfig,
@@ -281,7 +307,14 @@ fn parent_side(
         state: state_json.clone(),
     })?;
     loop {
-        match sock.recv()? {
+        let (msg, fd) = match sock.recv_with_fd()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Message::SeccompNotify) => {
+                forward_seccomp_listener(config.seccomp.as_ref(), fd, &state_json)?
+            }
             Some(Message::RunHooks) => {
                 if let Some(h) = config.hooks.prestart() {
                     hooks::run_all("prestart", h, &state_json)?;

@@ -20,8 +20,8 @@ use crate::process::{self, ProcessConfig};
 use crate::spawn::{self, Forked};
 use crate::state::{Status, Store};
 use crate::sync::{self, Message, RemoteError, SyncSocket};
-use crate::verb::create::write_pid_file;
 use crate::tty_proxy::TtyProxy;
+use crate::verb::create::{forward_seccomp_listener, write_pid_file};
 use crate::wait::SignalForwarder;
 use crate::{console, fds, init};
 
@@ -144,6 +144,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
         }
     }
     let mut p = build_process(opts, &locked.state.bundle)?;
+    // The container's seccomp filter applies to every process in it (runc: setns_init_linux.go).
+    let seccomp = config::seccomp_of(&config::load_spec(&locked.state.bundle)?)?;
+    let state_json = locked.hook_state(status)?;
     if opts.tty != p.terminal && opts.process.is_none() {
         p.terminal = opts.tty;
     }
@@ -166,8 +169,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             if opts.detach {
                 return Err(Error::InvalidConfig {
                     field: "exec --tty",
-                    reason: "cannot allocate tty if hako will detach without setting console socket"
-                        .into(),
+                    reason:
+                        "cannot allocate tty if hako will detach without setting console socket"
+                            .into(),
                 });
             }
             let (mine, theirs) = console::pair()?;
@@ -190,7 +194,14 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     match spawn::clone(nix::sched::CloneFlags::empty())? {
         Forked::Child => {
             drop(parent_sock);
-            let err = match child(namespaces, &p, &child_sock, console.as_ref(), high) {
+            let err = match child(
+                namespaces,
+                &p,
+                seccomp.as_ref(),
+                &child_sock,
+                console.as_ref(),
+                high,
+            ) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -204,15 +215,27 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             drop(child_sock);
             drop(console);
             drop(namespaces);
-            parent(pid, &parent_sock, cgroup.as_ref(), opts, forwarder, own_console)
+            let ctx = ParentContext {
+                cgroup: cgroup.as_ref(),
+                seccomp: seccomp.as_ref(),
+                state_json: &state_json,
+            };
+            parent(pid, &parent_sock, &ctx, opts, forwarder, own_console)
         }
     }
+}
+
+/// What the parent of an exec needs besides the child itself.
+struct ParentContext<'a> {
+    cgroup: Option<&'a hako_cgroups::Cgroup>,
+    seccomp: Option<&'a crate::seccomp::SeccompProgram>,
+    state_json: &'a str,
 }
 
 fn parent(
     pid: Pid,
     sock: &SyncSocket,
-    cgroup: Option<&hako_cgroups::Cgroup>,
+    ctx: &ParentContext<'_>,
     opts: &ExecOptions,
     forwarder: Option<SignalForwarder>,
     own_console: Option<OwnedFd>,
@@ -222,14 +245,19 @@ fn parent(
         let _ = nix::sys::wait::waitpid(pid, None);
         e
     };
-    if let Some(cg) = cgroup {
+    if let Some(cg) = ctx.cgroup {
         cg.add_process(pid.as_raw()).map_err(|e| fail(e.into()))?;
     }
     sock.send(&Message::Go {
         state: String::new(),
     })
     .map_err(fail)?;
-    match sock.recv().map_err(fail)? {
+    let mut next = sock.recv_with_fd().map_err(fail)?;
+    if let Some((Message::SeccompNotify, fd)) = next {
+        forward_seccomp_listener(ctx.seccomp, fd, ctx.state_json).map_err(fail)?;
+        next = sock.recv_with_fd().map_err(fail)?;
+    }
+    match next.map(|(m, _)| m) {
         None => {}
         Some(Message::Error { chain }) => {
             let _ = nix::sys::wait::waitpid(pid, None);
@@ -246,7 +274,9 @@ fn parent(
         write_pid_file(f, pid)?;
     }
     let proxy = match &own_console {
-        Some(sock) => console::recv_master(sock, true)?.map(TtyProxy::start).transpose()?,
+        Some(sock) => console::recv_master(sock, true)?
+            .map(TtyProxy::start)
+            .transpose()?,
         None => None,
     };
     let code = match forwarder {
@@ -264,6 +294,7 @@ enum Never {}
 fn child(
     namespaces: hako_namespaces::ProcessNamespaces,
     p: &ProcessConfig,
+    seccomp: Option<&crate::seccomp::SeccompProgram>,
     sock: &SyncSocket,
     console_fd: Option<&OwnedFd>,
     high: i32,
@@ -281,14 +312,17 @@ fn child(
             console::setup(c, p.console_size)?;
         }
     }
-    let (argv, envp) = process::apply_late(p)?;
+    let prepared = process::apply_late(p, seccomp)?;
+    if let Some(fd) = &prepared.notify {
+        sock.send_with_fd(&Message::SeccompNotify, fd.as_fd())?;
+    }
     let path = process::resolve_executable(p)?;
     fds::cloexec_from(high)?;
     for fd in 3..high {
         fds::keep_on_exec(fd)?;
     }
     init::reset_signals()?;
-    let e = nix::unistd::execve(&path, &argv, &envp)
+    let e = nix::unistd::execve(&path, &prepared.argv, &prepared.envp)
         .err()
         .unwrap_or(nix::Error::UnknownErrno);
     Err(Error::Sys {

@@ -2,9 +2,9 @@
 //! to it and exiting with its status (128 + N when killed by signal N); the container is deleted
 //! afterwards unless `--keep`.
 
+use crate::console;
 use crate::error::Result;
 use crate::state::Store;
-use crate::console;
 use crate::tty_proxy::TtyProxy;
 use crate::verb::create::{create_with_console, CreateOptions};
 use crate::verb::{delete, start};
