@@ -1,0 +1,197 @@
+//! cgroup resources through the real binary: applied (read back from the host's cgroup files),
+//! enforced where that is cheap to show, changed by `update`, reported by `events`. Also run
+//! against runc: on this v1 host both must write the same files.
+
+use anyhow::{ensure, Context, Result};
+use hako_tests::{both, Bundle, Runtime};
+use serde_json::json;
+
+fn read(b: &Bundle, controller: &str, file: &str) -> Result<String> {
+    let p = std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(b.cgroup_path().trim_start_matches('/'))
+        .join(file);
+    Ok(std::fs::read_to_string(&p)
+        .with_context(|| format!("read {}", p.display()))?
+        .trim()
+        .to_string())
+}
+
+fn resources_are_written(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "res", &["sleep", "1000"])?;
+    b.config["linux"]["resources"] = json!({
+        "devices": [{"allow": false, "access": "rwm"}],
+        "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 42}
+    });
+    b.create()?.ok()?;
+    ensure!(read(&b, "memory", "memory.limit_in_bytes")? == "67108864");
+    ensure!(read(&b, "memory", "memory.soft_limit_in_bytes")? == "33554432");
+    if let Ok(sw) = read(&b, "memory", "memory.memsw.limit_in_bytes") {
+        ensure!(sw == "134217728", "memsw {sw}");
+    }
+    ensure!(read(&b, "cpu", "cpu.shares")? == "512");
+    ensure!(read(&b, "cpu", "cpu.cfs_quota_us")? == "50000");
+    ensure!(read(&b, "cpu", "cpu.cfs_period_us")? == "100000");
+    ensure!(read(&b, "cpuset", "cpuset.cpus")? == "0");
+    ensure!(read(&b, "pids", "pids.max")? == "42");
+    let pid = b.state()?["pid"].as_i64().unwrap_or(0).to_string();
+    for c in ["memory", "cpu", "cpuset", "pids", "devices", "freezer"] {
+        ensure!(
+            read(&b, c, "cgroup.procs")?.lines().any(|l| l == pid),
+            "init in {c}"
+        );
+    }
+    Ok(())
+}
+both!(resources_are_written);
+
+fn devices_list_matches_runc_default(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(rt, "devlist", &["sleep", "1000"])?;
+    b.create()?.ok()?;
+    let mut list: Vec<String> = read(&b, "devices", "devices.list")?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    list.sort();
+    // runc 1.1's default allow list after deny-all (specconv AllowedDevices; /dev/console 5:1
+    // is created for a terminal but not in the default allow list).
+    let mut want: Vec<String> = [
+        "b *:* m",
+        "c *:* m",
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 5:2 rwm",
+        "c 10:200 rwm",
+        "c 136:* rwm",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    want.sort();
+    ensure!(list == want, "devices.list {list:?}");
+    Ok(())
+}
+both!(devices_list_matches_runc_default);
+
+fn pids_limit_stops_forks(rt: Runtime) -> Result<()> {
+    // The shell counts too: with pids.max 4, three children fit and the fourth fork fails.
+    let mut b = Bundle::new(
+        rt,
+        "pidslimit",
+        &[
+            "sh",
+            "-c",
+            "sleep 5 & sleep 5 & sleep 5 & echo three-ok; sleep 5 & echo four-ok",
+        ],
+    )?;
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 4});
+    let r = b.run()?;
+    ensure!(r.stdout.contains("three-ok"), "three forks fit: {r:?}");
+    ensure!(
+        !r.stdout.contains("four-ok") && r.code != 0,
+        "the fourth fork must fail: {r:?}"
+    );
+    Ok(())
+}
+both!(pids_limit_stops_forks);
+
+fn memory_limit_triggers_oom_killer(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(
+        rt,
+        "oom",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived",
+        ],
+    )?;
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 16777216, "swap": 16777216});
+    let r = b.run()?;
+    ensure!(
+        !r.stdout.contains("survived"),
+        "a 64 MiB buffer fit under a 16 MiB limit: {r:?}"
+    );
+    ensure!(
+        r.code == 137 || r.code == 1,
+        "killed (137) or the shell saw its child killed: {r:?}"
+    );
+    Ok(())
+}
+both!(memory_limit_triggers_oom_killer);
+
+fn update_changes_limits(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(rt, "update", &["sleep", "1000"])?;
+    b.create()?.ok()?;
+    b.rt(&["start", &b.id])?.ok()?;
+    b.rt(&[
+        "update",
+        "--memory",
+        "128m",
+        "--pids-limit",
+        "50",
+        "--cpu-share",
+        "256",
+        &b.id,
+    ])?
+    .ok()?;
+    ensure!(read(&b, "memory", "memory.limit_in_bytes")? == "134217728");
+    ensure!(read(&b, "pids", "pids.max")? == "50");
+    ensure!(read(&b, "cpu", "cpu.shares")? == "256");
+    // What CRI pipes in on stdin (recorded from containerd); devices stay as they were.
+    let cri = r#"{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":67108864,"swap":67108864},"cpu":{"shares":512}}"#;
+    let mut cmd = b.cmd();
+    cmd.args(["update", "--resources", "-", &b.id])
+        .stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn()?;
+    std::io::Write::write_all(child.stdin.as_mut().context("stdin")?, cri.as_bytes())?;
+    drop(child.stdin.take());
+    ensure!(child.wait()?.success(), "update --resources -");
+    ensure!(read(&b, "memory", "memory.limit_in_bytes")? == "67108864");
+    ensure!(read(&b, "cpu", "cpu.shares")? == "512");
+    let ok = b
+        .rt(&[
+            "exec",
+            &b.id,
+            "sh",
+            "-c",
+            "echo x > /dev/null && echo devices-intact",
+        ])?
+        .ok()?;
+    ensure!(ok.stdout.contains("devices-intact"), "{ok:?}");
+    Ok(())
+}
+both!(update_changes_limits);
+
+fn events_stats_reports_usage(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "events", &["sleep", "1000"])?;
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 30});
+    b.create()?.ok()?;
+    b.rt(&["start", &b.id])?.ok()?;
+    let r = b.rt(&["events", "--stats", &b.id])?.ok()?;
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim())?;
+    ensure!(v["type"] == "stats" && v["id"] == b.id.as_str(), "{v}");
+    ensure!(
+        v["data"]["pids"]["current"].as_u64() == Some(1),
+        "pids.current: {v}"
+    );
+    ensure!(
+        v["data"]["pids"]["limit"].as_u64() == Some(30),
+        "pids.limit: {v}"
+    );
+    ensure!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "memory usage: {v}"
+    );
+    ensure!(
+        v["data"]["cpu"]["usage"]["total"].is_u64(),
+        "cpu usage: {v}"
+    );
+    Ok(())
+}
+both!(events_stats_reports_usage);
