@@ -71,7 +71,16 @@ pub(crate) fn run(mut args: InitArgs<'_>) -> ! {
 
 enum Never {}
 
+/// Makes the process non-dumpable until it execs (execve(2) resets it for ordinary programs):
+/// a process in the container then cannot open `/proc/<pid>/exe`, the hako binary, and
+/// overwrite it through that descriptor later (CVE-2019-5736), nor ptrace the half-set-up
+/// process (proc(5), "ptrace access mode").
+pub(crate) fn not_dumpable() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))
+}
+
 fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
+    not_dumpable()?;
     let cfg = args.config;
     let state = match args.sync.recv()? {
         Some(Message::Go { state }) => state,
@@ -89,6 +98,17 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     };
     if let Some(joins) = args.joins.take() {
         cfg.namespaces.join(joins)?;
+    }
+    if cfg.id_mappings.is_some() {
+        // In a new user namespace our credentials are still the host's (unmapped, seen as the
+        // overflow uid), so files we create would fail with EOVERFLOW: become the namespace's
+        // root now that the parent has written the maps (user_namespaces(7)).
+        let root_gid = nix::unistd::Gid::from_raw(0);
+        let root_uid = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_gid, root_gid, root_gid)
+            .map_err(Error::sys("setresgid(0) in the new user namespace"))?;
+        nix::unistd::setresuid(root_uid, root_uid, root_uid)
+            .map_err(Error::sys("setresuid(0) in the new user namespace"))?;
     }
     cfg.namespaces.unshare_late()?;
     nix::unistd::setsid().map_err(Error::sys("setsid"))?;

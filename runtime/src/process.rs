@@ -282,6 +282,18 @@ pub(crate) fn apply_late(p: &ProcessConfig, seccomp: Option<&SeccompProgram>) ->
         path: p.cwd.clone(),
         source: e.into(),
     })?;
+    // CVE-2024-21626: a cwd such as /proc/self/fd/N, where N is a descriptor inherited from the
+    // host, lands outside the rootfs. getcwd(3) then fails (the kernel reports the path as
+    // "(unreachable)"), which is the check runc added in 1.1.12.
+    match nix::unistd::getcwd() {
+        Ok(dir) if dir.is_absolute() => {}
+        _ => {
+            return Err(Error::InvalidConfig {
+                field: "process.cwd",
+                reason: format!("{:?} resolves outside the container's root", p.cwd),
+            })
+        }
+    }
     let mut env = p.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_for(p.uid)));

@@ -299,6 +299,7 @@ fn child(
     console_fd: Option<&OwnedFd>,
     high: i32,
 ) -> Result<Never> {
+    init::not_dumpable()?;
     match sock.recv()? {
         Some(Message::Go { .. }) => {}
         // SAFETY: the parent is gone; _exit without the parent's destructors.
