@@ -136,14 +136,15 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         hooks::run_all("createContainer", h, &state)?;
     }
     cfg.rootfs.enter(args.no_pivot)?;
-    cfg.rootfs.finish()?;
     if let Some(h) = &cfg.hostname {
         hako_namespaces::set_hostname(h)?;
     }
     if let Some(d) = &cfg.domainname {
         hako_namespaces::set_domainname(d)?;
     }
+    // Before `finish`: readonlyPaths usually include /proc/sys (runc orders it the same way).
     cfg.sysctls.apply()?;
+    cfg.rootfs.finish()?;
     let exec = match &cfg.process {
         Some(p) => {
             if p.terminal {
