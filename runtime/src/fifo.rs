@@ -26,6 +26,63 @@ pub(crate) fn create(path: &Path) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The start-status FIFO, used only when there are startContainer hooks: they run in the init
+/// after `start` released it, and the spec wants `start` to fail when one does. The init holds
+/// this FIFO `O_RDWR` (close-on-exec) and writes an error message into it if a hook fails;
+/// `start` opens it for reading before releasing the init and reads until end-of-file, which
+/// comes when the init's descriptor closes: at `execve` (nothing written: success) or at exit.
+pub(crate) fn create_start_status(path: &Path) -> Result<OwnedFd> {
+    create(path)
+}
+
+/// In `start`: opens the start-status FIFO for reading (before releasing the init).
+pub(crate) fn open_start_status(path: &Path) -> Result<Option<OwnedFd>> {
+    match nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        // SAFETY: open returned a new descriptor owned by nobody else.
+        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
+        Err(nix::Error::ENOENT) => Ok(None),
+        Err(e) => Err(Error::io("open start status fifo", path)(e.into())),
+    }
+}
+
+/// In `start`: waits (at most `timeout`) for the init to exec or fail; returns what it wrote
+/// (empty on success).
+pub(crate) fn read_start_status(fd: &OwnedFd, timeout: std::time::Duration) -> Result<String> {
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 && nix::Error::last() == nix::Error::EINTR {
+            continue;
+        }
+        if rc <= 0 {
+            return Err(Error::Timeout {
+                what: "startContainer hooks",
+                seconds: timeout.as_secs(),
+            });
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => return Ok(String::from_utf8_lossy(&out).into_owned()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(Error::sys("read start status fifo")(e)),
+        }
+    }
+}
+
 /// In the init: blocks until `start` writes its byte.
 pub(crate) fn wait_for_start(fd: &OwnedFd) -> Result<()> {
     let mut b = [0u8; 1];

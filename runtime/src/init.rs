@@ -16,6 +16,8 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) config: &'a ContainerConfig,
     pub(crate) sync: SyncSocket,
     pub(crate) fifo: OwnedFd,
+    /// Where a failing startContainer hook is reported to `start` (see `fifo.rs`).
+    pub(crate) start_status: Option<OwnedFd>,
     pub(crate) console: Option<OwnedFd>,
     /// Taken (and closed) when joined.
     pub(crate) joins: Option<hako_namespaces::JoinFds>,
@@ -175,7 +177,14 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     args.sync.send(&Message::Ready)?;
     crate::fifo::wait_for_start(&args.fifo)?;
     if let Some(h) = hooks.start_container() {
-        hooks::run_all("startContainer", h, &state)?;
+        if let Err(e) = hooks::run_all("startContainer", h, &with_status(&state, "created")) {
+            // `start` waits on this FIFO; the sync socket's parent (`create`) is long gone.
+            if let Some(fd) = &args.start_status {
+                let text = RemoteError::chain_of(&e).join("\n");
+                let _ = nix::unistd::write(fd, text.as_bytes());
+            }
+            return Err(e);
+        }
     }
     let Some((path, argv, envp)) = exec else {
         return Err(Error::InvalidConfig {
@@ -190,6 +199,18 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         syscall: "execve",
         source: e,
     })
+}
+
+/// The state JSON with another `status` (startContainer hooks run once the container is
+/// created and released, before its program runs).
+fn with_status(state: &str, status: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["status"] = serde_json::Value::from(status);
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
 }
 
 /// Gives the container its own session keyring (keyctl(2) `KEYCTL_JOIN_SESSION_KEYRING`), so

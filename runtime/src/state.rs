@@ -4,6 +4,7 @@
 //! /run/hako/<id>/          mode 0711, created with mkdir(2): its existence claims the id
 //!     state.json           written atomically (temp file + rename(2))
 //!     exec.fifo            present while the container is `created` (see `fifo.rs`)
+//!     start.status         only with startContainer hooks: their failure, for `start`
 //! ```
 //! Every command that reads or changes a container holds an exclusive `flock(2)` on the directory,
 //! so concurrent commands on one id are serialised. The status is never stored: it is derived from
@@ -28,6 +29,8 @@ pub const DEFAULT_ROOT: &str = "/run/hako";
 const STATE_FILE: &str = "state.json";
 /// Name of the exec fifo inside the container's directory.
 pub(crate) const FIFO_FILE: &str = "exec.fifo";
+/// Name of the FIFO on which the init reports a failing startContainer hook to `start`.
+pub(crate) const START_STATUS_FILE: &str = "start.status";
 
 /// The runtime-spec status of a container (runtime.md, "State").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,6 +306,11 @@ impl Locked {
     /// Path of the exec fifo.
     pub(crate) fn fifo_path(&self) -> PathBuf {
         self.dir.join(FIFO_FILE)
+    }
+
+    /// Path of the start-status FIFO (only with startContainer hooks; see `fifo.rs`).
+    pub(crate) fn start_status_path(&self) -> PathBuf {
+        self.dir.join(START_STATUS_FILE)
     }
 
     /// Writes `state.json` atomically.

@@ -111,3 +111,32 @@ fn hook_timeout(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(hook_timeout);
+
+/// runtime.md, "Lifecycle": a failing startContainer hook makes `start` fail and stops the
+/// container; a failing poststart hook is only a warning. runc 1.1 runs poststart hooks inside
+/// `create` (see the conformance suite's notes), so these hold hako to the spec only.
+#[test]
+fn failing_start_container_hook_fails_start() -> Result<()> {
+    let mut b = Bundle::new(Runtime::Hako, "startfail", &["sleep", "1000"])?;
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no-start >&2; exit 3"]}]});
+    b.create()?.ok()?;
+    let r = b.rt(&["start", &b.id])?;
+    ensure!(r.code != 0 && r.stderr.contains("startContainer"), "{r:?}");
+    b.wait_exit()?;
+    ensure!(b.status()? == "stopped", "the container is stopped");
+    Ok(())
+}
+
+#[test]
+fn failing_poststart_hook_is_a_warning() -> Result<()> {
+    let mut b = Bundle::new(Runtime::Hako, "poststartfail", &["sleep", "1000"])?;
+    b.config["hooks"] = json!({
+        "startContainer": [{"path": "/bin/true"}],
+        "poststart": [{"path": "/bin/false"}]
+    });
+    b.create()?.ok()?;
+    let r = b.rt(&["start", &b.id])?;
+    ensure!(r.code == 0 && r.stderr.contains("warning"), "{r:?}");
+    ensure!(b.status()? == "running");
+    Ok(())
+}

@@ -190,6 +190,20 @@ fn spawn_init(
     let fifo_path = locked.fifo_path();
     let high = 3 + preserved;
     let fifo_fd = fds::dup_above(fifo::create(&fifo_path)?.as_fd(), high)?;
+    let start_status = if config
+        .hooks
+        .start_container()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
+        let path = locked.start_status_path();
+        Some(fds::dup_above(
+            fifo::create_start_status(&path)?.as_fd(),
+            high,
+        )?)
+    } else {
+        None
+    };
     let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
     let cgroup = guard.cgroup.insert(cgroup);
     cgroup.apply(&config.resources)?;
@@ -234,6 +248,7 @@ fn spawn_init(
                 config,
                 sync: child_sock,
                 fifo: fifo_fd,
+                start_status,
                 console,
                 joins: Some(joins),
                 cgroup_mounts,
@@ -245,6 +260,7 @@ fn spawn_init(
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(fifo_fd);
+            drop(start_status);
             drop(console);
             drop(joins);
             guard.child = Some(pid);

@@ -1,10 +1,17 @@
 //! `hako start`: release a `created` container's init through the exec fifo, then run the
-//! poststart hooks. runtime-spec 1.1+ (runtime.md, "Lifecycle" step 6): when a poststart hook
-//! fails the runtime generates an error and stops the container, as runc does.
+//! poststart hooks. runtime.md, "Lifecycle": if a startContainer hook fails, the runtime MUST
+//! generate an error and stop the container; if a poststart hook fails, it MUST log a warning
+//! and the remaining hooks and lifecycle continue.
+
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::state::{Status, Store};
+use crate::sync::RemoteError;
 use crate::{fifo, hooks};
+
+/// Bound on how long `start` waits for startContainer hooks (each also has its own `timeout`).
+const START_HOOKS_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Starts the container `id`.
 pub fn start(store: &Store, id: &str) -> Result<()> {
@@ -23,21 +30,31 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
             reason: "the container's config has no process to start".into(),
         });
     }
+    let status_fifo = fifo::open_start_status(&locked.start_status_path())?;
     if !fifo::release(&locked.fifo_path())? {
         return Err(Error::NotRunning { id: id.to_string() });
     }
-    if let Some(h) = locked
-        .state
-        .hooks
-        .as_ref()
-        .and_then(|h| h.poststart().clone())
-    {
-        let state = locked.hook_state(Status::Running)?;
-        if let Err(e) = hooks::run_all("poststart", &h, &state) {
+    if let Some(fd) = status_fifo {
+        let failure = fifo::read_start_status(&fd, START_HOOKS_TIMEOUT)?;
+        let _ = std::fs::remove_file(locked.start_status_path());
+        if !failure.is_empty() {
             if let Some(init) = locked.init() {
                 let _ = init.signal(libc::SIGKILL);
             }
-            return Err(e);
+            return Err(Error::Init(RemoteError::from_chain(
+                failure.lines().map(str::to_string).collect(),
+            )));
+        }
+    }
+    let poststart = locked
+        .state
+        .hooks
+        .as_ref()
+        .and_then(|h| h.poststart().clone());
+    if let Some(h) = poststart {
+        let state = locked.hook_state(Status::Running)?;
+        for e in hooks::run_all_warn("poststart", &h, &state) {
+            crate::warn(&e);
         }
     }
     Ok(())
