@@ -36,6 +36,7 @@ pub struct ContainerConfig {
     pub(crate) resources: hako_cgroups::Resources,
     pub(crate) hooks: Hooks,
     pub(crate) seccomp: Option<SeccompProgram>,
+    pub(crate) personality: Option<libc::c_ulong>,
     pub(crate) annotations: HashMap<String, String>,
 }
 
@@ -53,11 +54,6 @@ impl ContainerConfig {
             if l.intel_rdt().is_some() {
                 return Err(Error::Unsupported {
                     field: "linux.intelRdt",
-                });
-            }
-            if l.personality().is_some() {
-                return Err(Error::Unsupported {
-                    field: "linux.personality",
                 });
             }
             if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
@@ -114,6 +110,10 @@ impl ContainerConfig {
             )?,
             hooks: spec.hooks().clone().unwrap_or_default(),
             seccomp: seccomp_of(spec)?,
+            personality: linux
+                .and_then(|l| l.personality().as_ref())
+                .map(crate::scheduling::personality)
+                .transpose()?,
             annotations: spec.annotations().clone().unwrap_or_default(),
         })
     }

@@ -120,6 +120,9 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     if let Some(p) = &cfg.process {
         process::apply_early(p)?;
     }
+    if let Some(persona) = cfg.personality {
+        crate::scheduling::apply_personality(persona)?;
+    }
     cfg.rootfs.prepare(&args.cgroup_mounts)?;
     let hooks = &cfg.hooks;
     let runtime_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())

@@ -22,6 +22,7 @@ mod hooks;
 mod init;
 mod pidfd;
 mod process;
+mod scheduling;
 mod seccomp;
 mod spawn;
 mod sync;

@@ -19,6 +19,7 @@ use std::os::fd::OwnedFd;
 
 use crate::capabilities::CapabilitySets;
 use crate::error::{Error, Result};
+use crate::scheduling;
 use crate::seccomp::SeccompProgram;
 
 /// One `setrlimit(2)`.
@@ -45,6 +46,8 @@ pub struct ProcessConfig {
     pub(crate) rlimits: Vec<Rlimit>,
     pub(crate) no_new_privileges: bool,
     pub(crate) oom_score_adj: Option<i32>,
+    pub(crate) scheduler: Option<scheduling::SchedAttr>,
+    pub(crate) io_priority: Option<i32>,
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
@@ -98,16 +101,6 @@ impl ProcessConfig {
                 field: "process.selinuxLabel",
             });
         }
-        if p.scheduler().is_some() {
-            return Err(Error::Unsupported {
-                field: "process.scheduler",
-            });
-        }
-        if p.io_priority().is_some() {
-            return Err(Error::Unsupported {
-                field: "process.ioPriority",
-            });
-        }
         let mut rlimits = Vec::new();
         for r in p.rlimits().iter().flatten() {
             let resource = rlimit_resource(r.typ());
@@ -146,6 +139,16 @@ impl ProcessConfig {
             rlimits,
             no_new_privileges: p.no_new_privileges().unwrap_or(false),
             oom_score_adj: p.oom_score_adj(),
+            scheduler: p
+                .scheduler()
+                .as_ref()
+                .map(scheduling::sched_attr)
+                .transpose()?,
+            io_priority: p
+                .io_priority()
+                .as_ref()
+                .map(scheduling::io_priority)
+                .transpose()?,
         })
     }
 
@@ -156,11 +159,18 @@ impl ProcessConfig {
     }
 }
 
-/// Steps that do not depend on the rootfs: run before pivot_root, while host `/proc` is visible.
+/// Steps that do not depend on the rootfs: run before pivot_root, while host `/proc` is visible
+/// and before capabilities are dropped (scheduler and I/O priority may need them).
 pub(crate) fn apply_early(p: &ProcessConfig) -> Result<()> {
     if let Some(adj) = p.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(Error::io("write", "/proc/self/oom_score_adj"))?;
+    }
+    if let Some(attr) = &p.scheduler {
+        scheduling::apply_sched(attr)?;
+    }
+    if let Some(prio) = p.io_priority {
+        scheduling::apply_io_priority(prio)?;
     }
     for r in &p.rlimits {
         let lim = libc::rlimit {

@@ -161,7 +161,7 @@ both!(config_without_process_creates_but_does_not_start);
 
 fn unsupported_field_is_an_error(rt: Runtime) -> Result<()> {
     if rt == Runtime::Runc {
-        return Ok(()); // runc supports personality; this checks hako's refusal only
+        return Ok(()); // runc supports intelRdt; this checks hako's refusal only
     }
     let mut b = Bundle::new(rt, "unsupported", &["true"])?;
     b.config["linux"]["personality"] = json!({"domain": "LINUX32"});

@@ -1,0 +1,79 @@
+//! config.md "Capabilities" (capabilities(7)): one case per capability alone in every set, and
+//! cases per set shape (empty, bounding only, inheritable, ambient for a non-root user). The
+//! checker derives what execve(2) must leave from the config, so a runtime that skips a set or
+//! adds one it was not asked for fails.
+
+use crate::case::{Case, Outcome};
+use crate::runtime::Kind;
+use serde_json::json;
+
+const S: &str = "capabilities";
+
+/// The capability cases.
+pub fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    for (i, name) in crate::caps::NAMES.iter().enumerate() {
+        v.push(Case::new(S, format!("only/{name}"), move |ctx| {
+            if ctx.host.bounding & (1u64 << i) == 0 {
+                return Ok(Outcome::Skip(format!(
+                    "the host's bounding set lacks {name}"
+                )));
+            }
+            let mut b = ctx.bundle()?;
+            let set = json!([name]);
+            b.config["process"]["capabilities"] =
+                json!({"bounding": set, "effective": set, "permitted": set, "inheritable": set});
+            b.check(&["caps"])
+        }));
+    }
+    let shapes: [(&str, serde_json::Value, serde_json::Value); 6] = [
+        (
+            "sets/empty",
+            json!({"bounding": [], "effective": [], "permitted": [], "inheritable": [], "ambient": []}),
+            json!({"uid": 0, "gid": 0}),
+        ),
+        (
+            "sets/default",
+            json!({"bounding": crate::config::DEFAULT_CAPS, "effective": crate::config::DEFAULT_CAPS, "permitted": crate::config::DEFAULT_CAPS}),
+            json!({"uid": 0, "gid": 0}),
+        ),
+        (
+            "sets/bounding-only",
+            json!({"bounding": ["CAP_CHOWN", "CAP_KILL"]}),
+            json!({"uid": 0, "gid": 0}),
+        ),
+        (
+            "sets/inheritable",
+            json!({"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"], "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN", "CAP_KILL"], "inheritable": ["CAP_KILL"]}),
+            json!({"uid": 0, "gid": 0}),
+        ),
+        (
+            "sets/ambient-non-root",
+            json!({"bounding": ["CAP_NET_BIND_SERVICE", "CAP_KILL"], "effective": ["CAP_NET_BIND_SERVICE"], "permitted": ["CAP_NET_BIND_SERVICE"], "inheritable": ["CAP_NET_BIND_SERVICE"], "ambient": ["CAP_NET_BIND_SERVICE"]}),
+            json!({"uid": 1000, "gid": 1000}),
+        ),
+        (
+            "sets/non-root-no-ambient",
+            json!({"bounding": crate::config::DEFAULT_CAPS, "effective": crate::config::DEFAULT_CAPS, "permitted": crate::config::DEFAULT_CAPS}),
+            json!({"uid": 1000, "gid": 1000}),
+        ),
+    ];
+    for (name, caps, user) in shapes {
+        v.push(Case::check(S, name, &["caps", "user"], move |b| {
+            b.config["process"]["capabilities"] = caps.clone();
+            b.config["process"]["user"] = user.clone();
+            Ok(None)
+        }));
+    }
+    v.push(
+        Case::reject(S, "unknown-name-fails", |b| {
+            b.config["process"]["capabilities"]["bounding"] =
+                json!(["CAP_CHOWN", "CAP_NOT_A_CAPABILITY"]);
+            b.config["process"]["capabilities"]["permitted"] =
+                json!(["CAP_CHOWN", "CAP_NOT_A_CAPABILITY"]);
+            Ok(None)
+        })
+        .note(Kind::Crun, "crun ignores unknown capability names"),
+    );
+    v
+}

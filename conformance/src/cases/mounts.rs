@@ -1,0 +1,166 @@
+//! config.md "Mounts": filesystem types, one case per mount option, bind mounts of directories
+//! and files (absolute and bundle-relative sources), nested and ordered destinations.
+
+use crate::bundle::Bundle;
+use crate::case::Case;
+use serde_json::{json, Value};
+
+const S: &str = "mounts";
+
+fn push(b: &mut Bundle, m: Value) {
+    if let Some(a) = b.config["mounts"].as_array_mut() {
+        a.push(m);
+    }
+}
+
+/// A host directory in the bundle with a marker file, for bind mounts.
+fn host_dir(b: &Bundle) -> anyhow::Result<String> {
+    let d = b.dir.join("hostdir");
+    std::fs::create_dir_all(&d)?;
+    std::fs::write(d.join("marker"), "marker-content")?;
+    Ok(d.to_string_lossy().into_owned())
+}
+
+/// The mount cases.
+pub fn cases() -> Vec<Case> {
+    let mut v = vec![Case::check(S, "base-set", &["mounts"], |_| Ok(None))];
+    let options = [
+        "ro",
+        "rw",
+        "nosuid",
+        "suid",
+        "nodev",
+        "dev",
+        "noexec",
+        "exec",
+        "noatime",
+        "relatime",
+        "strictatime",
+        "nodiratime",
+        "sync",
+        "dirsync",
+        "mode=700",
+        "mode=1777",
+        "uid=1000",
+        "gid=1000",
+    ];
+    for opt in options {
+        v.push(Case::check(S, format!("tmpfs-option/{opt}"), &["mounts"], move |b| {
+            push(b, json!({"destination": "/conf-mnt", "type": "tmpfs", "source": "tmpfs", "options": [opt]}));
+            Ok(None)
+        }));
+    }
+    v.push(Case::check(S, "tmpfs-options/combined", &["mounts"], |b| {
+        push(
+            b,
+            json!({"destination": "/conf-mnt", "type": "tmpfs", "source": "tmpfs",
+            "options": ["ro", "nosuid", "nodev", "noexec", "noatime", "mode=750"]}),
+        );
+        Ok(None)
+    }));
+    v.push(Case::check(
+        S,
+        "destination/created-nested",
+        &["mounts"],
+        |b| {
+            push(
+                b,
+                json!({"destination": "/conf/a/b/c", "type": "tmpfs", "source": "tmpfs"}),
+            );
+            Ok(None)
+        },
+    ));
+    v.push(Case::check(S, "destination/ordered-nesting", &["mounts", "files"], |b| {
+        push(b, json!({"destination": "/conf-outer", "type": "tmpfs", "source": "tmpfs"}));
+        let src = host_dir(b)?;
+        push(b, json!({"destination": "/conf-outer/inner", "type": "bind", "source": src, "options": ["bind"]}));
+        b.annotate("org.hako.conformance.file:/conf-outer/inner/marker", "marker-content");
+        Ok(None)
+    }));
+    v.push(Case::check(
+        S,
+        "type/proc-second-instance",
+        &["mounts"],
+        |b| {
+            push(
+                b,
+                json!({"destination": "/conf-proc", "type": "proc", "source": "proc"}),
+            );
+            Ok(None)
+        },
+    ));
+    v.push(Case::check(S, "type/mqueue", &["mounts"], |b| {
+        push(b, json!({"destination": "/conf-mq", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "nodev", "noexec"]}));
+        Ok(None)
+    }));
+    v.push(Case::check(S, "bind/directory", &["mounts", "files"], |b| {
+        let src = host_dir(b)?;
+        push(b, json!({"destination": "/conf-bind", "type": "bind", "source": src, "options": ["bind"]}));
+        b.annotate("org.hako.conformance.file:/conf-bind/marker", "marker-content");
+        Ok(None)
+    }));
+    v.push(Case::check(
+        S,
+        "bind/rbind-without-type",
+        &["mounts", "files"],
+        |b| {
+            let src = host_dir(b)?;
+            push(
+                b,
+                json!({"destination": "/conf-bind", "source": src, "options": ["rbind"]}),
+            );
+            b.annotate(
+                "org.hako.conformance.file:/conf-bind/marker",
+                "marker-content",
+            );
+            Ok(None)
+        },
+    ));
+    v.push(Case::check(S, "bind/relative-source", &["mounts", "files"], |b| {
+        host_dir(b)?;
+        push(b, json!({"destination": "/conf-bind", "type": "bind", "source": "hostdir", "options": ["bind"]}));
+        b.annotate("org.hako.conformance.file:/conf-bind/marker", "marker-content");
+        Ok(None)
+    }));
+    v.push(Case::check(S, "bind/file", &["mounts", "files"], |b| {
+        let f = b.dir.join("hostfile");
+        std::fs::write(&f, "file-content")?;
+        push(
+            b,
+            json!({"destination": "/conf-file", "type": "bind", "source": f, "options": ["bind"]}),
+        );
+        b.annotate("org.hako.conformance.file:/conf-file", "file-content");
+        Ok(None)
+    }));
+    v.push(Case::check(S, "bind/readonly", &["mounts", "files", "write"], |b| {
+        let src = host_dir(b)?;
+        push(b, json!({"destination": "/conf-bind", "type": "bind", "source": src, "options": ["bind", "ro"]}));
+        b.annotate("org.hako.conformance.file:/conf-bind/marker", "marker-content");
+        b.annotate("org.hako.conformance.write:/conf-bind/new-file", "errno=30");
+        Ok(None)
+    }));
+    v.push(Case::check(S, "bind/nosuid-nodev-noexec", &["mounts"], |b| {
+        let src = host_dir(b)?;
+        push(b, json!({"destination": "/conf-bind", "type": "bind", "source": src, "options": ["bind", "nosuid", "nodev", "noexec"]}));
+        Ok(None)
+    }));
+    v.push(Case::check(S, "bind/writable", &["mounts", "write"], |b| {
+        let src = host_dir(b)?;
+        push(b, json!({"destination": "/conf-bind", "type": "bind", "source": src, "options": ["bind", "rw"]}));
+        b.annotate("org.hako.conformance.write:/conf-bind/new-file", "ok");
+        Ok(None)
+    }));
+    v.push(Case::reject(S, "bind/missing-source-fails", |b| {
+        let missing = b.dir.join("no-such-dir");
+        push(b, json!({"destination": "/conf-bind", "type": "bind", "source": missing, "options": ["bind"]}));
+        Ok(None)
+    }));
+    v.push(Case::reject(S, "unknown-type-fails", |b| {
+        push(
+            b,
+            json!({"destination": "/conf-mnt", "type": "conf-no-such-fs", "source": "none"}),
+        );
+        Ok(None)
+    }));
+    v
+}

@@ -1,0 +1,117 @@
+//! config.md "Process" and "User": argv, environment, working directory, ids, supplementary
+//! groups, umask, PATH lookup of args[0], noNewPrivileges and oomScoreAdj.
+
+use crate::case::{skip, Case};
+use serde_json::json;
+
+const S: &str = "process";
+
+/// The process cases.
+pub fn cases() -> Vec<Case> {
+    let mut v = vec![
+        Case::check(S, "args/plain", &["args"], |_| Ok(None)),
+        Case::check(S, "args/spaces-unicode-empty", &["args"], |b| {
+            let mut args = crate::config::checker_args(&["args", "--"]);
+            if let Some(a) = args.as_array_mut() {
+                a.extend([
+                    json!("two words"),
+                    json!("ünïcödé"),
+                    json!(""),
+                    json!("$HOME"),
+                ]);
+            }
+            b.config["process"]["args"] = args;
+            Ok(None)
+        }),
+        Case::check(S, "env/exact-entries", &["env"], |b| {
+            b.config["process"]["env"] = json!([
+                "PATH=/bin:/usr/bin",
+                "CONF_PLAIN=value",
+                "CONF_EMPTY=",
+                "CONF_EQUALS=a=b=c",
+                "CONF_SPACES=with some spaces"
+            ]);
+            Ok(None)
+        }),
+        Case::check(S, "cwd/tmp", &["cwd"], |b| {
+            b.config["process"]["cwd"] = json!("/tmp");
+            Ok(None)
+        }),
+        Case::check(S, "cwd/nested", &["cwd"], |b| {
+            std::fs::create_dir_all(b.rootfs().join("srv/app/data"))?;
+            b.config["process"]["cwd"] = json!("/srv/app/data");
+            Ok(None)
+        }),
+        Case::check(S, "args0/path-lookup", &["args"], |b| {
+            b.config["process"]["env"] = json!(["PATH=/bin:/.conformance"]);
+            b.config["process"]["args"] = json!(["hako-conformance", "check", "args"]);
+            Ok(None)
+        }),
+        Case::check(S, "user/root", &["user"], |_| Ok(None)),
+        Case::check(S, "user/uid-gid-1000", &["user"], |b| {
+            b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+            Ok(None)
+        }),
+        Case::check(S, "user/uid-differs-from-gid", &["user"], |b| {
+            b.config["process"]["user"] = json!({"uid": 1234, "gid": 4321});
+            Ok(None)
+        }),
+        Case::check(S, "user/nobody", &["user"], |b| {
+            b.config["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+            Ok(None)
+        }),
+        Case::check(S, "user/additional-gids", &["user"], |b| {
+            b.config["process"]["user"] =
+                json!({"uid": 1000, "gid": 1000, "additionalGids": [10, 20, 30]});
+            Ok(None)
+        }),
+        Case::check(S, "user/additional-gids-root", &["user"], |b| {
+            b.config["process"]["user"] = json!({"uid": 0, "gid": 0, "additionalGids": [5, 7]});
+            Ok(None)
+        }),
+        Case::check(S, "user/no-additional-gids-as-root", &["user"], |b| {
+            b.config["process"]["user"] = json!({"uid": 0, "gid": 0, "additionalGids": []});
+            Ok(None)
+        }),
+        Case::check(S, "nnp/true", &["nnp"], |b| {
+            b.config["process"]["noNewPrivileges"] = json!(true);
+            Ok(None)
+        }),
+        Case::new(S, "nnp/false", |ctx| {
+            if ctx.host.nnp {
+                return Ok(crate::case::Outcome::Skip(
+                    "the harness already runs with no_new_privs".into(),
+                ));
+            }
+            let mut b = ctx.bundle()?;
+            b.config["process"]["noNewPrivileges"] = json!(false);
+            b.check(&["nnp"])
+        }),
+    ];
+    for umask in [0o077u32, 0o027, 0o002, 0] {
+        v.push(Case::check(
+            S,
+            format!("umask/{umask:04o}"),
+            &["umask"],
+            move |b| {
+                b.config["process"]["user"]["umask"] = json!(umask);
+                Ok(None)
+            },
+        ));
+    }
+    for adj in [-500i64, 0, 100, 500, 1000] {
+        v.push(Case::new(S, format!("oomScoreAdj/{adj}"), move |ctx| {
+            if adj < ctx.host.oom_score_adj && ctx.host.bounding & (1 << 24) == 0 {
+                return Ok(skip(format!(
+                    "lowering oom_score_adj below the host's {} needs CAP_SYS_RESOURCE, which the host lacks",
+                    ctx.host.oom_score_adj
+                ))?
+                .unwrap_or(crate::case::Outcome::Pass));
+            }
+            let mut b = ctx.bundle()?;
+            b.config["process"]["oomScoreAdj"] = json!(adj);
+            b.check(&["oom"])
+        }));
+    }
+    v
+}

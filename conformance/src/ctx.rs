@@ -1,0 +1,48 @@
+//! What every case gets: the runtime, the host facts, the rootfs template and a source of
+//! unique ids.
+
+use crate::bundle::Bundle;
+use crate::host::Host;
+use crate::rootfs::Template;
+use crate::runtime::Runtime;
+use anyhow::Result;
+use std::cell::Cell;
+use std::path::PathBuf;
+
+/// Shared state of one suite run.
+pub struct Ctx {
+    /// The runtime under test.
+    pub rt: Runtime,
+    /// Host facts.
+    pub host: Host,
+    /// The rootfs template.
+    pub template: Template,
+    /// Directory under which every case's bundle lives.
+    pub work: PathBuf,
+    seq: Cell<u32>,
+}
+
+impl Ctx {
+    /// A new context.
+    pub fn new(rt: Runtime, host: Host, template: Template, work: PathBuf) -> Self {
+        Ctx {
+            rt,
+            host,
+            template,
+            work,
+            seq: Cell::new(0),
+        }
+    }
+
+    /// A unique suffix for ids and paths.
+    pub fn unique(&self) -> String {
+        let n = self.seq.get();
+        self.seq.set(n + 1);
+        format!("{}-{n}", std::process::id())
+    }
+
+    /// A fresh bundle with the base config and its own id and cgroup path.
+    pub fn bundle(&self) -> Result<Bundle<'_>> {
+        Bundle::new(self, &self.unique())
+    }
+}

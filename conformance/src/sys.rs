@@ -1,0 +1,102 @@
+//! The few system calls neither std nor nix wraps the way the suite needs them. Every `unsafe`
+//! block of the crate lives here.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+/// `prlimit(2)` read of the calling process: `(soft, hard)`.
+pub fn getrlimit(resource: libc::__rlimit_resource_t) -> std::io::Result<(u64, u64)> {
+    let mut r = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: pid 0 is the calling process; a null new limit only reads; `r` is a valid,
+    // writable rlimit64 for the duration of the call.
+    let rc = unsafe { libc::prlimit64(0, resource, std::ptr::null(), &mut r) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((r.rlim_cur, r.rlim_max))
+}
+
+/// `getcpu(2)` as a raw system call (not the vDSO), so a seccomp filter sees it; `flag` is the
+/// third (unused by the kernel) argument, which a filter rule may match on.
+pub fn raw_getcpu(flag: u64) -> Result<(), i32> {
+    // SAFETY: getcpu accepts null cpu/node pointers and ignores its third argument.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_getcpu,
+            std::ptr::null_mut::<u32>(),
+            std::ptr::null_mut::<u32>(),
+            flag,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    Ok(())
+}
+
+/// `ioprio_get(IOPRIO_WHO_PROCESS, 0)`: the calling thread's I/O priority.
+pub fn ioprio_get() -> std::io::Result<i64> {
+    // SAFETY: ioprio_get takes two integers and returns an integer; no memory is passed.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+/// `sched_getscheduler(0)` and `sched_getparam(0)`: the policy and static priority.
+pub fn scheduler() -> std::io::Result<(i32, i32)> {
+    // SAFETY: pid 0 is the calling thread; no memory is passed.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    if policy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `p` is a valid, writable sched_param for the duration of the call.
+    let rc = unsafe { libc::sched_getparam(0, &mut p) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((policy & !libc::SCHED_RESET_ON_FORK, p.sched_priority))
+}
+
+/// The nice value of the calling process (getpriority(2)).
+pub fn nice() -> std::io::Result<i32> {
+    // SAFETY: errno is thread-local; clearing it lets -1 be told apart from an error.
+    unsafe { *libc::__errno_location() = 0 };
+    // SAFETY: PRIO_PROCESS with who 0 is the calling process; no memory is passed.
+    let v = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let err = std::io::Error::last_os_error();
+    if v == -1 && err.raw_os_error().unwrap_or(0) != 0 {
+        return Err(err);
+    }
+    Ok(v)
+}
+
+/// Waits until process `pid` (any process, not only a child) has exited, through
+/// pidfd_open(2) and poll(2). `Ok(false)` on timeout; a pid that is already gone counts as
+/// exited.
+pub fn wait_pid_exit(pid: i32, timeout: Duration) -> std::io::Result<bool> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Ok(true);
+    }
+    // SAFETY: `raw` is a fresh descriptor from pidfd_open, owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd that lives across the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc > 0)
+}
