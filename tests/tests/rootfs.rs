@@ -10,8 +10,7 @@ use serde_json::json;
 fn mount_line<'a>(mountinfo: &'a str, dest: &str) -> Option<&'a str> {
     mountinfo
         .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some(dest))
-        .last()
+        .rfind(|l| l.split_whitespace().nth(4) == Some(dest))
 }
 
 fn mount_options_take_effect(rt: Runtime) -> Result<()> {

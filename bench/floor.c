@@ -1,0 +1,199 @@
+/*
+ * floor: the kernel's floor for what an OCI runtime does to run a busybox /bin/true container.
+ *
+ * It does the same kernel work as `create` + `start` + `delete` of the benchmark's bundle, and
+ * nothing else: no config parsing, no state files, no exec fifo, no second process talking to
+ * it. Whatever a runtime spends above this program's time is the runtime's own overhead.
+ *
+ *   clone(2) with CLONE_NEW{PID,NS,UTS,IPC}[,NET]                       (namespaces(7))
+ *   [--cgroup NAME] mkdir /sys/fs/cgroup/<every hierarchy>/NAME, the parent writes the child's
+ *   pid to each cgroup.procs, and rmdir(2)s them after the child exited   (cgroups(7))
+ *   make / rprivate, bind the rootfs onto itself, mount proc, tmpfs /dev, devpts, tmpfs
+ *   /dev/shm, mqueue, sysfs ro; mknod the six default devices and the /dev symlinks
+ *   (runtime-spec config-linux.md "Default Devices")                     (mount(2), mknod(2))
+ *   pivot_root(".", ".") then umount2(".", MNT_DETACH)                   (pivot_root(2))
+ *   masked paths (bind /dev/null) and read-only paths (bind, remount ro)
+ *   sethostname, execve("/bin/true") in the rootfs, and the parent waits for it.
+ *
+ * usage: floor [--net] [--cgroup NAME] ROOTFS
+ * Exit status: the child's, or 1 with a message on stderr if a step failed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *hierarchies[] = {"blkio",   "cpu",  "cpuacct", "cpuset", "devices",
+                                    "freezer", "memory", "pids",  "systemd", "unified"};
+#define NHIER (sizeof(hierarchies) / sizeof(hierarchies[0]))
+
+static const char *rootfs;
+static int sync_pipe[2];
+
+static void die(const char *what) {
+    fprintf(stderr, "floor: %s: %s\n", what, strerror(errno));
+    _exit(1);
+}
+
+static void mnt(const char *src, const char *dst, const char *type, unsigned long flags,
+                const char *data) {
+    if (mount(src, dst, type, flags, data) < 0)
+        die(dst);
+}
+
+/* Masked and read-only paths that the kernel does not have are skipped, as runtimes do. */
+static void mnt_if_exists(const char *src, const char *dst, const char *type, unsigned long flags,
+                          const char *data) {
+    if (mount(src, dst, type, flags, data) < 0 && errno != ENOENT)
+        die(dst);
+}
+
+static int child(void *arg) {
+    (void)arg;
+    char c;
+    close(sync_pipe[1]);
+    if (read(sync_pipe[0], &c, 1) != 1) /* the parent has put us in the cgroups */
+        die("sync read");
+    close(sync_pipe[0]);
+
+    mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    mnt(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL);
+    if (chdir(rootfs) < 0)
+        die("chdir rootfs");
+    mnt("proc", "proc", "proc", 0, NULL);
+    mnt("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+    mkdir("dev/pts", 0755);
+    mnt("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5");
+    mkdir("dev/shm", 0755);
+    mnt("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=1777,size=65536k");
+    mkdir("dev/mqueue", 0755);
+    mnt("mqueue", "dev/mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL);
+    mnt("sysfs", "sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL);
+
+    static const struct { const char *path; unsigned maj, min; } devs[] = {
+        {"dev/null", 1, 3}, {"dev/zero", 1, 5},    {"dev/full", 1, 7},
+        {"dev/random", 1, 8}, {"dev/urandom", 1, 9}, {"dev/tty", 5, 0},
+    };
+    for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
+        if (mknod(devs[i].path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0)
+            die(devs[i].path);
+    symlink("/proc/self/fd", "dev/fd");
+    symlink("/proc/self/fd/0", "dev/stdin");
+    symlink("/proc/self/fd/1", "dev/stdout");
+    symlink("/proc/self/fd/2", "dev/stderr");
+    symlink("pts/ptmx", "dev/ptmx");
+
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        die("pivot_root");
+    if (umount2(".", MNT_DETACH) < 0)
+        die("umount old root");
+    if (chdir("/") < 0)
+        die("chdir /");
+
+    static const char *masked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list"};
+    for (size_t i = 0; i < sizeof(masked) / sizeof(masked[0]); i++)
+        mnt_if_exists("/dev/null", masked[i], NULL, MS_BIND, NULL);
+    mnt_if_exists("tmpfs", "/sys/firmware", "tmpfs", MS_RDONLY, NULL);
+    static const char *ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                               "/proc/sysrq-trigger"};
+    for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
+        mnt_if_exists(ro[i], ro[i], NULL, MS_BIND | MS_REC, NULL);
+        mnt_if_exists(ro[i], ro[i], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL);
+    }
+    if (sethostname("box", 3) < 0)
+        die("sethostname");
+
+    char *argv[] = {"/bin/true", NULL};
+    char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    execve(argv[0], argv, envp);
+    die("execve");
+    return 1;
+}
+
+static void cgroup_path(char *buf, size_t len, size_t i, const char *name, const char *file) {
+    snprintf(buf, len, "/sys/fs/cgroup/%s/%s%s%s", hierarchies[i], name, file ? "/" : "",
+             file ? file : "");
+}
+
+int main(int argc, char **argv) {
+    int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+    const char *cgroup = NULL;
+    int i = 1;
+    for (; i < argc - 1; i++) {
+        if (!strcmp(argv[i], "--net"))
+            flags |= CLONE_NEWNET;
+        else if (!strcmp(argv[i], "--cgroup") && i + 1 < argc - 1)
+            cgroup = argv[++i];
+        else
+            break;
+    }
+    if (i != argc - 1) {
+        fprintf(stderr, "usage: floor [--net] [--cgroup NAME] ROOTFS\n");
+        return 2;
+    }
+    rootfs = argv[i];
+    char path[512];
+    if (cgroup)
+        for (size_t h = 0; h < NHIER; h++) {
+            cgroup_path(path, sizeof(path), h, cgroup, NULL);
+            if (mkdir(path, 0755) < 0)
+                die(path);
+            if (!strcmp(hierarchies[h], "cpuset")) /* an empty cpuset refuses tasks */
+                for (int f = 0; f < 2; f++) {
+                    const char *file = f ? "cpuset.mems" : "cpuset.cpus";
+                    char parent[512], val[256];
+                    snprintf(parent, sizeof(parent), "/sys/fs/cgroup/cpuset/%s", file);
+                    int fd = open(parent, O_RDONLY | O_CLOEXEC);
+                    ssize_t n = fd < 0 ? -1 : read(fd, val, sizeof(val));
+                    if (n <= 0)
+                        die(parent);
+                    close(fd);
+                    cgroup_path(path, sizeof(path), h, cgroup, file);
+                    fd = open(path, O_WRONLY | O_CLOEXEC);
+                    if (fd < 0 || write(fd, val, n) != n)
+                        die(path);
+                    close(fd);
+                }
+        }
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0)
+        die("pipe2");
+    static char stack[64 * 1024] __attribute__((aligned(16)));
+    pid_t pid = clone(child, stack + sizeof(stack), flags, NULL);
+    if (pid < 0)
+        die("clone");
+    close(sync_pipe[0]);
+    if (cgroup)
+        for (size_t h = 0; h < NHIER; h++) {
+            char pidbuf[16];
+            int n = snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+            cgroup_path(path, sizeof(path), h, cgroup, "cgroup.procs");
+            int fd = open(path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || write(fd, pidbuf, n) != n)
+                die(path);
+            close(fd);
+        }
+    if (write(sync_pipe[1], "g", 1) != 1)
+        die("sync write");
+    close(sync_pipe[1]);
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        die("waitpid");
+    if (cgroup)
+        for (size_t h = 0; h < NHIER; h++) {
+            cgroup_path(path, sizeof(path), h, cgroup, NULL);
+            if (rmdir(path) < 0)
+                die(path);
+        }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

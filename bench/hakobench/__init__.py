@@ -1,0 +1,1 @@
+"""hako's benchmark against runc and crun: see bench/README.md."""
