@@ -11,13 +11,15 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 use crate::error::{Error, Result};
 
 /// The five sets, as names (resolved against the kernel when applied).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CapabilitySets {
     bounding: Vec<String>,
     effective: Vec<String>,
     permitted: Vec<String>,
     inheritable: Vec<String>,
     ambient: Vec<String>,
+    /// The highest capability number the running kernel knows, read once in the parent.
+    last_cap: u8,
 }
 
 fn names(set: &Option<Capabilities>) -> Vec<String> {
@@ -31,6 +33,20 @@ fn names(set: &Option<Capabilities>) -> Vec<String> {
     v
 }
 
+impl Default for CapabilitySets {
+    /// Every set empty (what `exec --cap` adds to when the config has no capabilities).
+    fn default() -> Self {
+        CapabilitySets {
+            bounding: Vec::new(),
+            effective: Vec::new(),
+            permitted: Vec::new(),
+            inheritable: Vec::new(),
+            ambient: Vec::new(),
+            last_cap: last_cap(),
+        }
+    }
+}
+
 impl CapabilitySets {
     pub(crate) fn from_spec(c: &LinuxCapabilities) -> Self {
         CapabilitySets {
@@ -39,6 +55,7 @@ impl CapabilitySets {
             permitted: names(c.permitted()),
             inheritable: names(c.inheritable()),
             ambient: names(c.ambient()),
+            last_cap: last_cap(),
         }
     }
 
@@ -56,6 +73,14 @@ impl CapabilitySets {
         }
     }
 
+    /// The capabilities the running kernel knows.
+    fn kernel_capabilities(&self) -> CapsHashSet {
+        caps::all()
+            .into_iter()
+            .filter(|c| c.index() <= self.last_cap)
+            .collect()
+    }
+
     fn resolve(names: &[String], supported: &CapsHashSet) -> CapsHashSet {
         names
             .iter()
@@ -67,10 +92,23 @@ impl CapabilitySets {
     /// Reduces the bounding set; must run while CAP_SETPCAP is still effective, i.e. before the
     /// uid changes (setuid(2) to a non-zero uid clears the effective set).
     pub(crate) fn apply_bounding(&self) -> Result<()> {
-        let supported = caps::runtime::thread_all_supported();
+        let supported = self.kernel_capabilities();
         let bounding = Self::resolve(&self.bounding, &supported);
         for cap in supported.difference(&bounding) {
-            caps::drop(None, CapSet::Bounding, *cap).map_err(|e| caps_error("drop bounding", e))?;
+            // One prctl per capability dropped; dropping one already gone is not an error.
+            // SAFETY: PR_CAPBSET_DROP takes a capability number and changes only this thread.
+            let rc = unsafe {
+                libc::prctl(
+                    libc::PR_CAPBSET_DROP,
+                    libc::c_ulong::from(cap.index()),
+                    0,
+                    0,
+                    0,
+                )
+            };
+            if rc != 0 {
+                return Err(Error::sys("prctl(PR_CAPBSET_DROP)")(nix::Error::last()));
+            }
         }
         Ok(())
     }
@@ -78,7 +116,7 @@ impl CapabilitySets {
     /// Sets effective, permitted, inheritable and ambient for the calling thread (the only one:
     /// the child is single-threaded), after the uid change.
     pub(crate) fn apply(&self) -> Result<()> {
-        let supported = caps::runtime::thread_all_supported();
+        let supported = self.kernel_capabilities();
         // Effective, permitted and inheritable change in one capset(2): set one by one, an
         // intermediate state (say effective not within the new permitted) would be refused.
         let mask = |names: &[String]| -> u64 {
@@ -103,6 +141,22 @@ impl CapabilitySets {
         caps::set(None, CapSet::Ambient, &ambient).map_err(|e| caps_error("set ambient", e))?;
         Ok(())
     }
+}
+
+/// The highest capability number the running kernel knows (`/proc/sys/kernel/cap_last_cap`:
+/// one file read in the parent, where probing each capability with PR_CAPBSET_READ in the
+/// child costs a prctl apiece); the probe is the fallback.
+fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| {
+            caps::runtime::thread_all_supported()
+                .iter()
+                .map(|c| c.index())
+                .max()
+                .unwrap_or(40)
+        })
 }
 
 /// capset(2) of the calling thread with the three sets at once (capability version 3, two

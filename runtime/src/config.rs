@@ -43,7 +43,34 @@ pub struct ContainerConfig {
 /// Reads `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    Spec::load(&path).map_err(|source| Error::LoadSpec { path, source })
+    let text = std::fs::read(&path).map_err(Error::io("read", &path))?;
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|source| Error::ParseConfig {
+            path: path.clone(),
+            source,
+        })?;
+    normalize_scheduler_flags(&mut value);
+    serde_json::from_value(value).map_err(|source| Error::ParseConfig { path, source })
+}
+
+/// oci-spec 0.10 spells two `process.scheduler.flags` differently from config.md
+/// (`SCHED_RESET_ON_FORK` for `SCHED_FLAG_RESET_ON_FORK`, `SCHED_FLAG_D_L_OVERRUN` for
+/// `SCHED_FLAG_DL_OVERRUN`): accept the spec's names by translating them before parsing.
+fn normalize_scheduler_flags(config: &mut serde_json::Value) {
+    let Some(flags) = config
+        .pointer_mut("/process/scheduler/flags")
+        .and_then(|f| f.as_array_mut())
+    else {
+        return;
+    };
+    for f in flags {
+        let renamed = match f.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *f = serde_json::Value::from(renamed);
+    }
 }
 
 impl ContainerConfig {
@@ -116,5 +143,20 @@ impl ContainerConfig {
                 .transpose()?,
             annotations: spec.annotations().clone().unwrap_or_default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_scheduler_flag_names_parse() {
+        let mut v = serde_json::json!({"process": {"scheduler": {"policy": "SCHED_OTHER",
+            "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RECLAIM"]}}});
+        normalize_scheduler_flags(&mut v);
+        let s: oci_spec::runtime::Scheduler =
+            serde_json::from_value(v["process"]["scheduler"].clone()).expect("parses");
+        assert_eq!(s.flags().as_ref().map(Vec::len), Some(3));
     }
 }

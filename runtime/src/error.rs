@@ -48,14 +48,14 @@ pub enum Error {
         /// Its status now.
         status: crate::state::Status,
     },
-    /// Reading or parsing `config.json`.
-    #[error("load {path}")]
-    LoadSpec {
+    /// `config.json` is not valid JSON or not a valid spec.
+    #[error("parse {path}")]
+    ParseConfig {
         /// Path of the config.
         path: PathBuf,
         /// Why it failed.
         #[source]
-        source: oci_spec::OciSpecError,
+        source: serde_json::Error,
     },
     /// A config field hako does not honour (yet): never silently ignored.
     #[error("{field} is not supported by hako yet")]

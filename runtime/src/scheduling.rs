@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn scheduler_values() {
         let s: Scheduler = serde_json::from_str(
-            r#"{"policy":"SCHED_RR","priority":5,"flags":["SCHED_FLAG_RESET_ON_FORK"]}"#,
+            r#"{"policy":"SCHED_RR","priority":5,"flags":["SCHED_RESET_ON_FORK"]}"#,
         )
         .expect("parse");
         let a = sched_attr(&s).expect("valid");

@@ -164,12 +164,37 @@ fn unsupported_field_is_an_error(rt: Runtime) -> Result<()> {
         return Ok(()); // runc supports intelRdt; this checks hako's refusal only
     }
     let mut b = Bundle::new(rt, "unsupported", &["true"])?;
-    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    b.config["linux"]["intelRdt"] = json!({"closID": "hako-test"});
     let r = b.create()?;
-    ensure!(
-        r.code != 0 && r.stderr.contains("linux.personality"),
-        "{r:?}"
-    );
+    ensure!(r.code != 0 && r.stderr.contains("linux.intelRdt"), "{r:?}");
     Ok(())
 }
 both!(unsupported_field_is_an_error);
+
+/// The init died and someone removed its cgroup by hand: `delete --force` still cleans up the
+/// state and exits 0 (as runc does), instead of failing on the missing freezer file.
+fn delete_force_after_init_and_cgroup_vanished(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(rt, "vanished", &["sleep", "1000"])?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
+    for d in b.cgroup_dirs() {
+        // A just-killed task can take a moment to leave the cgroup: bounded retries.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&d).is_err() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+    }
+    ensure!(
+        b.cgroup_dirs().is_empty(),
+        "could not remove the cgroup by hand"
+    );
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    ensure!(b.rt(&["state", &b.id])?.code != 0, "state left");
+    Ok(())
+}
+both!(delete_force_after_init_and_cgroup_vanished);

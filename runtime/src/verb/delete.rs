@@ -42,15 +42,25 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
         .cgroup
         .as_ref()
         .and_then(|p| hako_cgroups::Cgroup::open(p).ok());
+    let init = locked.init();
     if let Some(cg) = &cgroup {
         // Also reaches descendants the init left behind when it has no pid namespace of its own.
-        cg.signal_all(libc::SIGKILL)?;
-        // A frozen task cannot act on SIGKILL: thaw after signalling (runc #3134).
-        if cg.is_frozen().unwrap_or(false) {
-            cg.thaw()?;
+        let killed = cg.signal_all(libc::SIGKILL).and_then(|()| {
+            // A frozen task cannot act on SIGKILL: thaw after signalling (runc #3134).
+            if cg.is_frozen().unwrap_or(false) {
+                cg.thaw()
+            } else {
+                Ok(())
+            }
+        });
+        // With the init gone, a cgroup removed by someone else is nothing to clean up.
+        let gone = !cg.hierarchies().iter().any(|h| h.dir.exists());
+        match killed {
+            Err(_) if init.is_none() && gone => {}
+            other => other?,
         }
     }
-    if let Some(init) = locked.init() {
+    if let Some(init) = init {
         init.signal(libc::SIGKILL)?;
         if !init.wait_exit(KILL_TIMEOUT)? {
             return Err(Error::Timeout {
