@@ -25,8 +25,8 @@ if [ "${1:-}" = --profile ]; then
   command -v perf >/dev/null 2>&1 || apt-get install -y -qq linux-perf >/dev/null || true
 fi
 
-(cd "$REPO" && cargo build --release --quiet -p hako)
-HAKO="$CARGO_TARGET_DIR/release/hako"
+# The shipped build: static, not position-independent (scripts/build-release.sh says why).
+HAKO="$(CARGO_TARGET_DIR="$CARGO_TARGET_DIR" "$REPO/scripts/build-release.sh")"
 
 WORK="$(mktemp -d /tmp/hako-bench-run.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT

@@ -8,8 +8,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "Building hako (release)"
-cargo build --release --quiet -p hako
-HAKO="$PWD/target/release/hako"
+HAKO="$(./scripts/build-release.sh)"
 "$HAKO" --version
 
 WORK=$(mktemp -d /tmp/hako-tour.XXXXXX)

@@ -83,8 +83,37 @@ pub(crate) fn read_start_status(fd: &OwnedFd, timeout: std::time::Duration) -> R
     }
 }
 
+/// Lets go of the resident pages of hako's own program text while the init waits (a created
+/// container may wait for a long time, and its memory is what users pay for at density):
+/// madvise(2) `MADV_DONTNEED` on the executable's text, from `__executable_start` to `etext`
+/// (ld(1) defines both). Text is never written, so nothing is lost: the few pages the init
+/// needs after `start` fault back in from the page cache.
+fn release_program_text() {
+    extern "C" {
+        static __executable_start: u8;
+        static etext: u8;
+    }
+    // Only the addresses of the two linker-defined symbols are taken; neither is read.
+    let (start, end) = (
+        std::ptr::addr_of!(__executable_start) as usize,
+        std::ptr::addr_of!(etext) as usize,
+    );
+    let page = 4096;
+    let start = start & !(page - 1);
+    if end <= start {
+        return;
+    }
+    // SAFETY: [start, end) is this program's own read-only, never-written text mapping, so
+    // MADV_DONTNEED only drops clean pages that are refetched from the file on the next touch;
+    // a failure is harmless and ignored.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+    }
+}
+
 /// In the init: blocks until `start` writes its byte.
 pub(crate) fn wait_for_start(fd: &OwnedFd) -> Result<()> {
+    release_program_text();
     let mut b = [0u8; 1];
     loop {
         match nix::unistd::read(fd.as_raw_fd(), &mut b) {

@@ -1,5 +1,5 @@
 //! config.md "Process" and "User": argv, environment, working directory, ids, supplementary
-//! groups, umask, PATH lookup of args[0], noNewPrivileges and oomScoreAdj.
+//! groups, umask, PATH lookup of `args[0]`, noNewPrivileges and oomScoreAdj.
 
 use crate::case::{skip, Case};
 use serde_json::json;

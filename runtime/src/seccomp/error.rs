@@ -79,7 +79,7 @@ pub enum SeccompError {
         #[source]
         source: std::io::Error,
     },
-    /// The state passed to [`send_to_listener`](super::send_to_listener) is not a JSON object.
+    /// The state passed to `send_to_listener` is not a JSON object.
     #[error("container state for the seccomp listener is not a JSON object")]
     StateJson {
         /// The parse error.
