@@ -352,6 +352,18 @@ impl Locked {
         Status::Running
     }
 
+    /// The cgroup of a container that is not stopped (`ps`, `update`, `events`, `pause`).
+    pub(crate) fn live_cgroup(&self) -> Result<hako_cgroups::Cgroup> {
+        let not_running = || Error::NotRunning {
+            id: self.state.id.clone(),
+        };
+        if self.status() == Status::Stopped {
+            return Err(not_running());
+        }
+        let path = self.state.cgroup.as_ref().ok_or_else(not_running)?;
+        Ok(hako_cgroups::Cgroup::open(path)?)
+    }
+
     /// runc's `state` JSON view.
     pub fn view(&self) -> StateView {
         let status = self.status();

@@ -7,19 +7,14 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::state::{Status, Store};
+use crate::state::Store;
 
 fn stats_event(store: &Store, id: &str) -> Result<Option<String>> {
-    let locked = store.load(id)?;
-    if locked.status() == Status::Stopped {
-        return Ok(None);
-    }
-    let path = locked
-        .state
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::NotRunning { id: id.to_string() })?;
-    let stats = hako_cgroups::Cgroup::open(path)?.stats()?;
+    let stats = match store.load(id)?.live_cgroup() {
+        Ok(cg) => cg.stats()?,
+        Err(Error::NotRunning { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let event = json!({ "type": "stats", "id": id, "data": stats });
     Ok(Some(event.to_string()))
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::error::{Error, Result};
-use crate::state::{StateView, Status, Store};
+use crate::state::{StateView, Store};
 
 /// runc's `state ID` output: the state JSON, indented.
 pub fn state(store: &Store, id: &str) -> Result<String> {
@@ -66,16 +66,7 @@ pub fn list_table(states: &[StateView], w: &mut dyn Write) -> std::io::Result<()
 
 /// The pids of every process in the container's cgroup (`ps --format json`).
 pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
-    let locked = store.load(id)?;
-    if locked.status() == Status::Stopped {
-        return Err(Error::NotRunning { id: id.to_string() });
-    }
-    let path = locked
-        .state
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::NotRunning { id: id.to_string() })?;
-    let mut pids = hako_cgroups::Cgroup::open(path)?.pids()?;
+    let mut pids = store.load(id)?.live_cgroup()?.pids()?;
     pids.sort_unstable();
     Ok(pids)
 }

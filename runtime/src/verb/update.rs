@@ -8,7 +8,7 @@ use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::state::{Status, Store};
+use crate::state::Store;
 
 /// runc's individual `update` flags; `None` leaves a value alone.
 #[derive(Debug, Clone, Default)]
@@ -154,17 +154,8 @@ pub fn update(
         field: "update --resources",
         reason: e.to_string(),
     })?;
-    let locked = store.load(id)?;
-    if locked.status() == Status::Stopped {
-        return Err(Error::NotRunning { id: id.to_string() });
-    }
-    let path = locked
-        .state
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::NotRunning { id: id.to_string() })?;
-    let cg = hako_cgroups::Cgroup::open(path)?;
-    cg.apply(&hako_cgroups::Resources::for_update(&res)?)?;
+    let resources = hako_cgroups::Resources::for_update(&res)?;
+    store.load(id)?.live_cgroup()?.apply(&resources)?;
     Ok(())
 }
 
