@@ -10,6 +10,12 @@ command -v ps >/dev/null 2>&1 || need+=(procps)
 # The cgroup v2 lane boots a Debian kernel under QEMU (vm/run.sh).
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)
+# The engines the client tests drive (tests/tests/clients_*.rs), installed once here so that
+# parallel tests never race for the dpkg lock.
+[ -x /usr/bin/podman ] || need+=(podman)
+[ -x /usr/bin/conmon ] || need+=(conmon)
+[ -x /usr/bin/containerd ] || need+=(containerd)
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

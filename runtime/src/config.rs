@@ -44,13 +44,18 @@ pub struct ContainerConfig {
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let text = std::fs::read(&path).map_err(Error::io("read", &path))?;
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|source| Error::ParseConfig {
-            path: path.clone(),
-            source,
-        })?;
+    let parse_error = |source| Error::ParseConfig {
+        path: path.clone(),
+        source,
+    };
+    // The detour through a `Value` is only for configs that need the rename.
+    let needs_rename = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+    if !needs_rename(b"SCHED_FLAG_RESET_ON_FORK") && !needs_rename(b"SCHED_FLAG_DL_OVERRUN") {
+        return serde_json::from_slice(&text).map_err(parse_error);
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(parse_error)?;
     normalize_scheduler_flags(&mut value);
-    serde_json::from_value(value).map_err(|source| Error::ParseConfig { path, source })
+    serde_json::from_value(value).map_err(parse_error)
 }
 
 /// oci-spec 0.10 spells two `process.scheduler.flags` differently from config.md

@@ -74,7 +74,7 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
 
 /// Builds the process: from `--process`, or from the bundle's `process` overridden by the flags
 /// (what runc does).
-fn build_process(opts: &ExecOptions, bundle: &std::path::Path) -> Result<ProcessConfig> {
+fn build_process(opts: &ExecOptions, spec: &oci_spec::runtime::Spec) -> Result<ProcessConfig> {
     if let Some(path) = &opts.process {
         let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
         let p: oci_spec::runtime::Process =
@@ -90,7 +90,6 @@ fn build_process(opts: &ExecOptions, bundle: &std::path::Path) -> Result<Process
             reason: "no command given".into(),
         });
     }
-    let spec = config::load_spec(bundle)?;
     let mut base = spec.process().clone().unwrap_or_default();
     base.set_args(Some(opts.args.clone()));
     // The container's own terminal settings never carry over; exec decides with --tty.
@@ -143,9 +142,12 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             })
         }
     }
-    let mut p = build_process(opts, &locked.state.bundle)?;
-    // The container's seccomp filter applies to every process in it (runc: setns_init_linux.go).
-    let seccomp = config::seccomp_of(&config::load_spec(&locked.state.bundle)?)?;
+    // The bundle's config, read once: the base of the process, and the container's seccomp
+    // filter, which applies to every process in it (runc: setns_init_linux.go).
+    let spec = config::load_spec(&locked.state.bundle)?;
+    let mut p = build_process(opts, &spec)?;
+    let seccomp = config::seccomp_of(&spec)?;
+    drop(spec);
     let state_json = locked.hook_state(status)?;
     if opts.tty != p.terminal && opts.process.is_none() {
         p.terminal = opts.tty;
