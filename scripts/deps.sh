@@ -16,6 +16,10 @@ command -v readelf >/dev/null 2>&1 || need+=(binutils)
 [ -x /usr/bin/conmon ] || need+=(conmon)
 [ -x /usr/bin/containerd ] || need+=(containerd)
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
+# CRI: containerd's CRI plugin with a CNI plugin, driven by a small Python gRPC client.
+[ -x /usr/lib/cni/loopback ] || need+=(containernetworking-plugins)
+[ -x /usr/bin/protoc ] || need+=(protobuf-compiler)
+[ -f /usr/lib/python3/dist-packages/grpc/__init__.py ] || need+=(python3-grpcio)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
