@@ -6,6 +6,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -243,7 +244,28 @@ fn spawn_init(
     } else {
         CString::new(format!("_ses.{}", opts.id)).ok()
     };
-    match spawn::clone(config.namespaces.clone_flags())? {
+    // On cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP).
+    let unified_dir = cgroup
+        .hierarchies()
+        .into_iter()
+        .find(|h| h.fs_type == "cgroup2")
+        .and_then(|h| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(&h.dir)
+                .ok()
+        })
+        .map(OwnedFd::from);
+    let flags = config.namespaces.clone_flags();
+    let (forked, born_in_cgroup) = match &unified_dir {
+        Some(dir) => spawn::clone_into_cgroup(flags, dir.as_fd())?,
+        None => (spawn::clone(flags)?, false),
+    };
+    drop(unified_dir);
+    // Only a pure v2 host is then done; on hybrid hosts the v1 hierarchies still need the pid.
+    let needs_add = !(born_in_cgroup && cgroup.mode() == hako_cgroups::Mode::Unified);
+    match forked {
         Forked::Child => {
             drop(parent_sock);
             // Close the state lock and forget the cgroup handle without tearing anything down:
@@ -271,7 +293,7 @@ fn spawn_init(
             drop(console);
             drop(joins);
             guard.child = Some(pid);
-            parent_side(guard, config, &parent_sock, pid)?;
+            parent_side(guard, config, &parent_sock, pid, needs_add)?;
             Ok(pid)
         }
     }
@@ -305,6 +327,7 @@ fn parent_side(
     config: &ContainerConfig,
     sock: &sync::SyncSocket,
     pid: Pid,
+    needs_add: bool,
 ) -> Result<()> {
     let locked = guard.locked.as_mut().ok_or(Error::Protocol {
         expected: "state held by create",
@@ -318,7 +341,7 @@ fn parent_side(
     if let Some(maps) = &config.id_mappings {
         maps.write(pid.as_raw())?;
     }
-    if let Some(cg) = &guard.cgroup {
+    if let Some(cg) = guard.cgroup.as_ref().filter(|_| needs_add) {
         cg.add_process(pid.as_raw())?;
     }
     let locked = guard.locked.as_ref().ok_or(Error::Protocol {
