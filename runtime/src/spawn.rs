@@ -6,7 +6,8 @@
 //! lock, such as malloc's, that the child would inherit held), which [`assert_single_threaded`]
 //! checks before every clone.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
@@ -62,10 +63,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `CLONE_INTO_CGROUP`, Linux 5.7): no window in which it runs outside its limits, and one
 /// `cgroup.procs` write fewer. Returns whether that happened: on kernels or hierarchies that
 /// refuse it, this falls back to a plain clone and the caller moves the child itself.
-pub(crate) fn clone_into_cgroup(
-    flags: CloneFlags,
-    cgroup: BorrowedFd<'_>,
-) -> Result<(Forked, bool)> {
+fn clone_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<(Forked, bool)> {
     assert_single_threaded()?;
     let args = CloneArgs {
         flags: flags.bits() as u32 as u64 | CLONE_INTO_CGROUP,
@@ -94,6 +92,38 @@ pub(crate) fn clone_into_cgroup(
             e => Err(Error::sys("clone3(CLONE_INTO_CGROUP)")(e)),
         },
     }
+}
+
+/// Clones a process that belongs in `cgroup`: born in its cgroup2 directory where the kernel
+/// allows it. Returns whether the caller must still add the child to the cgroup (always on
+/// v1 and hybrid hosts, whose v1 hierarchies clone3 cannot reach).
+pub(crate) fn clone_for_cgroup(
+    flags: CloneFlags,
+    cgroup: Option<&hako_cgroups::Cgroup>,
+) -> Result<(Forked, bool)> {
+    let Some(cgroup) = cgroup else {
+        return Ok((clone(flags)?, false));
+    };
+    let unified_dir = cgroup
+        .hierarchies()
+        .into_iter()
+        .find(|h| h.fs_type == "cgroup2")
+        .and_then(|h| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(&h.dir)
+                .ok()
+        })
+        .map(OwnedFd::from);
+    let (forked, born_in_cgroup) = match &unified_dir {
+        Some(dir) => clone_into_cgroup(flags, dir.as_fd())?,
+        None => (clone(flags)?, false),
+    };
+    // Closed in both processes: the child must not carry a host directory into the container.
+    drop(unified_dir);
+    let unified_host = cgroup.mode() == hako_cgroups::Mode::Unified;
+    Ok((forked, !(born_in_cgroup && unified_host)))
 }
 
 /// clone(2) without a new stack (fork semantics) and with `flags` added to SIGCHLD.

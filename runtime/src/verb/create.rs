@@ -6,7 +6,6 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -245,26 +244,8 @@ fn spawn_init(
         CString::new(format!("_ses.{}", opts.id)).ok()
     };
     // On cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP).
-    let unified_dir = cgroup
-        .hierarchies()
-        .into_iter()
-        .find(|h| h.fs_type == "cgroup2")
-        .and_then(|h| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-                .open(&h.dir)
-                .ok()
-        })
-        .map(OwnedFd::from);
-    let flags = config.namespaces.clone_flags();
-    let (forked, born_in_cgroup) = match &unified_dir {
-        Some(dir) => spawn::clone_into_cgroup(flags, dir.as_fd())?,
-        None => (spawn::clone(flags)?, false),
-    };
-    drop(unified_dir);
-    // Only a pure v2 host is then done; on hybrid hosts the v1 hierarchies still need the pid.
-    let needs_add = !(born_in_cgroup && cgroup.mode() == hako_cgroups::Mode::Unified);
+    let (forked, needs_add) =
+        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup))?;
     match forked {
         Forked::Child => {
             drop(parent_sock);

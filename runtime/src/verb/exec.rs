@@ -193,7 +193,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     };
     let (parent_sock, child_sock) = sync::pair()?;
     let child_sock = child_sock.move_above(high)?;
-    match spawn::clone(nix::sched::CloneFlags::empty())? {
+    let (forked, needs_add) =
+        spawn::clone_for_cgroup(nix::sched::CloneFlags::empty(), cgroup.as_ref())?;
+    match forked {
         Forked::Child => {
             drop(parent_sock);
             let err = match child(
@@ -218,7 +220,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             drop(console);
             drop(namespaces);
             let ctx = ParentContext {
-                cgroup: cgroup.as_ref(),
+                cgroup: cgroup.as_ref().filter(|_| needs_add),
                 seccomp: seccomp.as_ref(),
                 state_json: &state_json,
             };
