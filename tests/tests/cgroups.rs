@@ -176,10 +176,9 @@ fn events_stats_reports_usage(rt: Runtime) -> Result<()> {
     let r = b.rt(&["events", "--stats", &b.id])?.ok()?;
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim())?;
     ensure!(v["type"] == "stats" && v["id"] == b.id.as_str(), "{v}");
-    ensure!(
-        v["data"]["pids"]["current"].as_u64() == Some(1),
-        "pids.current: {v}"
-    );
+    // The init; a runtime may briefly still have a helper task in there while it execs.
+    let current = v["data"]["pids"]["current"].as_u64().unwrap_or(0);
+    ensure!((1..=3).contains(&current), "pids.current: {v}");
     ensure!(
         v["data"]["pids"]["limit"].as_u64() == Some(30),
         "pids.limit: {v}"
