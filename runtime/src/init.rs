@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
 use crate::sync::{Message, RemoteError, SyncSocket};
+use crate::trampoline::{self, Trampoline};
 use crate::{console, fds, hooks, process};
 
 /// What the child needs, all opened by the parent before clone.
@@ -159,6 +160,10 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
                 })?;
                 console::setup(socket, p.console_size)?;
             }
+            // Made while no seccomp filter can refuse memfd_create yet.
+            let trampoline = Trampoline::new()?
+                .map(|t| t.move_above(3 + args.preserved))
+                .transpose()?;
             let prepared = process::apply_late(p, cfg.seccomp.as_ref())?;
             if let Some(fd) = &prepared.notify {
                 args.sync
@@ -168,6 +173,7 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
                 process::resolve_executable(p)?,
                 prepared.argv,
                 prepared.envp,
+                trampoline,
             ))
         }
         None => None,
@@ -189,15 +195,13 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
             return Err(e);
         }
     }
-    let Some((path, argv, envp)) = exec else {
+    let Some((path, argv, envp, trampoline)) = exec else {
         return Err(Error::InvalidConfig {
             field: "process",
             reason: "the config has no process to start".into(),
         });
     };
-    let e = nix::unistd::execve(&path, &argv, &envp)
-        .err()
-        .unwrap_or(nix::Error::UnknownErrno);
+    let e = trampoline::exec(trampoline.as_ref(), &path, &argv, &envp);
     Err(Error::Sys {
         syscall: "execve",
         source: e,

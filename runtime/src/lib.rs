@@ -30,6 +30,7 @@ mod seccomp;
 mod spawn;
 mod sync;
 mod timestamp;
+mod trampoline;
 mod tty_proxy;
 mod wait;
 

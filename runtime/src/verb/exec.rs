@@ -20,6 +20,7 @@ use crate::process::{self, ProcessConfig};
 use crate::spawn::{self, Forked};
 use crate::state::{Status, Store};
 use crate::sync::{self, Message, RemoteError, SyncSocket};
+use crate::trampoline::{self, Trampoline};
 use crate::tty_proxy::TtyProxy;
 use crate::verb::create::{forward_seccomp_listener, write_pid_file};
 use crate::wait::SignalForwarder;
@@ -317,6 +318,8 @@ fn child(
             console::setup(c, p.console_size)?;
         }
     }
+    // Made while no seccomp filter can refuse memfd_create yet (see trampoline.rs).
+    let trampoline = Trampoline::new()?.map(|t| t.move_above(high)).transpose()?;
     let prepared = process::apply_late(p, seccomp)?;
     if let Some(fd) = &prepared.notify {
         sock.send_with_fd(&Message::SeccompNotify, fd.as_fd())?;
@@ -327,9 +330,7 @@ fn child(
         fds::keep_on_exec(fd)?;
     }
     init::reset_signals()?;
-    let e = nix::unistd::execve(&path, &prepared.argv, &prepared.envp)
-        .err()
-        .unwrap_or(nix::Error::UnknownErrno);
+    let e = trampoline::exec(trampoline.as_ref(), &path, &prepared.argv, &prepared.envp);
     Err(Error::Sys {
         syscall: "execve",
         source: e,
