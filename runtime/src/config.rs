@@ -8,8 +8,21 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
+use crate::lsm::{HostLsm, LsmConfig};
 use crate::process::ProcessConfig;
 use crate::seccomp::SeccompProgram;
+
+/// Validates the LSM labels against the host (also used by `exec`). Applying a mount label
+/// needs the rootfs code to add `context=` to each mount, which it does not do yet.
+pub(crate) fn lsm_of(spec: &Spec) -> Result<LsmConfig> {
+    let lsm = LsmConfig::from_spec(spec, &HostLsm::host())?;
+    if lsm.mount_context().is_some() {
+        return Err(Error::Unsupported {
+            field: "linux.mountLabel",
+        });
+    }
+    Ok(lsm)
+}
 
 /// Compiles `linux.seccomp`, if any (also used by `exec`, which applies the container's filter).
 pub(crate) fn seccomp_of(spec: &Spec) -> Result<Option<SeccompProgram>> {
@@ -37,6 +50,7 @@ pub struct ContainerConfig {
     pub(crate) hooks: Hooks,
     pub(crate) seccomp: Option<SeccompProgram>,
     pub(crate) personality: Option<libc::c_ulong>,
+    pub(crate) lsm: LsmConfig,
     pub(crate) annotations: HashMap<String, String>,
 }
 
@@ -98,11 +112,6 @@ impl ContainerConfig {
                     field: "linux.memoryPolicy",
                 });
             }
-            if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
-                return Err(Error::Unsupported {
-                    field: "linux.mountLabel",
-                });
-            }
         }
         let namespaces = hako_namespaces::Namespaces::from_spec(linux)?;
         if !namespaces.has_new(LinuxNamespaceType::Mount) {
@@ -142,6 +151,7 @@ impl ContainerConfig {
             )?,
             hooks: spec.hooks().clone().unwrap_or_default(),
             seccomp: seccomp_of(spec)?,
+            lsm: lsm_of(spec)?,
             personality: linux
                 .and_then(|l| l.personality().as_ref())
                 .map(crate::scheduling::personality)

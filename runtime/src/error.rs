@@ -77,6 +77,9 @@ pub enum Error {
     /// `linux.seccomp` could not be compiled, loaded or handed to its listener.
     #[error("seccomp")]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    /// An LSM label could not be validated or applied.
+    #[error("lsm")]
+    Lsm(#[from] crate::lsm::LsmError),
     /// The cgroups crate refused or failed.
     #[error("cgroup")]
     Cgroup(#[from] hako_cgroups::Error),

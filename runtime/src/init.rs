@@ -116,7 +116,11 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     cfg.namespaces.unshare_late()?;
     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
     if let Some(name) = &args.keyring {
+        // With SELinux, the keyring gets the process label (runc: go-selinux SetKeyLabel).
+        let attr = std::path::Path::new("/proc/thread-self/attr");
+        cfg.lsm.apply_keyring_label(attr)?;
         join_session_keyring(name)?;
+        cfg.lsm.reset_keyring_label(attr)?;
     }
     if let Some(p) = &cfg.process {
         process::apply_early(p)?;
@@ -160,6 +164,9 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
                 })?;
                 console::setup(socket, p.console_size)?;
             }
+            // The exec labels take effect at execve; written before seccomp can refuse the write.
+            cfg.lsm
+                .apply_exec_labels(std::path::Path::new("/proc/thread-self/attr"))?;
             // Made while no seccomp filter can refuse memfd_create yet.
             let trampoline = Trampoline::new()?
                 .map(|t| t.move_above(3 + args.preserved))

@@ -20,8 +20,6 @@ mod fds;
 mod fifo;
 mod hooks;
 mod init;
-// TODO(#7): temporary, until the lead wires LSM labels into create/exec.
-#[allow(dead_code)]
 mod lsm;
 mod pidfd;
 mod process;

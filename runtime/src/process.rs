@@ -88,19 +88,7 @@ impl ProcessConfig {
                 reason: format!("{:?} is not an absolute path", p.cwd()),
             });
         }
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
-            return Err(Error::Unsupported {
-                field: "process.apparmorProfile",
-            });
-        }
-        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::Unsupported {
-                field: "process.selinuxLabel",
-            });
-        }
+        // apparmorProfile and selinuxLabel are validated against the host by `lsm.rs`.
         let mut rlimits = Vec::new();
         for r in p.rlimits().iter().flatten() {
             let resource = rlimit_resource(r.typ());

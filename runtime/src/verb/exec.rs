@@ -57,6 +57,10 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
     /// `--preserve-fds`.
     pub preserve_fds: u32,
+    /// `--apparmor`: the exec'd process's AppArmor profile instead of the container's.
+    pub apparmor: Option<String>,
+    /// `--process-label`: its SELinux label instead of the container's.
+    pub process_label: Option<String>,
 }
 
 fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
@@ -148,6 +152,28 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     let spec = config::load_spec(&locked.state.bundle)?;
     let mut p = build_process(opts, &spec)?;
     let seccomp = config::seccomp_of(&spec)?;
+    // The container's labels, each replaced by the exec's own (flags or --process JSON).
+    let process_json = match &opts.process {
+        Some(path) => std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<oci_spec::runtime::Process>(&t).ok()),
+        None => None,
+    };
+    let apparmor = opts.apparmor.clone().or_else(|| {
+        process_json
+            .as_ref()
+            .and_then(|p| p.apparmor_profile().clone())
+    });
+    let label = opts.process_label.clone().or_else(|| {
+        process_json
+            .as_ref()
+            .and_then(|p| p.selinux_label().clone())
+    });
+    let lsm = config::lsm_of(&spec)?.for_exec(
+        apparmor.as_deref(),
+        label.as_deref(),
+        &crate::lsm::HostLsm::host(),
+    )?;
     drop(spec);
     let state_json = locked.hook_state(status)?;
     if opts.tty != p.terminal && opts.process.is_none() {
@@ -202,6 +228,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             let err = match child(
                 namespaces,
                 &p,
+                &lsm,
                 seccomp.as_ref(),
                 &child_sock,
                 console.as_ref(),
@@ -299,6 +326,7 @@ enum Never {}
 fn child(
     namespaces: hako_namespaces::ProcessNamespaces,
     p: &ProcessConfig,
+    lsm: &crate::lsm::LsmConfig,
     seccomp: Option<&crate::seccomp::SeccompProgram>,
     sock: &SyncSocket,
     console_fd: Option<&OwnedFd>,
@@ -317,6 +345,9 @@ fn child(
         if let Some(c) = console_fd {
             console::setup(c, p.console_size)?;
         }
+    }
+    if !lsm.is_empty() {
+        lsm.apply_exec_labels(std::path::Path::new("/proc/thread-self/attr"))?;
     }
     // Made while no seccomp filter can refuse memfd_create yet (see trampoline.rs).
     let trampoline = Trampoline::new()?.map(|t| t.move_above(high)).transpose()?;

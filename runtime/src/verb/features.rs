@@ -78,6 +78,8 @@ fn capabilities() -> Vec<String> {
 
 /// The features document.
 pub fn features() -> Value {
+    // Labels are applied when the host has the LSM, refused when it does not (lsm.rs).
+    let host = crate::lsm::HostLsm::host();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::state::OCI_VERSION,
@@ -118,8 +120,8 @@ pub fn features() -> Value {
                     "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
                 ]
             },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": host.apparmor() },
+            "selinux": { "enabled": host.selinux() },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } }
         },

@@ -183,10 +183,10 @@ pub struct ExecArgs {
     /// Specify the file to write the process id to.
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// Set the SELinux label for the process (not supported).
+    /// Set the SELinux label for the process (refused if the host has no SELinux).
     #[arg(long = "process-label")]
     pub process_label: Option<String>,
-    /// Set the AppArmor profile for the process (not supported).
+    /// Set the AppArmor profile for the process (refused if the host has no AppArmor).
     #[arg(long)]
     pub apparmor: Option<String>,
     /// Set no new privileges value for the process.

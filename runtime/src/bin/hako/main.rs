@@ -88,12 +88,6 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
             return Ok(verb::run::run(&store, &opts)?);
         }
         Command::Exec(a) => {
-            if a.process_label.is_some() {
-                bail!("exec --process-label is not supported by hako yet");
-            }
-            if a.apparmor.is_some() {
-                bail!("exec --apparmor is not supported by hako yet");
-            }
             if a.ignore_paused {
                 bail!("exec --ignore-paused is not supported by hako yet");
             }
@@ -115,6 +109,8 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
                 pid_file: a.pid_file.clone(),
                 console_socket: a.console_socket.clone(),
                 preserve_fds: a.preserve_fds,
+                apparmor: a.apparmor.clone(),
+                process_label: a.process_label.clone(),
             };
             return Ok(verb::exec::exec(&store, &opts)?);
         }
