@@ -12,16 +12,9 @@ use crate::lsm::{HostLsm, LsmConfig};
 use crate::process::ProcessConfig;
 use crate::seccomp::SeccompProgram;
 
-/// Validates the LSM labels against the host (also used by `exec`). Applying a mount label
-/// needs the rootfs code to add `context=` to each mount, which it does not do yet.
+/// Validates the LSM labels against the host (also used by `exec`).
 pub(crate) fn lsm_of(spec: &Spec) -> Result<LsmConfig> {
-    let lsm = LsmConfig::from_spec(spec, &HostLsm::host())?;
-    if lsm.mount_context().is_some() {
-        return Err(Error::Unsupported {
-            field: "linux.mountLabel",
-        });
-    }
-    Ok(lsm)
+    Ok(LsmConfig::from_spec(spec, &HostLsm::host())?)
 }
 
 /// Compiles `linux.seccomp`, if any (also used by `exec`, which applies the container's filter).
@@ -130,13 +123,18 @@ impl ContainerConfig {
         let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
         let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
         namespaces.check_uts(hostname.as_deref(), domainname.as_deref())?;
+        let lsm = lsm_of(spec)?;
         let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
         Ok(ContainerConfig {
             bundle: bundle.to_path_buf(),
             process,
             id_mappings: hako_namespaces::IdMappings::from_spec(linux)?,
             sysctls: hako_namespaces::Sysctls::from_spec(linux, &namespaces)?,
-            rootfs: hako_namespaces::Rootfs::from_spec(spec, bundle)?,
+            rootfs: {
+                let mut rootfs = hako_namespaces::Rootfs::from_spec(spec, bundle)?;
+                rootfs.label_mounts(|fstype, data| lsm.mount_data(fstype, data));
+                rootfs
+            },
             namespaces,
             hostname,
             domainname,
@@ -151,7 +149,7 @@ impl ContainerConfig {
             )?,
             hooks: spec.hooks().clone().unwrap_or_default(),
             seccomp: seccomp_of(spec)?,
-            lsm: lsm_of(spec)?,
+            lsm,
             personality: linux
                 .and_then(|l| l.personality().as_ref())
                 .map(crate::scheduling::personality)

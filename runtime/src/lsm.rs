@@ -277,9 +277,6 @@ impl LsmConfig {
             .map(|l| format!("context=\"{l}\""))
     }
 
-    // TODO(#3): the rootfs code passes each mount's data through here once it supports
-    // `linux.mountLabel` (config.rs refuses a mount label until then).
-    #[allow(dead_code)]
     /// The data to pass to mount(2) for a mount of `fstype` (`bind` for bind mounts) whose own
     /// data is `data`: with `,context="<label>"` appended where runc appends it (not on proc,
     /// sysfs, mqueue, cgroup or bind mounts).

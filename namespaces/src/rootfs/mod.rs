@@ -77,4 +77,13 @@ impl Rootfs {
     pub fn readonly(&self) -> bool {
         self.readonly
     }
+
+    /// Rewrites each mount's filesystem data with `label(fstype, data)` (`"bind"` for bind
+    /// mounts): how the runtime adds SELinux's `context="..."` for `linux.mountLabel` to the
+    /// mounts that take one, keeping that policy out of this crate.
+    pub fn label_mounts(&mut self, label: impl Fn(&str, &str) -> String) {
+        for m in &mut self.mounts {
+            m.opts.data = label(&m.fstype, &m.opts.data);
+        }
+    }
 }

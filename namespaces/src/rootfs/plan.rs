@@ -307,6 +307,17 @@ mod tests {
     }
 
     #[test]
+    fn label_mounts_sees_each_fstype_and_data() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let extra = r#","mounts":[{"destination":"/t","type":"tmpfs","source":"tmpfs","options":["size=1m"]},{"destination":"/b","type":"bind","source":"/tmp","options":["rbind"]}]"#;
+        let mut r = from_spec(&spec_json("rootfs", extra), bundle.path()).unwrap();
+        r.label_mounts(|fstype, data| format!("{fstype}:{data}"));
+        let data: Vec<&str> = r.mounts.iter().map(|m| m.opts.data.as_str()).collect();
+        assert_eq!(data, ["tmpfs:size=1m", "bind:"]);
+    }
+
+    #[test]
     fn rootfs_relative_to_bundle() {
         let bundle = tempfile::tempdir().unwrap();
         std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
