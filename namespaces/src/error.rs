@@ -348,6 +348,72 @@ pub enum Error {
         source: Errno,
     },
 
+    /// An id-mapped mount (`idmap`/`ridmap`, or a mount's own
+    /// `uidMappings`/`gidMappings`) that is not a bind mount.
+    #[error("id-mapped mount {destination} is not a bind mount")]
+    IdmapNotBind {
+        /// The destination.
+        destination: PathBuf,
+    },
+
+    /// An id-mapped mount without both uid and gid mappings, or a bare
+    /// `idmap`/`ridmap` in a container without a user namespace.
+    #[error("id-mapped mount {destination}: {reason}")]
+    IdmapWithoutMappings {
+        /// The destination.
+        destination: PathBuf,
+        /// What is missing.
+        reason: &'static str,
+    },
+
+    /// A mount's `uidMappings`/`gidMappings` that the kernel would reject.
+    #[error("invalid {kind} mapping on mount {destination}: {reason}")]
+    InvalidMountMapping {
+        /// The destination.
+        destination: PathBuf,
+        /// `uid` or `gid`.
+        kind: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+
+    /// Creating the user namespace that carries an id-mapped mount's
+    /// mappings failed at `step` (pipe, fork, unshare, wait, ...).
+    #[error("create user namespace for id-mapped mount {destination}: {step}")]
+    IdmapUserns {
+        /// The destination.
+        destination: PathBuf,
+        /// The failed step.
+        step: &'static str,
+        /// Cause.
+        #[source]
+        source: Errno,
+    },
+
+    /// open_tree(2) (OPEN_TREE_CLONE) of a bind source failed.
+    #[error("open_tree {src} for mount {destination}")]
+    OpenTree {
+        /// The host source.
+        src: PathBuf,
+        /// The destination.
+        destination: PathBuf,
+        /// Cause.
+        #[source]
+        source: Errno,
+    },
+
+    /// move_mount(2) of a detached mount onto its destination failed.
+    #[error("move_mount {src} onto {destination}")]
+    MoveMount {
+        /// The host source.
+        src: PathBuf,
+        /// The destination.
+        destination: PathBuf,
+        /// Cause.
+        #[source]
+        source: Errno,
+    },
+
     /// statvfs(3) of a mount failed.
     #[error("statvfs {path}")]
     Statvfs {

@@ -20,7 +20,7 @@ const MAX_LINES: usize = 340;
 
 /// One validated mapping line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Line {
+pub(crate) struct Line {
     inside: u32,
     outside: u32,
     size: u32,
@@ -34,12 +34,16 @@ pub struct IdMappings {
 }
 
 fn validate(kind: &'static str, maps: &[LinuxIdMapping]) -> Result<Vec<Line>, Error> {
-    let bad = |reason: String| Error::InvalidMapping { kind, reason };
+    check_lines(maps).map_err(|reason| Error::InvalidMapping { kind, reason })
+}
+
+/// Checks a mapping list against the kernel's rules; `Err` holds the reason.
+pub(crate) fn check_lines(maps: &[LinuxIdMapping]) -> Result<Vec<Line>, String> {
     if maps.len() > MAX_LINES {
-        return Err(bad(format!(
+        return Err(format!(
             "{} lines, the kernel allows {MAX_LINES}",
             maps.len()
-        )));
+        ));
     }
     let lines: Vec<Line> = maps
         .iter()
@@ -51,11 +55,11 @@ fn validate(kind: &'static str, maps: &[LinuxIdMapping]) -> Result<Vec<Line>, Er
         .collect();
     for l in &lines {
         if l.size == 0 {
-            return Err(bad(format!("zero size at container id {}", l.inside)));
+            return Err(format!("zero size at container id {}", l.inside));
         }
         for start in [l.inside, l.outside] {
             if u64::from(start) + u64::from(l.size) > u64::from(u32::MAX) {
-                return Err(bad(format!("range {start}+{} overflows", l.size)));
+                return Err(format!("range {start}+{} overflows", l.size));
             }
         }
     }
@@ -66,16 +70,16 @@ fn validate(kind: &'static str, maps: &[LinuxIdMapping]) -> Result<Vec<Line>, Er
                     && u64::from(y) < u64::from(x) + u64::from(n)
             };
             if overlap(a.inside, b.inside, a.size, b.size) {
-                return Err(bad(format!(
+                return Err(format!(
                     "container ranges {}+{} and {}+{} overlap",
                     a.inside, a.size, b.inside, b.size
-                )));
+                ));
             }
             if overlap(a.outside, b.outside, a.size, b.size) {
-                return Err(bad(format!(
+                return Err(format!(
                     "host ranges {}+{} and {}+{} overlap",
                     a.outside, a.size, b.outside, b.size
-                )));
+                ));
             }
         }
     }
@@ -153,6 +157,11 @@ impl IdMappings {
             return Err(Error::UserNsWithoutMappings { kind: "gid" });
         }
         Ok(Some(IdMappings { uid, gid }))
+    }
+
+    /// Mappings from already checked lines (see [`check_lines`]).
+    pub(crate) fn from_lines(uid: Vec<Line>, gid: Vec<Line>) -> Self {
+        IdMappings { uid, gid }
     }
 
     /// The uid_map content.

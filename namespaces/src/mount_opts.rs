@@ -7,8 +7,9 @@
 //! cannot be combined with others), and the recursive `r*` attributes
 //! ("rro", "rnosuid", ...) which only mount_setattr(2) (Linux 5.12) can apply
 //! to a whole tree. Anything unknown goes to the data string, as with
-//! mount(8). `idmap`/`ridmap` (ID-mapped mounts) and runc's `tmpcopyup`
-//! extension are refused as unsupported.
+//! mount(8). `idmap`/`ridmap` (runtime-spec 1.2 config.md "Mounts": ID-mapped
+//! mounts, recursive for `ridmap`) are recorded for the rootfs plan; runc's
+//! `tmpcopyup` extension is refused as unsupported.
 
 use nix::mount::MsFlags;
 
@@ -30,6 +31,17 @@ pub(crate) struct MountOptions {
     pub(crate) rec_clr: u64,
     /// Comma-joined filesystem data.
     pub(crate) data: String,
+    /// `idmap` / `ridmap`, the last one given wins (runc).
+    pub(crate) idmap: Option<Idmap>,
+}
+
+/// An ID-mapping mount option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Idmap {
+    /// `idmap`: only the top mount is id-mapped (mount_setattr without AT_RECURSIVE).
+    Top,
+    /// `ridmap`: the mount and all its submounts are id-mapped.
+    Recursive,
 }
 
 impl Default for MountOptions {
@@ -40,6 +52,7 @@ impl Default for MountOptions {
             rec_set: 0,
             rec_clr: 0,
             data: String::new(),
+            idmap: None,
         }
     }
 }
@@ -159,10 +172,10 @@ pub(crate) fn parse(options: &[String]) -> Result<MountOptions, Error> {
         } else if let Some(value) = atime(o) {
             out.rec_clr |= libc::MOUNT_ATTR__ATIME;
             out.rec_set = (out.rec_set & !libc::MOUNT_ATTR__ATIME) | value;
-        } else if matches!(o, "idmap" | "ridmap") {
-            return Err(Error::unsupported(format!(
-                "mount option {o:?} (id-mapped mounts)"
-            )));
+        } else if o == "idmap" {
+            out.idmap = Some(Idmap::Top);
+        } else if o == "ridmap" {
+            out.idmap = Some(Idmap::Recursive);
         } else if o == "tmpcopyup" {
             return Err(Error::unsupported("mount option \"tmpcopyup\""));
         } else if !o.is_empty() {
@@ -286,11 +299,20 @@ mod tests {
 
     #[test]
     fn unsupported_options() {
-        for opt in ["idmap", "ridmap", "tmpcopyup"] {
-            assert!(matches!(
-                parse(&[opt.to_string()]),
-                Err(Error::Unsupported { .. })
-            ));
-        }
+        assert!(matches!(
+            parse(&["tmpcopyup".to_string()]),
+            Err(Error::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn idmap_options() {
+        assert_eq!(p(&["rbind"]).idmap, None);
+        let o = p(&["rbind", "idmap", "ro"]);
+        assert_eq!(o.idmap, Some(Idmap::Top));
+        assert_eq!(o.data, "");
+        assert_eq!(p(&["ridmap"]).idmap, Some(Idmap::Recursive));
+        assert_eq!(p(&["ridmap", "idmap"]).idmap, Some(Idmap::Top));
+        assert_eq!(p(&["idmap", "ridmap"]).idmap, Some(Idmap::Recursive));
     }
 }

@@ -100,6 +100,142 @@ pub(crate) fn mount_setattr(
     Errno::result(ret).map(drop)
 }
 
+/// `mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set: MOUNT_ATTR_IDMAP, userns_fd})`:
+/// id-maps the detached mount `fd` (and its submounts when `recursive`)
+/// with the mappings of the user namespace `userns`.
+pub(crate) fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    let userns_fd = u64::try_from(userns.as_raw_fd()).map_err(|_| Errno::EBADF)?;
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let empty = c"";
+    // SAFETY: `empty` is a valid NUL-terminated string, `attr` is a fully
+    // initialised mount_attr that outlives the call and its size is passed
+    // exactly; the kernel only reads from both. Both descriptors are valid
+    // for the duration of their borrows.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `open_tree(src, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+/// [| AT_RECURSIVE])`: a detached copy of the mount (tree) at `src`.
+pub(crate) fn open_tree_clone(src: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd, Errno> {
+    let mut flags =
+        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let empty = c"";
+    // SAFETY: `empty` is a valid NUL-terminated string and `src` a valid
+    // descriptor for the duration of the borrow; the kernel reads both and
+    // returns a new descriptor or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, src.as_raw_fd(), empty.as_ptr(), flags) };
+    let fd = Errno::result(ret)?;
+    let fd = RawFd::try_from(fd).map_err(|_| Errno::EBADF)?;
+    Ok(own(fd))
+}
+
+/// `move_mount(from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`:
+/// attaches the detached mount `from` on the object `to` refers to.
+pub(crate) fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno> {
+    let empty = c"";
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: `empty` is a valid NUL-terminated string used for both paths;
+    // both descriptors are valid for the duration of their borrows.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            to.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `pidfd_open(2)` (Linux 5.3).
+pub(crate) fn pidfd_open(pid: nix::unistd::Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new
+    // descriptor or -1; no memory is shared with the kernel.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(ret)?;
+    let fd = RawFd::try_from(fd).map_err(|_| Errno::EBADF)?;
+    Ok(own(fd))
+}
+
+/// The two pipe ends the parent keeps for a user namespace helper.
+pub(crate) struct HelperPipes {
+    /// Reads the helper's 4-byte report (0 or the errno of unshare).
+    pub(crate) ready: OwnedFd,
+    /// Held open while the helper must live; closing it lets it exit.
+    pub(crate) hold: OwnedFd,
+}
+
+/// Forks a helper that `unshare(CLONE_NEWUSER)`s, reports the result on a
+/// pipe, then blocks reading a second pipe until the parent closes it (or
+/// dies), and exits. The child runs only async-signal-safe raw syscalls, so
+/// this is sound in a multi-threaded parent.
+pub(crate) fn fork_userns_helper() -> Result<(nix::unistd::Pid, HelperPipes), Errno> {
+    let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (hold_r, hold_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: the child only calls close, unshare, write, read and _exit
+    // (raw, async-signal-safe syscalls on descriptors it inherited) and never
+    // returns into Rust code that could touch state of other threads.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            let hold_w_raw = hold_w.as_raw_fd();
+            // SAFETY: as above: plain syscalls on inherited descriptors and
+            // plain stack buffers; `_exit` never returns.
+            unsafe {
+                libc::close(hold_w_raw);
+                let err: i32 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                    0
+                } else {
+                    *libc::__errno_location()
+                };
+                let bytes = err.to_ne_bytes();
+                libc::write(ready_w.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                let mut b = [0u8; 1];
+                while libc::read(hold_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) > 0 {}
+                libc::_exit(0)
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(hold_r);
+            Ok((
+                child,
+                HelperPipes {
+                    ready: ready_r,
+                    hold: hold_w,
+                },
+            ))
+        }
+    }
+}
+
 /// `setdomainname(2)`.
 pub(crate) fn setdomainname(name: &str) -> Result<(), Errno> {
     let bytes = name.as_bytes();

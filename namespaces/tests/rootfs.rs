@@ -430,3 +430,165 @@ fn user_namespace_binds_devices_and_sysfs() {
     w.unwrap();
     assert!(!has_mounts_under(b.path()));
 }
+
+/// After `unshare(CLONE_NEWPID)`: runs `f` in a child that is pid 1 of the
+/// new PID namespace while /proc is still the host's, like a container's
+/// init; reports its failure message.
+fn as_pid1<F: FnOnce() -> Result<(), String>>(f: F) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let (r, w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    // SAFETY: the child runs `f` (syscalls and allocation) and `_exit`s.
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            // Dies with the in_child process if that is killed on timeout.
+            let res = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(|e| format!("pdeathsig: {e}"))
+                .and_then(|()| check(std::process::id() == 1, "not pid 1"))
+                .and_then(|()| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                        .unwrap_or_else(|_| Err("panic".into()))
+                });
+            if let Err(m) = &res {
+                let _ = std::fs::File::from(w).write_all(m.as_bytes());
+            }
+            // SAFETY: `_exit` is always safe.
+            unsafe { libc::_exit(i32::from(res.is_err())) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(r).read_to_string(&mut msg);
+            match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+                other => Err(format!("pid 1 failed ({other:?}): {msg}")),
+            }
+        }
+    }
+}
+
+/// uid, gid of a path as seen from the calling mount namespace.
+fn owner(p: &Path) -> Result<(u32, u32), String> {
+    let m = std::fs::metadata(p).map_err(|e| format!("stat {}: {e}", p.display()))?;
+    Ok((m.uid(), m.gid()))
+}
+
+#[test]
+fn idmapped_binds_map_owners() {
+    if !is_root() {
+        return;
+    }
+    use std::os::unix::fs::chown;
+    let b = Bundle::new();
+    // src/ (1000:1000) with file (1000:1000), rootfile (0:0), and nested/, on
+    // which the child mounts inner/ (holding inner/file, 1000:1000).
+    let src = b.path().join("src");
+    let inner = b.path().join("inner");
+    for d in [&src, &inner, &src.join("nested")] {
+        std::fs::create_dir(d).unwrap();
+    }
+    for f in [src.join("file"), src.join("rootfile"), inner.join("file")] {
+        std::fs::write(&f, "x").unwrap();
+    }
+    for p in [&src, &src.join("file"), &inner, &inner.join("file")] {
+        chown(p, Some(1000), Some(1000)).unwrap();
+    }
+    let maps = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    let inverse = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
+    let spec = b.spec(
+        json!([
+            {"destination": "/idm", "type": "bind", "source": src,
+             "options": ["rbind", "ro"], "uidMappings": maps, "gidMappings": maps},
+            {"destination": "/ridm", "type": "bind", "source": src,
+             "options": ["rbind", "ridmap"], "uidMappings": inverse, "gidMappings": inverse},
+        ]),
+        json!({}),
+    );
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    let root = b.rootfs().canonicalize().unwrap();
+    let (src2, inner2) = (src.clone(), inner.clone());
+    // A new PID namespace with the host's /proc, as for a container's init:
+    // the helper's pid from fork(2) is not the one /proc shows.
+    let res = in_child(CloneFlags::CLONE_NEWPID, move || {
+        as_pid1(move || {
+            // Private view first, so the nested mount cannot reach the host.
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_SLAVE | nix::mount::MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| format!("make / rslave: {e}"))?;
+            nix::mount::mount(
+                Some(&inner2),
+                &src2.join("nested"),
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("nested bind: {e}"))?;
+            match rootfs.prepare(&[]) {
+                Err(Error::MountSetattr {
+                    source: nix::errno::Errno::EINVAL,
+                    ..
+                }) => return Err("SKIP: filesystem does not support id-mapped mounts".into()),
+                other => other.map_err(|e| chain(&e))?,
+            }
+            // mount_setattr(2): an id-mapped mount shows on-disk id `c` (a
+            // containerID) as its hostID; unmapped ids show as the overflow id.
+            let at = |p: &str| owner(&root.join(p));
+            let (file, rootfile) = (at("idm/file")?, at("idm/rootfile")?);
+            check(
+                rootfile == (1000, 1000) && file == (65534, 65534),
+                format!("idm (0->1000): rootfile {rootfile:?}, file {file:?}"),
+            )?;
+            check(
+                at("idm/nested/file")? == (1000, 1000),
+                "idmap (non-recursive) mapped the submount",
+            )?;
+            // ridmap with 1000->0: the uid-1000 tree, submount included, is root's.
+            check(at("ridm")? == (0, 0), "ridm root not mapped")?;
+            check(at("ridm/file")? == (0, 0), "ridm/file not mapped")?;
+            check(
+                at("ridm/nested/file")? == (0, 0),
+                format!("ridmap submount {:?}", at("ridm/nested/file")?),
+            )?;
+            check(owner(&src2.join("file"))? == (1000, 1000), "source changed")?;
+            let st = nix::sys::statvfs::statvfs(&root.join("idm")).map_err(|e| e.to_string())?;
+            check(
+                st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+                "idm not read-only",
+            )?;
+            let mi = mountinfo_line(&root.join("idm").to_string_lossy()).unwrap_or_default();
+            check(mi.contains("idmapped"), format!("mountinfo: {mi}"))?;
+            // The user namespace helpers were reaped.
+            // (/proc is the host's: thread-self, not our pid 1.)
+            let children = std::fs::read_to_string("/proc/thread-self/children")
+                .map_err(|e| format!("children: {e}"))?;
+            check(
+                children.trim().is_empty(),
+                format!("helpers left: {children}"),
+            )
+        })
+    });
+    match res {
+        Err(e) if e.contains("SKIP:") => eprintln!("skipping: {e}"),
+        other => other.unwrap(),
+    }
+    assert_eq!(owner(&src.join("file")).unwrap(), (1000, 1000));
+    assert!(!has_mounts_under(b.path()));
+}
+
+#[test]
+fn idmap_without_mappings_needs_userns() {
+    let b = Bundle::new();
+    let spec = b.spec(
+        json!([{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["idmap"]}]),
+        json!({}),
+    );
+    assert!(matches!(
+        Rootfs::from_spec(&spec, b.path()),
+        Err(Error::IdmapWithoutMappings { .. })
+    ));
+}

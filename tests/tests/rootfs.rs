@@ -154,3 +154,32 @@ fn masked_symlink_is_not_followed() -> Result<()> {
     ensure!(r.stdout == "kept", "{r:?}");
     Ok(())
 }
+
+/// An idmapped bind mount (`uidMappings`/`gidMappings` on the mount, runtime-spec config.md
+/// "Mounts"): files owned by 0 in the source show as the mapped host ids inside. runc 1.1.5
+/// predates idmapped mounts (1.2), so hako only.
+#[test]
+fn idmapped_bind_mount_maps_owners() -> Result<()> {
+    let src = tempfile::tempdir()?;
+    std::fs::write(src.path().join("owned-by-root"), "x")?;
+    let mut b = Bundle::new(
+        Runtime::Hako,
+        "idmap",
+        &[
+            "sh",
+            "-c",
+            "stat -c %u:%g /m/owned-by-root; grep ' /m ' /proc/self/mountinfo",
+        ],
+    )?;
+    b.config["mounts"].as_array_mut().expect("mounts").push(json!({
+        "destination": "/m", "type": "bind", "source": src.path(), "options": ["rbind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 2000, "size": 1}]
+    }));
+    let r = b.run()?.ok()?;
+    ensure!(
+        r.stdout.starts_with("1000:2000\n") && r.stdout.contains("idmapped"),
+        "{r:?}"
+    );
+    Ok(())
+}

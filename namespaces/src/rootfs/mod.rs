@@ -12,6 +12,7 @@
 mod devices;
 mod enter;
 mod finish;
+mod idmapped;
 mod mount;
 mod plan;
 mod prepare;

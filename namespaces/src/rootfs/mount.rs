@@ -7,7 +7,8 @@
 //! to clear flags inherited from a more privileged mount ("locked" flags,
 //! mount_namespaces(7)), so on EPERM the remount is retried keeping them, as
 //! runc does. Propagation is changed with separate calls, recursive
-//! attributes with mount_setattr(2).
+//! attributes with mount_setattr(2). Id-mapped binds are attached with
+//! move_mount(2) instead of mount(2) (see `idmapped`).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -19,6 +20,7 @@ use nix::sys::stat::SFlag;
 use nix::sys::statvfs::FsFlags;
 
 use crate::resolve::{fd_host_path, file_type, inside, Create, Root};
+use crate::rootfs::idmapped::bind_idmapped;
 use crate::rootfs::plan::check_proc_dest;
 use crate::rootfs::{CgroupMount, MountKind, MountPlan};
 use crate::{sys, Error};
@@ -176,6 +178,12 @@ fn bind(
         data: String::new(),
         source,
     })?;
+    remount_extra(root, dest, flags)
+}
+
+/// After a bind: applies the flags mount(2) ignores on a new bind (ro,
+/// nosuid, ...) with a `MS_REMOUNT|MS_BIND` call.
+fn remount_extra(root: &Root, dest: &Path, flags: MsFlags) -> Result<(), Error> {
     let extra = flags - MsFlags::MS_BIND - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
     if !extra.is_empty() {
         remount(root, dest, extra, false)?;
@@ -233,7 +241,20 @@ pub(crate) fn mount_entry(
                     });
                 }
             }
-            bind(root, src_fd.as_fd(), src, dest_fd.as_fd(), dest, flags)?;
+            match &m.idmap {
+                Some(plan) => {
+                    bind_idmapped(
+                        src_fd.as_fd(),
+                        src,
+                        dest_fd.as_fd(),
+                        dest,
+                        flags.contains(MsFlags::MS_REC),
+                        plan,
+                    )?;
+                    remount_extra(root, dest, flags)?;
+                }
+                None => bind(root, src_fd.as_fd(), src, dest_fd.as_fd(), dest, flags)?,
+            }
         }
         MountKind::Cgroup => mount_cgroup_v1(root, m, cgroups, cgroupns)?,
         MountKind::Cgroup2 => {

@@ -4,11 +4,12 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Spec};
 
-use crate::mount_opts::{self, MountOptions};
+use crate::idmap::check_lines;
+use crate::mount_opts::{self, Idmap, MountOptions};
 use crate::rootfs::Rootfs;
-use crate::Error;
+use crate::{Error, IdMappings};
 
 /// How a mount entry is performed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,125 @@ pub(crate) struct MountPlan {
     pub(crate) source: Option<PathBuf>,
     pub(crate) fstype: String,
     pub(crate) opts: MountOptions,
+    /// Set for an id-mapped bind mount.
+    pub(crate) idmap: Option<IdmapPlan>,
+}
+
+/// How to id-map a bind mount (runtime-spec config.md "Mounts", runc
+/// `createLibcontainerMount` + `CreateLibcontainerConfig`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IdmapPlan {
+    /// `ridmap`: mount_setattr with AT_RECURSIVE.
+    pub(crate) recursive: bool,
+    /// The user namespace whose mappings the mount gets.
+    pub(crate) userns: IdmapUserns,
+}
+
+/// Where an id-mapped mount's user namespace comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum IdmapUserns {
+    /// A short-lived user namespace carrying these mappings.
+    Mappings(IdMappings),
+    /// An existing user namespace file (the container joins it).
+    Path(PathBuf),
+}
+
+/// The container's user namespace, used by `idmap`/`ridmap` without
+/// mappings of their own.
+enum ContainerUserns<'a> {
+    /// No user namespace.
+    None,
+    /// Joined at this path.
+    Path(PathBuf),
+    /// Created with these mappings.
+    New(&'a [LinuxIdMapping], &'a [LinuxIdMapping]),
+}
+
+fn container_userns(spec: &Spec) -> ContainerUserns<'_> {
+    let Some(linux) = spec.linux().as_ref() else {
+        return ContainerUserns::None;
+    };
+    let user = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    match user {
+        None => ContainerUserns::None,
+        Some(u) => match u.path().as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            Some(p) => ContainerUserns::Path(p.clone()),
+            None => ContainerUserns::New(
+                linux.uid_mappings().as_deref().unwrap_or_default(),
+                linux.gid_mappings().as_deref().unwrap_or_default(),
+            ),
+        },
+    }
+}
+
+/// Validated mappings for the mount at `destination`: both lists required.
+fn mount_mappings(
+    destination: &Path,
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+) -> Result<IdMappings, Error> {
+    if uid.is_empty() || gid.is_empty() {
+        return Err(Error::IdmapWithoutMappings {
+            destination: destination.to_path_buf(),
+            reason: "both uid and gid mappings are required",
+        });
+    }
+    let lines = |kind: &'static str, maps| {
+        check_lines(maps).map_err(|reason| Error::InvalidMountMapping {
+            destination: destination.to_path_buf(),
+            kind,
+            reason,
+        })
+    };
+    Ok(IdMappings::from_lines(
+        lines("uid", uid)?,
+        lines("gid", gid)?,
+    ))
+}
+
+/// The id-mapping of a mount, if any: its own non-empty
+/// `uidMappings`/`gidMappings` (which imply `idmap`, as in runc), else for
+/// `idmap`/`ridmap` the container's user namespace.
+fn idmap_plan(
+    m: &oci_spec::runtime::Mount,
+    destination: &Path,
+    kind: MountKind,
+    option: Option<Idmap>,
+    container: &ContainerUserns<'_>,
+) -> Result<Option<IdmapPlan>, Error> {
+    let uid = m.uid_mappings().as_deref().unwrap_or_default();
+    let gid = m.gid_mappings().as_deref().unwrap_or_default();
+    let explicit = !uid.is_empty() || !gid.is_empty();
+    if !explicit && option.is_none() {
+        return Ok(None);
+    }
+    if kind != MountKind::Bind {
+        return Err(Error::IdmapNotBind {
+            destination: destination.to_path_buf(),
+        });
+    }
+    let userns = if explicit {
+        IdmapUserns::Mappings(mount_mappings(destination, uid, gid)?)
+    } else {
+        match container {
+            ContainerUserns::None => {
+                return Err(Error::IdmapWithoutMappings {
+                    destination: destination.to_path_buf(),
+                    reason: "no mappings given and the container has no user namespace",
+                })
+            }
+            ContainerUserns::Path(p) => IdmapUserns::Path(p.clone()),
+            ContainerUserns::New(u, g) => IdmapUserns::Mappings(mount_mappings(destination, u, g)?),
+        }
+    };
+    Ok(Some(IdmapPlan {
+        recursive: option == Some(Idmap::Recursive),
+        userns,
+    }))
 }
 
 /// One device node to create.
@@ -119,14 +239,12 @@ pub(crate) fn check_proc_dest(dest: &Path, kind: MountKind) -> Result<(), Error>
     })
 }
 
-fn mount_plan(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan, Error> {
+fn mount_plan(
+    m: &oci_spec::runtime::Mount,
+    bundle: &Path,
+    container: &ContainerUserns<'_>,
+) -> Result<MountPlan, Error> {
     let destination = clean(m.destination());
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(Error::unsupported(format!(
-            "uidMappings/gidMappings on mount {} (id-mapped mounts)",
-            destination.display()
-        )));
-    }
     let mut opts = mount_opts::parse(m.options().as_deref().unwrap_or_default())?;
     let fstype = m.typ().clone().unwrap_or_default();
     if fstype == "bind" && !opts.is_bind() {
@@ -163,12 +281,14 @@ fn mount_plan(m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan, 
         }
     }
     check_proc_dest(&destination, kind)?;
+    let idmap = idmap_plan(m, &destination, kind, opts.idmap, container)?;
     Ok(MountPlan {
         destination,
         kind,
         source,
         fstype,
         opts,
+        idmap,
     })
 }
 
@@ -230,11 +350,12 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
             })?,
         ),
     };
+    let container = container_userns(spec);
     let mounts = spec
         .mounts()
         .iter()
         .flatten()
-        .map(|m| mount_plan(m, bundle))
+        .map(|m| mount_plan(m, bundle, &container))
         .collect::<Result<Vec<_>, _>>()?;
     let setup_dev = !mounts
         .iter()
@@ -274,6 +395,18 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         .into_iter()
         .flatten()
         .any(|n| n.typ() == LinuxNamespaceType::Cgroup);
+    // Inside its own user namespace the init may not id-map a mount (mount_setattr EPERM);
+    // runc 1.2 has the parent make such mounts and hand them over, which hako does not yet.
+    let own_userns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::User);
+    if own_userns && mounts.iter().any(|m| m.idmap.is_some()) {
+        return Err(Error::unsupported(
+            "idmapped mounts in a container with its own user namespace",
+        ));
+    }
     Ok(Rootfs {
         root: path,
         readonly: root.readonly().unwrap_or(false),
@@ -413,7 +546,7 @@ mod tests {
             bad(
                 r#","mounts":[{"destination":"/x","type":"bind","source":"/x","options":["idmap"]}]"#
             ),
-            Error::Unsupported { .. }
+            Error::IdmapWithoutMappings { .. }
         ));
         assert!(matches!(
             bad(r#","mounts":[{"destination":"/x","options":["ro"]}]"#),
@@ -436,6 +569,91 @@ mod tests {
             bundle.path(),
         );
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn idmapped_mounts_validate() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let plan = |mounts: &str, linux: &str| {
+            let extra = format!(r#","mounts":[{mounts}]{linux}"#);
+            from_spec(&spec_json("rootfs", &extra), bundle.path()).map(|r| r.mounts[0].clone())
+        };
+        let maps = r#""uidMappings":[{"containerID":0,"hostID":1000,"size":1}],"gidMappings":[{"containerID":0,"hostID":1001,"size":2}]"#;
+        // Mappings imply idmap; rbind stays a non-recursive id-mapping.
+        let m = plan(
+            &format!(
+                r#"{{"destination":"/x","type":"bind","source":"/x","options":["rbind"],{maps}}}"#
+            ),
+            "",
+        )
+        .unwrap();
+        let idmap = m.idmap.unwrap();
+        assert!(!idmap.recursive);
+        let IdmapUserns::Mappings(ids) = idmap.userns else {
+            panic!("expected mappings");
+        };
+        assert_eq!(ids.uid_map(), "0 1000 1\n");
+        assert_eq!(ids.gid_map(), "0 1001 2\n");
+        // ridmap with mappings: recursive.
+        let m = plan(
+            &format!(r#"{{"destination":"/x","type":"bind","source":"/x","options":["rbind","ridmap"],{maps}}}"#),
+            "",
+        )
+        .unwrap();
+        assert!(m.idmap.unwrap().recursive);
+        // No idmap at all.
+        let m = plan(r#"{"destination":"/x","type":"bind","source":"/x"}"#, "").unwrap();
+        assert_eq!(m.idmap, None);
+        // With a user namespace of its own (new or joined), the container cannot id-map its
+        // mounts yet: refused up front rather than failing with EPERM at mount time.
+        let userns = format!(r#","linux":{{"namespaces":[{{"type":"user"}}],{maps}}}"#);
+        for (mount, linux) in [
+            (
+                r#"{"destination":"/x","type":"bind","source":"/x","options":["idmap"]}"#,
+                userns.as_str(),
+            ),
+            (
+                r#"{"destination":"/x","type":"bind","source":"/x","options":["ridmap"]}"#,
+                r#","linux":{"namespaces":[{"type":"user","path":"/proc/1/ns/user"}]}"#,
+            ),
+        ] {
+            assert!(matches!(plan(mount, linux), Err(Error::Unsupported { .. })));
+        }
+        // Errors.
+        let err = |mounts: &str| plan(mounts, "").unwrap_err();
+        assert!(matches!(
+            err(&format!(
+                r#"{{"destination":"/t","type":"tmpfs","source":"tmpfs",{maps}}}"#
+            )),
+            Error::IdmapNotBind { .. }
+        ));
+        assert!(matches!(
+            err(r#"{"destination":"/t","type":"tmpfs","source":"tmpfs","options":["idmap"]}"#),
+            Error::IdmapNotBind { .. }
+        ));
+        assert!(matches!(
+            err(r#"{"destination":"/x","type":"bind","source":"/x","options":["ridmap"]}"#),
+            Error::IdmapWithoutMappings { .. }
+        ));
+        assert!(matches!(
+            err(
+                r#"{"destination":"/x","type":"bind","source":"/x","uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#
+            ),
+            Error::IdmapWithoutMappings { .. }
+        ));
+        assert!(matches!(
+            err(
+                r#"{"destination":"/x","type":"bind","source":"/x","uidMappings":[{"containerID":0,"hostID":1000,"size":0}],"gidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#
+            ),
+            Error::InvalidMountMapping { kind: "uid", .. }
+        ));
+        assert!(matches!(
+            err(
+                r#"{"destination":"/x","type":"bind","source":"/x","uidMappings":[{"containerID":0,"hostID":1000,"size":1}],"gidMappings":[{"containerID":0,"hostID":1000,"size":5},{"containerID":2,"hostID":2000,"size":1}]}"#
+            ),
+            Error::InvalidMountMapping { kind: "gid", .. }
+        ));
     }
 
     #[test]
