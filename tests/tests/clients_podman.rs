@@ -320,3 +320,30 @@ fn run_with_default_seccomp_profile() -> Result<()> {
         Ok(r.stdout)
     })
 }
+
+/// `podman run -t`: conmon passes `--console-socket` to `create` and expects the pty master over
+/// SCM_RIGHTS; the container's stdio is the pty, and its output reaches podman's stdout.
+#[test]
+fn run_with_terminal_through_conmon() -> Result<()> {
+    compare("tty", |p| {
+        let rootfs = p.scratch.rootfs("rootfs")?;
+        let rootfs = rootfs.to_string_lossy().into_owned();
+        let r = p
+            .run_container(&[
+                "--rm",
+                "-t",
+                "--rootfs",
+                &rootfs,
+                "/bin/sh",
+                "-c",
+                "tty; test -t 1 && echo stdout-is-a-tty",
+            ])?
+            .ok()?;
+        let out = r.stdout.replace('\r', "");
+        ensure!(
+            out == "/dev/pts/0\nstdout-is-a-tty\n",
+            "unexpected output {out:?}"
+        );
+        Ok(out)
+    })
+}
