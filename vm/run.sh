@@ -1,21 +1,27 @@
 #!/bin/bash
 # The cgroup v2 test lane: boots a Debian kernel with cgroup_no_v1=all under
-# QEMU (software emulation: no KVM needed) and runs the hako-cgroups root
-# tests inside it, on a pure cgroup v2 hierarchy with every controller.
+# QEMU (software emulation: no KVM needed) and runs, on a pure cgroup v2
+# hierarchy with every controller: the hako-cgroups root tests, hako's own
+# lifecycle checks (hako-checks.sh) and the conformance suite's cgroup cases.
 #
 #   vm/run.sh [TEST-HARNESS-ARGS...]     e.g. vm/run.sh ebpf --nocapture
 #
 # Exits 0 only if the VM printed "HAKO-VM-RESULT rc=0". Environment:
-#   CARGO_TARGET_DIR   where cargo builds (default: <repo>/target)
-#   HAKO_VM_KERNEL     a bzImage/vmlinuz to boot instead of Debian's
-#   HAKO_VM_CACHE      where Debian's kernel is kept (default /var/cache/hako-vm)
-#   HAKO_VM_TIMEOUT    seconds before the VM is killed (default 600)
+#   CARGO_TARGET_DIR      where cargo builds (default: <repo>/target)
+#   HAKO_VM_PARTS         which parts run (default "root hako conformance")
+#   HAKO_VM_CONFORMANCE   the suite's --filter, e.g. "cgroups/" (default "all": every case)
+#   HAKO_VM_SCRIPT        a busybox sh script to run in the VM too (part "script")
+#   HAKO_VM_KERNEL        a bzImage/vmlinuz to boot instead of Debian's
+#   HAKO_VM_CACHE         where Debian's kernel is kept (default /var/cache/hako-vm)
+#   HAKO_VM_TIMEOUT       seconds before the VM is killed (default 600)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cache=${HAKO_VM_CACHE:-/var/cache/hako-vm}
 timeout_s=${HAKO_VM_TIMEOUT:-600}
+parts=${HAKO_VM_PARTS:-root hako conformance}
+conformance_filter=${HAKO_VM_CONFORMANCE:-all}
 triple=x86_64-unknown-linux-gnu
 start=$(date +%s.%N)
 
@@ -39,45 +45,86 @@ if ! is_static "$busybox"; then
 fi
 
 # 2. Kernel: Debian's linux-image-amd64, unpacked from the .deb into the
-# cache (nothing is installed into /boot).
+# cache (nothing is installed into /boot), with its loop module: the
+# conformance suite opens the block device 7:0 (a loop device) from inside
+# a container, and without the driver that open fails with ENXIO.
 kernel=${HAKO_VM_KERNEL:-}
+modules=()
 if [ -z "$kernel" ]; then
     pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
     [ -n "$pkg" ] || { say "cannot resolve linux-image-amd64"; exit 2; }
     kernel=$(ls "$cache/$pkg"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)
-    if [ -z "$kernel" ]; then
+    loop=$(ls "$cache/$pkg"/lib/modules/*/kernel/drivers/block/loop.ko 2>/dev/null | head -n1 || true)
+    if [ -z "$kernel" ] || [ -z "$loop" ]; then
         say "fetching $pkg"
         mkdir -p "$cache/$pkg"
         (cd "$work" && apt-get download "$pkg" >&2)
-        dpkg-deb --fsys-tarfile "$work"/"$pkg"_*.deb | tar -x -C "$cache/$pkg" --wildcards './boot/vmlinuz-*'
+        dpkg-deb --fsys-tarfile "$work"/"$pkg"_*.deb | tar -x -C "$cache/$pkg" --wildcards \
+            './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/block/loop.ko'
         kernel=$(ls "$cache/$pkg"/boot/vmlinuz-* | head -n1)
+        loop=$(ls "$cache/$pkg"/lib/modules/*/kernel/drivers/block/loop.ko | head -n1)
     fi
+    modules=("$loop")
 fi
 say "kernel $kernel"
 
-# 3. The root tests as one statically linked executable.
+# 3. Static executables (no PT_INTERP, nothing to load from the initramfs):
+# the root tests, hako as it ships, and the conformance suite.
 t=$(date +%s.%N)
 tests=$(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
     cargo test -p hako-cgroups --test root --no-run --target "$triple" --message-format=json |
     jq -r 'select(.reason == "compiler-artifact" and .target.name == "root" and .executable != null) | .executable' |
     tail -n1)
 [ -x "$tests" ] || { say "no test executable built"; exit 2; }
-if ! is_static "$tests"; then
-    say "$tests is not statically linked"; exit 2
-fi
-say "tests built in $(elapsed "$t") s: $tests"
+hako=$(CARGO_TARGET_DIR="$target_dir" "$repo/scripts/build-release.sh")
+# The same RUSTFLAGS as build-release.sh, so both share their dependencies'
+# builds instead of rebuilding them in turn.
+(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+    CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p hako-conformance --target "$triple")
+conformance=$target_dir/$triple/release/hako-conformance
+for exe in "$tests" "$hako" "$conformance"; do
+    is_static "$exe" || { say "$exe is not statically linked"; exit 2; }
+done
+say "built in $(elapsed "$t") s: $tests $hako $conformance"
 
-# 4. The initramfs: busybox, /init, the tests and their arguments.
+# 4. The initramfs: busybox, /init, the executables and the parts' arguments.
 root=$work/root
-mkdir -p "$root"/{bin,dev,proc,sys,tmp}
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,lane}
 cp "$busybox" "$root/bin/busybox"
 cp "$repo/vm/init" "$root/init"
 cp "$tests" "$root/hako-root-tests"
-printf '%s ' "$@" > "$root/test-args"
+cp "$hako" "$root/bin/hako"
+cp "$conformance" "$root/bin/hako-conformance"
+cp "$repo"/vm/{bundle.sh,hako-checks.sh,conformance.sh} "$root/lane/"
+# The conformance harness runs `ldd` on itself to copy its libraries into each
+# rootfs; busybox has no ldd, and a static executable needs no libraries: this
+# prints what glibc's ldd prints for one.
+printf '#!/bin/sh\necho "\tnot a dynamic executable" >&2\nexit 1\n' > "$root/bin/ldd"
+chmod 755 "$root/bin/ldd"
+# Its namespace-joining cases start util-linux's unshare(1) with --kill-child,
+# which busybox's lacks: the host's, with its libraries at the same paths,
+# first in the VM's PATH.
+mkdir -p "$root/usr/local/bin"
+cp "$(command -v unshare)" "$root/usr/local/bin/unshare"
+for lib in $(ldd "$(command -v unshare)" | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
+mkdir -p "$root/lib/modules"
+for m in "${modules[@]}"; do cp "$m" "$root/lib/modules/"; done
+if [ -n "${HAKO_VM_SCRIPT:-}" ]; then
+    cp "$HAKO_VM_SCRIPT" "$root/lane/script.sh"
+    parts="$parts script"
+fi
+printf '%s ' "$@" > "$root/lane/root-test-args"
+printf '%s\n' "$parts" > "$root/lane/parts"
+printf '%s\n' "$conformance_filter" > "$root/lane/conformance-filter"
 (cd "$root" && find . | "$busybox" cpio -o -H newc 2>/dev/null) > "$work/initramfs.cpio"
 
 # 5. Boot. panic=-1 and -no-reboot turn a kernel panic (e.g. /init dying)
-# into QEMU exiting; the timeout catches everything else.
+# into QEMU exiting; softlockup_panic=1 makes a soft lockup such a panic
+# (one was seen once in the conformance part: the run then sat out the whole
+# timeout), and loglevel=5 prints the backtraces; the timeout catches the rest.
 t=$(date +%s.%N)
 log=$work/console.log
 set +e
@@ -85,12 +132,16 @@ timeout --foreground "$timeout_s" qemu-system-x86_64 \
     -accel tcg -machine q35 -cpu max -smp 2 -m 1024 \
     -display none -monitor none -serial stdio -no-reboot \
     -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-    -append "console=ttyS0 cgroup_no_v1=all panic=-1 loglevel=4" </dev/null | tee "$log"
+    -append "console=ttyS0 cgroup_no_v1=all panic=-1 softlockup_panic=1 loglevel=5" </dev/null | tee "$log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
 vm_s=$(elapsed "$t")
 
 result=$(grep -a -o 'HAKO-VM-RESULT rc=[0-9]*.*' "$log" | tail -n1 | tr -d '\r' || true)
+# A digest of what did not pass: failures, and known failures with the reason
+# each carries (hako-checks.sh and conformance.sh list them).
+grep -a -E '^(FAIL [^ ]|UNEXPECTED-FAIL |KNOWN-FAIL |NOW-PASSES |PASS .*NOW-PASSES|test .* FAILED)' "$log" | tr -d '\r' | cut -c1-240 |
+    sed 's/^/vm\/run.sh:   /' >&2 || true
 say "VM ran ${vm_s} s (qemu exit $qemu_rc), lane ${start:+$(elapsed "$start")} s in total"
 case "$result" in
     "HAKO-VM-RESULT rc=0 "*) say "PASS: $result"; exit 0 ;;

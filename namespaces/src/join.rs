@@ -118,8 +118,18 @@ impl Namespaces {
                 source,
             })?;
         }
-        if !self.time_offsets.is_empty() {
-            write_time_offsets(&self.time_offsets)?;
+        if self.late_kinds().contains(&Kind::Time) {
+            if !self.time_offsets.is_empty() {
+                write_time_offsets(&self.time_offsets)?;
+            }
+            // unshare(CLONE_NEWTIME) only sets where children go; some kernels (seen on 6.1)
+            // do not move the caller at execve either. Joining our own time_for_children
+            // moves us now (time_namespaces(7)); the offsets can no longer change after.
+            let path = Path::new("/proc/self/ns/time_for_children");
+            let fd = sys::open(path, OFlag::O_RDONLY)
+                .map_err(|source| Error::Setns { ns: "time", source })?;
+            nix::sched::setns(fd, Kind::Time.flag())
+                .map_err(|source| Error::Setns { ns: "time", source })?;
         }
         Ok(())
     }

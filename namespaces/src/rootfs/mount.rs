@@ -256,21 +256,15 @@ pub(crate) fn mount_entry(
                 None => bind(root, src_fd.as_fd(), src, dest_fd.as_fd(), dest, flags)?,
             }
         }
-        MountKind::Cgroup => mount_cgroup_v1(root, m, cgroups, cgroupns)?,
-        MountKind::Cgroup2 => {
-            let dest_fd = open_dest(root, m, Create::Dir)?;
-            let host = cgroups.iter().find(|c| c.fs_type == "cgroup2");
-            match host {
-                Some(c) if !cgroupns => bind_host(
-                    root,
-                    &c.host_dir,
-                    dest_fd.as_fd(),
-                    dest,
-                    flags | MsFlags::MS_REC,
-                )?,
-                _ => plain(m, dest_fd.as_fd())?,
-            }
+        // On a pure cgroup v2 host a "cgroup" mount is the unified hierarchy itself (runc
+        // `mountCgroupV2`), not the v1 layout of a tmpfs with one entry per hierarchy.
+        MountKind::Cgroup
+            if !cgroups.is_empty() && cgroups.iter().all(|c| c.fs_type == "cgroup2") =>
+        {
+            mount_cgroup2(root, m, cgroups, cgroupns)?
         }
+        MountKind::Cgroup => mount_cgroup_v1(root, m, cgroups, cgroupns)?,
+        MountKind::Cgroup2 => mount_cgroup2(root, m, cgroups, cgroupns)?,
         MountKind::Sysfs | MountKind::Mqueue => {
             let dest_fd = open_dest(root, m, Create::Dir)?;
             match plain(m, dest_fd.as_fd()) {
@@ -324,6 +318,36 @@ fn plain(m: &MountPlan, dest_fd: BorrowedFd<'_>) -> Result<(), Error> {
         m.opts.flags,
         &m.opts.data,
     )
+}
+
+/// cgroup v2 at the destination: a bind of the container's own cgroup directory, or with a
+/// cgroup namespace a fresh cgroup2 mount (whose root is then the container's cgroup).
+fn mount_cgroup2(
+    root: &Root,
+    m: &MountPlan,
+    cgroups: &[CgroupMount],
+    cgroupns: bool,
+) -> Result<(), Error> {
+    let dest = m.destination.as_path();
+    let flags = m.opts.flags;
+    let dest_fd = open_dest(root, m, Create::Dir)?;
+    match cgroups.iter().find(|c| c.fs_type == "cgroup2") {
+        Some(c) if !cgroupns => bind_host(
+            root,
+            &c.host_dir,
+            dest_fd.as_fd(),
+            dest,
+            flags | MsFlags::MS_REC,
+        ),
+        _ => sys_mount(
+            Some(Path::new("cgroup2")),
+            &sys::fd_path(dest_fd.as_fd()),
+            dest,
+            "cgroup2",
+            flags,
+            &m.opts.data,
+        ),
+    }
 }
 
 /// cgroup v1: a tmpfs at the destination holding one entry per hierarchy:
