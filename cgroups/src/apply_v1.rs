@@ -108,15 +108,19 @@ fn v1_devices(dir: &Path, want: &DeviceFilter) -> Result<(), Error> {
         path: dir.join("devices.list"),
         content: list.clone(),
     })?;
+    // Consecutive rules for the same file share one descriptor; the order across the two files
+    // is kept, since a later rule may undo an earlier one.
+    let mut batch: Vec<String> = Vec::new();
+    let mut batch_file = "";
     for rule in want.transition_from(&current) {
-        write_resource(
-            "linux.resources.devices",
-            dir,
-            rule.file(),
-            &rule.to_string(),
-        )?;
+        if rule.file() != batch_file && !batch.is_empty() {
+            files::write_each("linux.resources.devices", dir, batch_file, &batch)?;
+            batch.clear();
+        }
+        batch_file = rule.file();
+        batch.push(rule.to_string());
     }
-    Ok(())
+    files::write_each("linux.resources.devices", dir, batch_file, &batch)
 }
 
 fn v1_memory(dir: &Path, m: &Memory) -> Result<(), Error> {

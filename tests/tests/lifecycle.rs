@@ -95,14 +95,23 @@ fn full_lifecycle(rt: Runtime) -> Result<()> {
 both!(full_lifecycle);
 
 fn signals_by_name_and_number(rt: Runtime) -> Result<()> {
-    // A shell as pid 1 ignores SIGTERM unless it traps it: trap and exit with a marker code.
+    // A pid 1 only receives signals it has a handler for: the shell traps USR1, then says so
+    // through a FIFO in its rootfs (so the signal cannot arrive before the trap exists).
     let b = Bundle::new(
         rt,
         "sigs",
-        &["sh", "-c", "trap 'exit 42' USR1; while :; do sleep 1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 42' USR1; echo trapped > /ready; while :; do sleep 1; done",
+        ],
     )?;
+    let fifo = b.rootfs().join("ready");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
     b.create()?.ok()?;
     b.rt(&["start", &b.id])?.ok()?;
+    let said = hako_tests::read_with_timeout(&fifo, std::time::Duration::from_secs(30))?;
+    ensure!(said.trim() == "trapped");
     b.rt(&["kill", &b.id, "SIGUSR1"])?.ok()?;
     b.wait_exit()?;
     ensure!(b.status()? == "stopped");
