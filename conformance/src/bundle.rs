@@ -209,9 +209,14 @@ impl<'a> Bundle<'a> {
         Ok(judge(&out))
     }
 
-    /// Every cgroup directory of this container that exists on the host.
+    /// Every cgroup directory of this container that exists on the host: one per v1
+    /// hierarchy, or the single `/sys/fs/cgroup/<cgroupsPath>` on a unified host.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let rel = self.cgroup.trim_start_matches('/');
+        if self.ctx.host.unified {
+            let dir = PathBuf::from("/sys/fs/cgroup").join(rel);
+            return if dir.is_dir() { vec![dir] } else { Vec::new() };
+        }
         std::fs::read_dir("/sys/fs/cgroup")
             .map(|d| {
                 d.flatten()
@@ -222,11 +227,16 @@ impl<'a> Bundle<'a> {
             .unwrap_or_default()
     }
 
-    /// The host-side directory of this container's cgroup in hierarchy `controller`.
+    /// The host-side directory of this container's cgroup in hierarchy `controller`; on a
+    /// unified host every controller shares `/sys/fs/cgroup/<cgroupsPath>`.
     pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
-        PathBuf::from("/sys/fs/cgroup")
-            .join(controller)
-            .join(self.cgroup.trim_start_matches('/'))
+        let root = PathBuf::from("/sys/fs/cgroup");
+        let root = if self.ctx.host.unified {
+            root
+        } else {
+            root.join(controller)
+        };
+        root.join(self.cgroup.trim_start_matches('/'))
     }
 }
 
