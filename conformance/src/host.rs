@@ -3,7 +3,7 @@
 //! host's namespace inodes to compare with.
 //!
 //! cgroups come in two host layouts (cgroups(7)): v1 or hybrid, one hierarchy per controller
-//! under /sys/fs/cgroup/<controller>/; and unified (pure v2, e.g. a kernel booted with
+//! under `/sys/fs/cgroup/<controller>/`; and unified (pure v2, e.g. a kernel booted with
 //! `cgroup_no_v1=all`), one cgroup2 mount at /sys/fs/cgroup whose root `cgroup.controllers`
 //! lists what the kernel offers (Documentation/admin-guide/cgroup-v2.rst).
 

@@ -7,7 +7,7 @@
 //! docs/systemd.md; the kernel's Documentation/admin-guide/cgroup-v2.rst): memory.max,
 //! memory.low for the reservation, memory.swap.max = swap − limit, cpu.max "quota period",
 //! cpu.weight from shares, io.weight from the blkio weight (or io.bfq.weight as is), io.max
-//! throttling, hugetlb.<size>.max. v2 has no devices.list (an eBPF program filters devices),
+//! throttling, `hugetlb.<size>.max`. v2 has no devices.list (an eBPF program filters devices),
 //! so the device allow-list is checked from inside the container instead.
 
 use crate::bundle::Bundle;
