@@ -79,25 +79,7 @@ pub(crate) fn mount_setattr(
         propagation,
         userns_fd: 0,
     };
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    let empty = c"";
-    // SAFETY: `empty` is a valid NUL-terminated string, `attr` is a fully
-    // initialised mount_attr that outlives the call and its size is passed
-    // exactly; the kernel only reads from both.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            flags,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    Errno::result(ret).map(drop)
+    mount_setattr_raw(fd, recursive, &attr)
 }
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set: MOUNT_ATTR_IDMAP, userns_fd})`:
@@ -115,22 +97,30 @@ pub(crate) fn mount_setattr_idmap(
         propagation: 0,
         userns_fd,
     };
+    mount_setattr_raw(fd, recursive, &attr)
+}
+
+/// The one place that calls mount_setattr(2).
+fn mount_setattr_raw(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    attr: &libc::mount_attr,
+) -> Result<(), Errno> {
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
     let empty = c"";
-    // SAFETY: `empty` is a valid NUL-terminated string, `attr` is a fully
-    // initialised mount_attr that outlives the call and its size is passed
-    // exactly; the kernel only reads from both. Both descriptors are valid
-    // for the duration of their borrows.
+    // SAFETY: `empty` is a valid NUL-terminated string, `attr` is a fully initialised
+    // mount_attr that outlives the call and its size is passed exactly; the kernel only reads
+    // from both. The descriptors involved are valid for the duration of their borrows.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             empty.as_ptr(),
             flags,
-            &attr as *const libc::mount_attr,
+            attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
     };
