@@ -79,15 +79,27 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
 
 /// Builds the process: from `--process`, or from the bundle's `process` overridden by the flags
 /// (what runc does).
-fn build_process(opts: &ExecOptions, spec: &oci_spec::runtime::Spec) -> Result<ProcessConfig> {
-    if let Some(path) = &opts.process {
-        let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
-        let p: oci_spec::runtime::Process =
-            serde_json::from_str(&text).map_err(|e| Error::InvalidConfig {
-                field: "exec --process",
-                reason: e.to_string(),
-            })?;
-        return ProcessConfig::from_spec(&p);
+/// Reads `--process FILE`, once: it gives the process and may name its LSM labels.
+fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Process>> {
+    let Some(path) = &opts.process else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::InvalidConfig {
+            field: "exec --process",
+            reason: e.to_string(),
+        })
+}
+
+fn build_process(
+    opts: &ExecOptions,
+    process_file: Option<&oci_spec::runtime::Process>,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<ProcessConfig> {
+    if let Some(p) = process_file {
+        return ProcessConfig::from_spec(p);
     }
     if opts.args.is_empty() {
         return Err(Error::InvalidConfig {
@@ -150,15 +162,10 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     // The bundle's config, read once: the base of the process, and the container's seccomp
     // filter, which applies to every process in it (runc: setns_init_linux.go).
     let spec = config::load_spec(&locked.state.bundle)?;
-    let mut p = build_process(opts, &spec)?;
+    let process_json = read_process_file(opts)?;
+    let mut p = build_process(opts, process_json.as_ref(), &spec)?;
     let seccomp = config::seccomp_of(&spec)?;
     // The container's labels, each replaced by the exec's own (flags or --process JSON).
-    let process_json = match &opts.process {
-        Some(path) => std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<oci_spec::runtime::Process>(&t).ok()),
-        None => None,
-    };
     let apparmor = opts.apparmor.clone().or_else(|| {
         process_json
             .as_ref()
