@@ -402,6 +402,14 @@ pub enum Error {
         source: Errno,
     },
 
+    /// An id-mapped mount reached without the detached tree that
+    /// [`crate::Rootfs::detach_idmapped`] makes for it (a caller bug).
+    #[error("no id-mapped tree was prepared for mount {destination}")]
+    IdmappedTreeMissing {
+        /// The destination.
+        destination: PathBuf,
+    },
+
     /// move_mount(2) of a detached mount onto its destination failed.
     #[error("move_mount {src} onto {destination}")]
     MoveMount {

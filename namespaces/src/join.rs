@@ -106,9 +106,29 @@ impl Namespaces {
         Ok(())
     }
 
+    /// In the child, after [`Namespaces::join`], when
+    /// [`Namespaces::unshares_user_late`]: unshare(CLONE_NEWUSER). The
+    /// caller then has the parent write the maps and becomes root in it.
+    pub fn unshare_user(&self) -> Result<(), Error> {
+        unshare(Kind::User.flag()).map_err(|source| Error::Unshare {
+            ns: Kind::User.name(),
+            source,
+        })
+    }
+
+    /// In the child, last, when [`Namespaces::needs_pid_fork`]:
+    /// unshare(CLONE_NEWPID), which only moves the caller's *children*; the
+    /// caller forks the container's pid 1 next.
+    pub fn unshare_pid(&self) -> Result<(), Error> {
+        unshare(Kind::Pid.flag()).map_err(|source| Error::Unshare {
+            ns: Kind::Pid.name(),
+            source,
+        })
+    }
+
     /// In the child, after [`Namespaces::join`]: unshares the namespaces that
-    /// are created late (cgroup, time, and with a joined user namespace all
-    /// but pid), then writes `linux.timeOffsets` to
+    /// are created late (cgroup, time, and after a joined or late user
+    /// namespace all but pid), then writes `linux.timeOffsets` to
     /// `/proc/self/timens_offsets`. The time namespace is entered by the
     /// following execve(2) (Linux 5.18+, `exec_task_namespaces`).
     pub fn unshare_late(&self) -> Result<(), Error> {

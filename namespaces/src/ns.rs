@@ -5,15 +5,22 @@
 //! config-linux.md "Namespaces": duplicates are an error.
 //!
 //! Ordering constraints (namespaces(7), user_namespaces(7)): a namespace is
-//! owned by the user namespace its creator was in. runc therefore joins
-//! existing namespaces *before* creating new ones (nsexec.c). hako creates
-//! namespaces in `clone(2)`, so:
-//! * with a **joined** user namespace, everything but the pid namespace is
-//!   created after the join by [`Namespaces::unshare_late`], so it is owned by
-//!   the joined user namespace; a new pid namespace would be owned by the host
-//!   user namespace and is refused;
-//! * with a **new** user namespace, joining other namespaces would need
-//!   host capabilities the child no longer has, and is refused.
+//! owned by the user namespace its creator was in, and joining a namespace
+//! needs CAP_SYS_ADMIN in the user namespace that owns it. runc therefore
+//! joins existing namespaces *before* creating new ones (nsexec.c). hako
+//! creates what it can in `clone(2)`, and stages the rest in the child:
+//! * with a **joined** user namespace, everything new is created after the
+//!   join by [`Namespaces::unshare_late`], so it is owned by the joined user
+//!   namespace;
+//! * with a **new** user namespace and other namespaces to **join** (a
+//!   Kubernetes user-namespace pod joining its network namespace), the child
+//!   is cloned without namespace flags, joins as host root, then unshares the
+//!   user namespace ([`Namespaces::unshares_user_late`]; the parent writes
+//!   its maps when asked), and creates the others after it;
+//! * in both cases a **new pid namespace** must be owned by that user
+//!   namespace too, and unshare(CLONE_NEWPID) only applies to children
+//!   (pid_namespaces(7)): the child unshares it and forks once more; the
+//!   grandchild is the container's pid 1 ([`Namespaces::needs_pid_fork`]).
 //!
 //! The cgroup namespace is always unshared late, after the parent placed the
 //! child in its cgroup, so that the namespace root is the container's cgroup
@@ -72,7 +79,6 @@ impl Namespaces {
             }
             *slot = Some(Entry { path });
         }
-        ns.validate_user_ordering()?;
         if let Some(offsets) = linux.time_offsets() {
             if !offsets.is_empty() && !ns.has_kind_new(Kind::Time) {
                 return Err(Error::TimeOffsetsWithoutTimeNs);
@@ -96,24 +102,28 @@ impl Namespaces {
         Ok(ns)
     }
 
-    fn validate_user_ordering(&self) -> Result<(), Error> {
-        if self.has_kind_new(Kind::User) {
-            if let Some(k) = Kind::JOIN_ORDER
+    /// True if the user namespace is new but other namespaces are joined:
+    /// the joins must come first (as host root), so the child unshares the
+    /// user namespace after them instead of being cloned into it, and asks
+    /// the parent to write the maps then (see the module docs).
+    pub fn unshares_user_late(&self) -> bool {
+        self.has_kind_new(Kind::User)
+            && Kind::JOIN_ORDER
                 .into_iter()
-                .find(|&k| k != Kind::User && self.joined_path(k).is_some())
-            {
-                return Err(Error::unsupported(format!(
-                    "joining the {} namespace from a new user namespace",
-                    k.name()
-                )));
-            }
-        }
-        if self.joined_path(Kind::User).is_some() && self.has_kind_new(Kind::Pid) {
-            return Err(Error::unsupported(
-                "a new pid namespace inside a joined user namespace",
-            ));
-        }
-        Ok(())
+                .any(|k| k != Kind::User && k != Kind::Pid && self.joined_path(k).is_some())
+    }
+
+    /// True if new namespaces must wait until the child is in its user
+    /// namespace (joined, or unshared late).
+    fn user_first(&self) -> bool {
+        self.joined_path(Kind::User).is_some() || self.unshares_user_late()
+    }
+
+    /// True if the container's new pid namespace can only be created by the
+    /// child after its user namespace is in place: the child unshares it and
+    /// forks the container's pid 1 (see the module docs).
+    pub fn needs_pid_fork(&self) -> bool {
+        self.has_kind_new(Kind::Pid) && self.user_first()
     }
 
     pub(crate) fn entry(&self, k: Kind) -> Option<&Entry> {
@@ -128,25 +138,30 @@ impl Namespaces {
         self.entry(k).and_then(|e| e.path.as_deref())
     }
 
-    /// Namespaces created after the join in the child (see module docs).
+    /// Namespaces unshared after the joins in the child by
+    /// [`Namespaces::unshare_late`] (see module docs). Never user or pid,
+    /// which have steps of their own.
     pub(crate) fn late_kinds(&self) -> Vec<Kind> {
-        let user_joined = self.joined_path(Kind::User).is_some();
+        let user_first = self.user_first();
         Kind::JOIN_ORDER
             .into_iter()
             .filter(|&k| self.has_kind_new(k))
             .filter(|&k| match k {
                 Kind::Cgroup | Kind::Time => true,
                 Kind::User | Kind::Pid => false,
-                _ => user_joined,
+                _ => user_first,
             })
             .collect()
     }
 
     /// `CLONE_NEW*` flags for the namespaces to create in the container's
     /// clone: user, mount, uts, ipc, net, pid. Never cgroup or time (created
-    /// by [`Namespaces::unshare_late`]); with a joined user namespace only
-    /// pid would qualify, and that combination is refused by `from_spec`.
+    /// by [`Namespaces::unshare_late`]); when the user namespace is joined
+    /// or unshared late, none (everything is staged in the child).
     pub fn clone_flags(&self) -> CloneFlags {
+        if self.user_first() {
+            return CloneFlags::empty();
+        }
         let late = self.late_kinds();
         Kind::JOIN_ORDER
             .into_iter()
@@ -264,15 +279,34 @@ mod tests {
     }
 
     #[test]
-    fn new_user_with_joined_net_rejected() {
+    fn new_user_with_joined_net_is_staged() {
+        use LinuxNamespaceType::*;
+        // A Kubernetes user-namespace sandbox: the pod's network namespace is joined first.
         let l = linux(vec![
-            ns(LinuxNamespaceType::User, None),
-            ns(LinuxNamespaceType::Network, Some("/run/netns/x")),
+            ns(User, None),
+            ns(Network, Some("/run/netns/x")),
+            ns(Mount, None),
+            ns(Pid, None),
+            ns(Ipc, None),
         ]);
-        assert!(matches!(
-            Namespaces::from_spec(Some(&l)),
-            Err(Error::Unsupported { .. })
-        ));
+        let n = Namespaces::from_spec(Some(&l)).unwrap();
+        assert!(n.unshares_user_late());
+        assert!(n.needs_pid_fork());
+        assert!(n.clone_flags().is_empty());
+        assert_eq!(n.late_kinds(), vec![Kind::Ipc, Kind::Mount]);
+        // Joining only a pid namespace (done by the parent) keeps everything in the clone.
+        let l = linux(vec![
+            ns(User, None),
+            ns(Pid, Some("/proc/1/ns/pid")),
+            ns(Mount, None),
+        ]);
+        let n = Namespaces::from_spec(Some(&l)).unwrap();
+        assert!(!n.unshares_user_late());
+        assert!(!n.needs_pid_fork());
+        assert_eq!(
+            n.clone_flags(),
+            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS
+        );
     }
 
     #[test]
@@ -287,11 +321,13 @@ mod tests {
         assert!(n.clone_flags().is_empty());
         assert_eq!(n.late_kinds(), vec![Kind::Uts, Kind::Mount]);
 
+        assert!(!n.needs_pid_fork());
+        // A Kubernetes pod container: the sandbox's user namespace, a pid namespace of its own.
         let l = linux(vec![ns(User, Some("/proc/1/ns/user")), ns(Pid, None)]);
-        assert!(matches!(
-            Namespaces::from_spec(Some(&l)),
-            Err(Error::Unsupported { .. })
-        ));
+        let n = Namespaces::from_spec(Some(&l)).unwrap();
+        assert!(n.needs_pid_fork());
+        assert!(!n.unshares_user_late());
+        assert!(n.clone_flags().is_empty());
     }
 
     #[test]

@@ -70,7 +70,9 @@ fn full_lifecycle() {
         options: "pids".into(),
     }];
     let res = in_child(CloneFlags::CLONE_NEWUTS, || {
-        rootfs.prepare(&cg).map_err(|e| chain(&e))?;
+        rootfs
+            .prepare(&cg, Default::default())
+            .map_err(|e| chain(&e))?;
         rootfs.enter(false).map_err(|e| chain(&e))?;
         rootfs.finish().map_err(|e| chain(&e))?;
 
@@ -196,7 +198,9 @@ fn no_pivot_and_readonly_root() {
     ));
     let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
     in_child(CloneFlags::empty(), || {
-        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs
+            .prepare(&[], Default::default())
+            .map_err(|e| chain(&e))?;
         rootfs.enter(true).map_err(|e| chain(&e))?;
         rootfs.finish().map_err(|e| chain(&e))?;
         check(Path::new("/bin/busybox").exists(), "busybox visible")?;
@@ -229,12 +233,14 @@ fn proc_symlink_to_root_is_refused() {
         json!({}),
     );
     let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
-    in_child(CloneFlags::empty(), || match rootfs.prepare(&[]) {
-        Err(Error::SymlinkDestination { destination }) if destination == Path::new("/proc") => {
-            Ok(())
+    in_child(CloneFlags::empty(), || {
+        match rootfs.prepare(&[], Default::default()) {
+            Err(Error::SymlinkDestination { destination }) if destination == Path::new("/proc") => {
+                Ok(())
+            }
+            Err(e) => Err(format!("wrong error: {}", chain(&e))),
+            Ok(()) => Err("proc mounted through a symlink".into()),
         }
-        Err(e) => Err(format!("wrong error: {}", chain(&e))),
-        Ok(()) => Err("proc mounted through a symlink".into()),
     })
     .unwrap();
     assert!(!has_mounts_under(b.path()));
@@ -269,7 +275,9 @@ fn destination_symlink_to_host_stays_inside() {
         .join(host_target.strip_prefix("/").unwrap());
     let host_target2 = host_target.clone();
     in_child(CloneFlags::empty(), || {
-        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs
+            .prepare(&[], Default::default())
+            .map_err(|e| chain(&e))?;
         let host = host_target2.to_string_lossy().into_owned();
         check(mountinfo_line(&host).is_none(), "mounted on the host path")?;
         let inside_s = inside.to_string_lossy().into_owned();
@@ -309,7 +317,9 @@ fn masked_symlink_is_not_followed() {
     let spec = b.spec(mounts, json!({"maskedPaths": ["/masklink"]}));
     let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
     in_child(CloneFlags::empty(), || {
-        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs
+            .prepare(&[], Default::default())
+            .map_err(|e| chain(&e))?;
         rootfs.enter(false).map_err(|e| chain(&e))?;
         rootfs.finish().map_err(|e| chain(&e))?;
         check(
@@ -345,7 +355,9 @@ fn fake_dev_null_is_refused() {
     );
     let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
     in_child(CloneFlags::empty(), || {
-        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs
+            .prepare(&[], Default::default())
+            .map_err(|e| chain(&e))?;
         rootfs.enter(false).map_err(|e| chain(&e))?;
         match rootfs.finish() {
             Err(Error::NotDevNull { .. }) => Ok(()),
@@ -403,7 +415,9 @@ fn user_namespace_binds_devices_and_sysfs() {
             .read_exact(&mut ok)
             .map_err(|e| format!("line 317: {e}"))?;
         check(ok[0] == 1, "maps not written")?;
-        rootfs.prepare(&[]).map_err(|e| chain(&e))?;
+        rootfs
+            .prepare(&[], Default::default())
+            .map_err(|e| chain(&e))?;
         rootfs.enter(false).map_err(|e| chain(&e))?;
         rootfs.finish().map_err(|e| chain(&e))?;
         let null = std::fs::metadata("/dev/null").map_err(|e| format!("line 322: {e}"))?;
@@ -528,7 +542,11 @@ fn idmapped_binds_map_owners() {
                 None::<&str>,
             )
             .map_err(|e| format!("nested bind: {e}"))?;
-            match rootfs.prepare(&[]) {
+            // As `hako create` does before it clones the init.
+            match rootfs
+                .detach_idmapped()
+                .and_then(|trees| rootfs.prepare(&[], trees))
+            {
                 Err(Error::MountSetattr {
                     source: nix::errno::Errno::EINVAL,
                     ..

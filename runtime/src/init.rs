@@ -10,7 +10,7 @@ use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
 use crate::sync::{Message, RemoteError, SyncSocket};
 use crate::trampoline::{self, Trampoline};
-use crate::{console, fds, hooks, process};
+use crate::{console, fds, hooks, process, spawn};
 
 /// What the child needs, all opened by the parent before clone.
 pub(crate) struct InitArgs<'a> {
@@ -22,6 +22,8 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) console: Option<OwnedFd>,
     /// Taken (and closed) when joined.
     pub(crate) joins: Option<hako_namespaces::JoinFds>,
+    /// The detached id-mapped mounts `create` made; taken when attached.
+    pub(crate) idmapped: Option<hako_namespaces::IdmappedTrees>,
     pub(crate) cgroup_mounts: Vec<hako_namespaces::CgroupMount>,
     pub(crate) no_pivot: bool,
     pub(crate) preserved: i32,
@@ -85,35 +87,56 @@ pub(crate) fn not_dumpable() -> Result<()> {
 fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     not_dumpable()?;
     let cfg = args.config;
-    let state = match args.sync.recv()? {
-        Some(Message::Go { state }) => state,
+    let Some(mut state) = wait_for_go(&args.sync)? else {
         // The parent died before releasing us: nothing to report to.
-        None => {
-            // SAFETY: see `run`.
-            unsafe { libc::_exit(1) }
-        }
-        Some(other) => {
-            return Err(Error::Protocol {
-                expected: "go",
-                got: format!("{other:?}"),
-            })
-        }
+        // SAFETY: see `run`.
+        unsafe { libc::_exit(1) }
     };
     if let Some(joins) = args.joins.take() {
         cfg.namespaces.join(joins)?;
     }
-    if cfg.id_mappings.is_some() {
-        // In a new user namespace our credentials are still the host's (unmapped, seen as the
-        // overflow uid), so files we create would fail with EOVERFLOW: become the namespace's
-        // root now that the parent has written the maps (user_namespaces(7)).
+    if cfg.namespaces.unshares_user_late() {
+        // Joined the other namespaces as host root; now the user namespace, whose maps only
+        // the parent can write (user_namespaces(7)).
+        cfg.namespaces.unshare_user()?;
+        args.sync.send(&Message::MapIds)?;
+        if args.sync.expect("idsMapped")?.is_none() {
+            // SAFETY: see `run`.
+            unsafe { libc::_exit(1) }
+        }
+    }
+    if cfg
+        .namespaces
+        .contains(oci_spec::runtime::LinuxNamespaceType::User)
+    {
+        // In a new or joined user namespace our credentials are still the host's (unmapped,
+        // seen as the overflow uid), so files we create would fail with EOVERFLOW: become the
+        // namespace's root now that its maps are written (user_namespaces(7)), as runc's
+        // nsexec does after joining.
         let root_gid = nix::unistd::Gid::from_raw(0);
         let root_uid = nix::unistd::Uid::from_raw(0);
         nix::unistd::setresgid(root_gid, root_gid, root_gid)
-            .map_err(Error::sys("setresgid(0) in the new user namespace"))?;
+            .map_err(Error::sys("setresgid(0) in the container's user namespace"))?;
         nix::unistd::setresuid(root_uid, root_uid, root_uid)
-            .map_err(Error::sys("setresuid(0) in the new user namespace"))?;
+            .map_err(Error::sys("setresuid(0) in the container's user namespace"))?;
     }
     cfg.namespaces.unshare_late()?;
+    if cfg.namespaces.needs_pid_fork() {
+        cfg.namespaces.unshare_pid()?;
+        match spawn::fork_sibling()? {
+            // Our job is done: the parent learns the new pid from `Born` and reaps us.
+            // SAFETY: see `run`.
+            spawn::Forked::Parent(_) => unsafe { libc::_exit(0) },
+            spawn::Forked::Child => {}
+        }
+        args.sync.send(&Message::Born)?;
+        // The state hooks see must carry this process's pid, which only now exists.
+        state = match wait_for_go(&args.sync)? {
+            Some(s) => s,
+            // SAFETY: see `run`.
+            None => unsafe { libc::_exit(1) },
+        };
+    }
     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
     if let Some(name) = &args.keyring {
         // With SELinux, the keyring gets the process label (runc: go-selinux SetKeyLabel).
@@ -128,7 +151,10 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     if let Some(persona) = cfg.personality {
         crate::scheduling::apply_personality(persona)?;
     }
-    cfg.rootfs.prepare(&args.cgroup_mounts)?;
+    cfg.rootfs.prepare(
+        &args.cgroup_mounts,
+        args.idmapped.take().unwrap_or_default(),
+    )?;
     let hooks = &cfg.hooks;
     let runtime_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
         || hooks
@@ -213,6 +239,18 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         syscall: "execve",
         source: e,
     })
+}
+
+/// Waits for the parent's `Go` and returns the state JSON it carries; `None` if the parent died.
+fn wait_for_go(sync: &SyncSocket) -> Result<Option<String>> {
+    match sync.recv()? {
+        Some(Message::Go { state }) => Ok(Some(state)),
+        None => Ok(None),
+        Some(other) => Err(Error::Protocol {
+            expected: "go",
+            got: format!("{other:?}"),
+        }),
+    }
 }
 
 /// The state JSON with another `status` (startContainer hooks run once the container is

@@ -132,8 +132,9 @@ pub(crate) fn clone(flags: CloneFlags) -> Result<Forked> {
     let raw = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: with a null stack, clone behaves as fork(2): the child gets a copy-on-write copy of
     // this single-threaded address space (checked above) and returns 0. No CLONE_VM, CLONE_VFORK,
-    // CLONE_SETTLS or CLONE_*TID flag is passed (CloneFlags from the namespaces crate only carry
-    // CLONE_NEW*), so the null pointers for ptid, ctid and tls are never used.
+    // CLONE_SETTLS or CLONE_*TID flag is passed (callers pass CLONE_NEW* flags from the
+    // namespaces crate, or CLONE_PARENT, which only changes who the parent is), so the null
+    // pointers for ptid, ctid and tls are never used.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -149,4 +150,12 @@ pub(crate) fn clone(flags: CloneFlags) -> Result<Forked> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
+}
+
+/// fork(2) whose child is a child of our parent, not ours (`CLONE_PARENT`): how the init forks
+/// the container's pid 1 into the pid namespace it unshared (see `Namespaces::needs_pid_fork`),
+/// so that `create`, and `run` waiting for it, is that pid 1's parent and can reap it. The
+/// caller must not be a pid namespace's init (clone(2): EINVAL), which the child never is.
+pub(crate) fn fork_sibling() -> Result<Forked> {
+    clone(CloneFlags::CLONE_PARENT)
 }

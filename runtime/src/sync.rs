@@ -37,6 +37,15 @@ pub(crate) enum Message {
     /// Child → parent: the seccomp listener fd (attached with SCM_RIGHTS), for the parent to
     /// hand to `listenerPath`, which the pivoted child can no longer reach.
     SeccompNotify,
+    /// Child → parent: the child unshared its user namespace after joining the others; write
+    /// its uid_map/gid_map now.
+    MapIds,
+    /// Parent → child: the maps are written.
+    IdsMapped,
+    /// Grandchild → parent: the container's pid 1, forked by the child into the pid namespace
+    /// it unshared; the kernel attaches its pid (SCM_CREDENTIALS). The parent answers with a
+    /// second `Go` carrying the state with that pid.
+    Born,
     /// Child → parent: set-up is complete; the init now waits on the exec fifo.
     Ready,
     /// Child → parent: set-up failed; the chain of causes, outermost first.
@@ -53,10 +62,22 @@ impl Message {
             Message::RunHooks => "runHooks",
             Message::HooksDone => "hooksDone",
             Message::SeccompNotify => "seccompNotify",
+            Message::MapIds => "mapIds",
+            Message::IdsMapped => "idsMapped",
+            Message::Born => "born",
             Message::Ready => "ready",
             Message::Error { .. } => "error",
         }
     }
+}
+
+/// One received message and what the kernel attached to it.
+pub(crate) struct Received {
+    pub(crate) message: Message,
+    /// A descriptor sent with SCM_RIGHTS.
+    pub(crate) fd: Option<OwnedFd>,
+    /// The sender's pid (SCM_CREDENTIALS), once [`SyncSocket::pass_credentials`] was called.
+    pub(crate) sender: Option<i32>,
 }
 
 /// One end of the sync socketpair.
@@ -114,9 +135,23 @@ impl SyncSocket {
 
     /// Receives one message and the descriptor that came with it, if any.
     pub(crate) fn recv_with_fd(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
+        Ok(self.recv_full()?.map(|r| (r.message, r.fd)))
+    }
+
+    /// Makes the kernel attach the sender's credentials to every message this end receives
+    /// (unix(7) `SO_PASSCRED`): how `create` learns the pid of an init forked by its child,
+    /// translated into `create`'s own pid namespace by the kernel.
+    pub(crate) fn pass_credentials(&self) -> Result<()> {
+        socket::setsockopt(&self.fd, socket::sockopt::PassCred, &true)
+            .map_err(Error::sys("setsockopt(SO_PASSCRED) on sync socket"))
+    }
+
+    /// Receives one message with its descriptor and, after [`SyncSocket::pass_credentials`],
+    /// the sender's pid.
+    pub(crate) fn recv_full(&self) -> Result<Option<Received>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = loop {
+        let mut space = nix::cmsg_space!([RawFd; 1], libc::ucred);
+        let (n, fd, sender) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match socket::recvmsg::<()>(
                 self.fd.as_raw_fd(),
@@ -128,17 +163,23 @@ impl SyncSocket {
                 Err(e) => return Err(Error::sys("recvmsg on sync socket")(e)),
                 Ok(msg) => {
                     let mut fd = None;
+                    let mut sender = None;
                     for c in msg.cmsgs().map_err(Error::sys("recvmsg: control data"))? {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            for raw in fds {
-                                // SAFETY: the kernel installed these descriptors for us with
-                                // SCM_RIGHTS; nothing else owns them. Extra ones are closed.
-                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                                fd.get_or_insert(owned);
+                        match c {
+                            ControlMessageOwned::ScmRights(fds) => {
+                                for raw in fds {
+                                    // SAFETY: the kernel installed these descriptors for us
+                                    // with SCM_RIGHTS; nothing else owns them. Extra ones are
+                                    // closed.
+                                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                    fd.get_or_insert(owned);
+                                }
                             }
+                            ControlMessageOwned::ScmCredentials(c) => sender = Some(c.pid()),
+                            _ => {}
                         }
                     }
-                    break (msg.bytes, fd);
+                    break (msg.bytes, fd, sender);
                 }
             }
         };
@@ -146,7 +187,13 @@ impl SyncSocket {
             return Ok(None);
         }
         serde_json::from_slice(&buf[..n])
-            .map(|m| Some((m, fd)))
+            .map(|message| {
+                Some(Received {
+                    message,
+                    fd,
+                    sender,
+                })
+            })
             .map_err(|_| Error::Protocol {
                 expected: "a sync message",
                 got: String::from_utf8_lossy(&buf[..n]).into_owned(),

@@ -172,6 +172,27 @@ pub fn cases() -> Vec<Case> {
             b.check(&["ns"])
         }));
     }
+    // A new user namespace that joins a network namespace owned by the host's (a Kubernetes
+    // user-namespace sandbox and its pinned network namespace): joined first, then created.
+    v.push(Case::new(S, "join/network-from-new-user", |ctx| {
+        let holder = Holder::spawn()?;
+        let mut b = ctx.bundle()?;
+        b.joined
+            .insert("network".to_string(), json!(holder.inode("net")?));
+        if let Some(a) = b.config["linux"]["namespaces"].as_array_mut() {
+            for n in a.iter_mut().filter(|n| n["type"] == "network") {
+                n["path"] = json!(holder.path("net"));
+            }
+        }
+        userns(&mut b);
+        // A fresh sysfs needs CAP_SYS_ADMIN over the network namespace's owner (the host's
+        // user namespace here); the spec leaves that mount to the config, so leave it out.
+        if let Some(a) = b.config["mounts"].as_array_mut() {
+            a.retain(|m| m["destination"] != "/sys");
+        }
+        b.config["linux"]["maskedPaths"] = json!(["/proc/kcore"]);
+        b.check(&["ns", "idmap"])
+    }));
     v.push(Case::reject(S, "join/missing-path-fails", |b| {
         if let Some(a) = b.config["linux"]["namespaces"].as_array_mut() {
             for n in a.iter_mut().filter(|n| n["type"] == "network") {

@@ -9,23 +9,30 @@
 //! `open_tree(OPEN_TREE_CLONE)`, id-mapped, then attached with
 //! `move_mount(2)` onto the destination fd resolved inside the rootfs.
 //!
-//! The user namespace is made by a short-lived helper child that only
-//! unshares `CLONE_NEWUSER`; we write its uid_map/gid_map, keep a descriptor
-//! of `/proc/<pid>/ns/user` (which keeps the namespace alive) and kill and
-//! reap the helper before returning, on success and on every error.
-//! The container's init runs this in its new PID namespace while `/proc` is
-//! still the host's, so the pid fork(2) returns is not the one `/proc` knows
-//! (it would name another process, e.g. 1 or 2): the helper's pid in
-//! `/proc`'s namespace is read from the fdinfo of a pidfd, which procfs
-//! reports in its own PID namespace (proc(5), "/proc/pid/fdinfo", `Pid:`).
+//! The trees are made by `hako create` (the parent) before it clones the
+//! init, and inherited by it as descriptors ([`IdmappedTrees`]); the init
+//! only attaches them. That is the only order that works for a container
+//! with its own user namespace: mount_setattr needs CAP_SYS_ADMIN over the
+//! source filesystem's user namespace (the host's), which the init no
+//! longer has once it is in its own user namespace (runc 1.2 has its parent
+//! make these mounts and pass them over its sync socket for the same
+//! reason). move_mount(2) of a detached tree only needs CAP_SYS_ADMIN over
+//! the *target* mount namespace, which the init owns.
 //!
-//! The mappings' host IDs are relative to the user namespace of the caller,
-//! and mount_setattr needs CAP_SYS_ADMIN over the source filesystem's user
-//! namespace: this must run in the host user namespace. Limitation: a
-//! container with its own user namespace would need the detached trees
-//! created by the parent before the child enters it (runc 1.2 passes them
-//! over its sync socket); that is not implemented, so there
-//! [`bind_idmapped`] fails with EPERM from mount_setattr.
+//! A mount's user namespace comes from its own `uidMappings`/`gidMappings`
+//! or, for `idmap`/`ridmap` without them, from the container's mappings:
+//! either way a short-lived helper child that only unshares
+//! `CLONE_NEWUSER` carries them; we write its uid_map/gid_map, keep a
+//! descriptor of `/proc/<pid>/ns/user` (which keeps the namespace alive) and
+//! kill and reap the helper before returning, on success and on every
+//! error. A joined container user namespace is opened by its path. The
+//! helper's pid in `/proc`'s namespace is read from the fdinfo of a pidfd,
+//! which procfs reports in its own PID namespace (proc(5),
+//! "/proc/pid/fdinfo", `Pid:`), so this also works from a process whose
+//! pid namespace differs from `/proc`'s.
+//!
+//! The mappings' host IDs are relative to the user namespace of the caller:
+//! this must run in the host user namespace.
 
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -40,6 +47,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::rootfs::plan::{IdmapPlan, IdmapUserns};
+use crate::rootfs::Rootfs;
 use crate::{sys, Error, IdMappings};
 
 /// How long the helper may take to unshare its user namespace.
@@ -147,17 +155,66 @@ fn open_userns(plan: &IdmapPlan, destination: &Path) -> Result<OwnedFd, Error> {
     }
 }
 
+/// The detached, id-mapped trees of a rootfs plan's id-mapped mounts, by
+/// mount index. Their descriptors are close-on-exec; each is closed once
+/// attached (or when this is dropped).
+#[derive(Debug, Default)]
+pub struct IdmappedTrees {
+    trees: Vec<(usize, OwnedFd)>,
+}
+
+impl IdmappedTrees {
+    /// Takes the tree for the mount at `index` in the plan.
+    pub(crate) fn take(&mut self, index: usize) -> Option<OwnedFd> {
+        let at = self.trees.iter().position(|(i, _)| *i == index)?;
+        Some(self.trees.swap_remove(at).1)
+    }
+
+    /// True if no mount is id-mapped.
+    pub fn is_empty(&self) -> bool {
+        self.trees.is_empty()
+    }
+}
+
+impl Rootfs {
+    /// Makes the detached, id-mapped tree of every id-mapped bind mount:
+    /// the source (its whole tree with `rbind`) cloned with
+    /// `open_tree(OPEN_TREE_CLONE)` and id-mapped with mount_setattr(2)
+    /// (recursively with `ridmap`). Runs in the host's user and mount
+    /// namespaces, before the init is cloned (see the module docs);
+    /// [`Rootfs::prepare`] attaches them.
+    pub fn detach_idmapped(&self) -> Result<IdmappedTrees, Error> {
+        let mut trees = Vec::new();
+        for (index, m) in self.mounts.iter().enumerate() {
+            let Some(plan) = &m.idmap else { continue };
+            let destination = m.destination.as_path();
+            let src = m.source.as_deref().ok_or_else(|| Error::MissingSource {
+                destination: destination.to_path_buf(),
+                fstype: "bind".into(),
+            })?;
+            let src_fd = sys::open(src, OFlag::O_PATH).map_err(|source| Error::Open {
+                path: src.to_path_buf(),
+                source,
+            })?;
+            let rbind = m.opts.flags.contains(nix::mount::MsFlags::MS_REC);
+            trees.push((
+                index,
+                detach(src_fd.as_fd(), src, destination, rbind, plan)?,
+            ));
+        }
+        Ok(IdmappedTrees { trees })
+    }
+}
+
 /// Clones the mount (tree, with `rbind`) at `src_fd` into a detached
-/// mount, id-mapped by `plan` (recursively with `ridmap`), and attaches it
-/// on `dest_fd`.
-pub(crate) fn bind_idmapped(
+/// mount, id-mapped by `plan` (recursively with `ridmap`).
+fn detach(
     src_fd: BorrowedFd<'_>,
     src: &Path,
-    dest_fd: BorrowedFd<'_>,
     destination: &Path,
     rbind: bool,
     plan: &IdmapPlan,
-) -> Result<(), Error> {
+) -> Result<OwnedFd, Error> {
     let userns = open_userns(plan, destination)?;
     let tree = sys::open_tree_clone(src_fd, rbind).map_err(|source| Error::OpenTree {
         src: src.to_path_buf(),
@@ -173,6 +230,16 @@ pub(crate) fn bind_idmapped(
             source,
         }
     })?;
+    Ok(tree)
+}
+
+/// Attaches a detached tree made by [`Rootfs::detach_idmapped`] on `dest_fd`.
+pub(crate) fn attach(
+    tree: OwnedFd,
+    src: &Path,
+    dest_fd: BorrowedFd<'_>,
+    destination: &Path,
+) -> Result<(), Error> {
     sys::move_mount(tree.as_fd(), dest_fd).map_err(|source| Error::MoveMount {
         src: src.to_path_buf(),
         destination: destination.to_path_buf(),

@@ -24,6 +24,7 @@ use oci_spec::runtime::Spec;
 
 use crate::Error;
 
+pub use idmapped::IdmappedTrees;
 pub(crate) use plan::{DevicePlan, MountKind, MountPlan};
 
 /// One cgroup hierarchy to expose at a `cgroup` mount.

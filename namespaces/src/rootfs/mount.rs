@@ -20,7 +20,7 @@ use nix::sys::stat::SFlag;
 use nix::sys::statvfs::FsFlags;
 
 use crate::resolve::{fd_host_path, file_type, inside, Create, Root};
-use crate::rootfs::idmapped::bind_idmapped;
+use crate::rootfs::idmapped;
 use crate::rootfs::plan::check_proc_dest;
 use crate::rootfs::{CgroupMount, MountKind, MountPlan};
 use crate::{sys, Error};
@@ -209,6 +209,7 @@ pub(crate) fn mount_entry(
     m: &MountPlan,
     cgroups: &[CgroupMount],
     cgroupns: bool,
+    idmapped_tree: Option<OwnedFd>,
 ) -> Result<(), Error> {
     let dest = m.destination.as_path();
     let flags = m.opts.flags;
@@ -241,19 +242,17 @@ pub(crate) fn mount_entry(
                     });
                 }
             }
-            match &m.idmap {
-                Some(plan) => {
-                    bind_idmapped(
-                        src_fd.as_fd(),
-                        src,
-                        dest_fd.as_fd(),
-                        dest,
-                        flags.contains(MsFlags::MS_REC),
-                        plan,
-                    )?;
+            match (&m.idmap, idmapped_tree) {
+                (Some(_), Some(tree)) => {
+                    idmapped::attach(tree, src, dest_fd.as_fd(), dest)?;
                     remount_extra(root, dest, flags)?;
                 }
-                None => bind(root, src_fd.as_fd(), src, dest_fd.as_fd(), dest, flags)?,
+                (Some(_), None) => {
+                    return Err(Error::IdmappedTreeMissing {
+                        destination: dest.to_path_buf(),
+                    })
+                }
+                (None, _) => bind(root, src_fd.as_fd(), src, dest_fd.as_fd(), dest, flags)?,
             }
         }
         // On a pure cgroup v2 host a "cgroup" mount is the unified hierarchy itself (runc

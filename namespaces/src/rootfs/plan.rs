@@ -395,18 +395,6 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         .into_iter()
         .flatten()
         .any(|n| n.typ() == LinuxNamespaceType::Cgroup);
-    // Inside its own user namespace the init may not id-map a mount (mount_setattr EPERM);
-    // runc 1.2 has the parent make such mounts and hand them over, which hako does not yet.
-    let own_userns = linux
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::User);
-    if own_userns && mounts.iter().any(|m| m.idmap.is_some()) {
-        return Err(Error::unsupported(
-            "idmapped mounts in a container with its own user namespace",
-        ));
-    }
     Ok(Rootfs {
         root: path,
         readonly: root.readonly().unwrap_or(false),
@@ -605,21 +593,24 @@ mod tests {
         // No idmap at all.
         let m = plan(r#"{"destination":"/x","type":"bind","source":"/x"}"#, "").unwrap();
         assert_eq!(m.idmap, None);
-        // With a user namespace of its own (new or joined), the container cannot id-map its
-        // mounts yet: refused up front rather than failing with EPERM at mount time.
+        // With a user namespace of its own: `idmap` uses the container's mappings (new) or
+        // the namespace itself (joined).
         let userns = format!(r#","linux":{{"namespaces":[{{"type":"user"}}],{maps}}}"#);
-        for (mount, linux) in [
-            (
-                r#"{"destination":"/x","type":"bind","source":"/x","options":["idmap"]}"#,
-                userns.as_str(),
-            ),
-            (
-                r#"{"destination":"/x","type":"bind","source":"/x","options":["ridmap"]}"#,
-                r#","linux":{"namespaces":[{"type":"user","path":"/proc/1/ns/user"}]}"#,
-            ),
-        ] {
-            assert!(matches!(plan(mount, linux), Err(Error::Unsupported { .. })));
-        }
+        let m = plan(
+            r#"{"destination":"/x","type":"bind","source":"/x","options":["idmap"]}"#,
+            &userns,
+        )
+        .unwrap();
+        assert!(matches!(m.idmap.unwrap().userns, IdmapUserns::Mappings(_)));
+        let m = plan(
+            r#"{"destination":"/x","type":"bind","source":"/x","options":["ridmap"]}"#,
+            r#","linux":{"namespaces":[{"type":"user","path":"/proc/1/ns/user"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.idmap.unwrap().userns,
+            IdmapUserns::Path("/proc/1/ns/user".into())
+        );
         // Errors.
         let err = |mounts: &str| plan(mounts, "").unwrap_err();
         assert!(matches!(

@@ -7,7 +7,7 @@ use nix::mount::MsFlags;
 
 use crate::resolve::Root;
 use crate::rootfs::mount::{mount_entry, sys_mount};
-use crate::rootfs::{devices, CgroupMount, Rootfs};
+use crate::rootfs::{devices, CgroupMount, IdmappedTrees, Rootfs};
 use crate::Error;
 
 /// runc's rootfsParentMountPrivate: pivot_root(2) fails with EINVAL if the
@@ -49,8 +49,14 @@ impl Rootfs {
     /// then, unless `/dev` is a bind mount, creates the device nodes, the
     /// `/dev` symlinks and `/dev/ptmx`.
     ///
-    /// `cgroup_mounts` are the hierarchies to expose at `cgroup` mounts.
-    pub fn prepare(&self, cgroup_mounts: &[CgroupMount]) -> Result<(), Error> {
+    /// `cgroup_mounts` are the hierarchies to expose at `cgroup` mounts;
+    /// `idmapped` the trees [`Rootfs::detach_idmapped`] made for the
+    /// id-mapped ones.
+    pub fn prepare(
+        &self,
+        cgroup_mounts: &[CgroupMount],
+        mut idmapped: IdmappedTrees,
+    ) -> Result<(), Error> {
         let prop = self
             .propagation
             .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
@@ -65,8 +71,8 @@ impl Rootfs {
             "",
         )?;
         let root = Root::open(&self.root)?;
-        for m in &self.mounts {
-            mount_entry(&root, m, cgroup_mounts, self.cgroupns)?;
+        for (i, m) in self.mounts.iter().enumerate() {
+            mount_entry(&root, m, cgroup_mounts, self.cgroupns, idmapped.take(i))?;
         }
         if self.setup_dev {
             devices::create_devices(&root, &self.devices)?;

@@ -220,6 +220,9 @@ fn spawn_init(
         (None, None) => None,
     };
     let joins = config.namespaces.open_joins()?;
+    // Made here, in the host's user namespace, for the init to attach (see the namespaces
+    // crate's `rootfs::idmapped`).
+    let idmapped = config.rootfs.detach_idmapped()?;
     if let Some(pidns) = joins.pid() {
         // setns(CLONE_NEWPID) changes only where our *children* go (pid_for_children), which is
         // exactly the init we are about to clone.
@@ -238,6 +241,10 @@ fn spawn_init(
         .collect();
     let (parent_sock, child_sock) = sync::pair()?;
     let child_sock = child_sock.move_above(high)?;
+    if config.namespaces.needs_pid_fork() {
+        // The container's pid 1 will be our child's child: its pid comes with its first message.
+        parent_sock.pass_credentials()?;
+    }
     let keyring = if opts.no_new_keyring {
         None
     } else {
@@ -261,6 +268,7 @@ fn spawn_init(
                 start_status,
                 console,
                 joins: Some(joins),
+                idmapped: Some(idmapped),
                 cgroup_mounts,
                 no_pivot: opts.no_pivot,
                 preserved,
@@ -273,9 +281,9 @@ fn spawn_init(
             drop(start_status);
             drop(console);
             drop(joins);
+            drop(idmapped);
             guard.child = Some(pid);
-            parent_side(guard, config, &parent_sock, pid, needs_add)?;
-            Ok(pid)
+            parent_side(guard, config, &parent_sock, pid, needs_add)
         }
     }
 }
@@ -303,13 +311,15 @@ pub(crate) fn forward_seccomp_listener(
     Ok(())
 }
 
+/// Drives the protocol from the clone to `Ready`; returns the container's pid 1 (the cloned
+/// child, or the child it forked into its own pid namespace).
 fn parent_side(
     guard: &mut Teardown,
     config: &ContainerConfig,
     sock: &sync::SyncSocket,
-    pid: Pid,
+    mut pid: Pid,
     needs_add: bool,
-) -> Result<()> {
+) -> Result<Pid> {
     let locked = guard.locked.as_mut().ok_or(Error::Protocol {
         expected: "state held by create",
         got: "none".into(),
@@ -319,7 +329,11 @@ fn parent_side(
     // end-of-file on the sync socket and exits by itself.
     locked.state.pid = pid.as_raw();
     locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
-    if let Some(maps) = &config.id_mappings {
+    if let Some(maps) = config
+        .id_mappings
+        .as_ref()
+        .filter(|_| !config.namespaces.unshares_user_late())
+    {
         maps.write(pid.as_raw())?;
     }
     if let Some(cg) = guard.cgroup.as_ref().filter(|_| needs_add) {
@@ -329,16 +343,33 @@ fn parent_side(
         expected: "state held by create",
         got: "none".into(),
     })?;
-    let state_json = locked.hook_state(Status::Creating)?;
+    let mut state_json = locked.hook_state(Status::Creating)?;
     sock.send(&Message::Go {
         state: state_json.clone(),
     })?;
     loop {
-        let (msg, fd) = match sock.recv_with_fd()? {
-            Some((m, fd)) => (Some(m), fd),
-            None => (None, None),
+        let (msg, fd, sender) = match sock.recv_full()? {
+            Some(r) => (Some(r.message), r.fd, r.sender),
+            None => (None, None, None),
         };
         match msg {
+            Some(Message::MapIds) => {
+                if let Some(maps) = &config.id_mappings {
+                    maps.write(pid.as_raw())?;
+                }
+                sock.send(&Message::IdsMapped)?;
+            }
+            Some(Message::Born) => {
+                pid = adopt_pid1(guard, pid, sender)?;
+                let locked = guard.locked.as_ref().ok_or(Error::Protocol {
+                    expected: "state held by create",
+                    got: "none".into(),
+                })?;
+                state_json = locked.hook_state(Status::Creating)?;
+                sock.send(&Message::Go {
+                    state: state_json.clone(),
+                })?;
+            }
             Some(Message::SeccompNotify) => {
                 forward_seccomp_listener(config.seccomp.as_ref(), fd, &state_json)?
             }
@@ -351,7 +382,7 @@ fn parent_side(
                 }
                 sock.send(&Message::HooksDone)?;
             }
-            Some(Message::Ready) => return Ok(()),
+            Some(Message::Ready) => return Ok(pid),
             Some(Message::Error { chain }) => {
                 return Err(Error::Init(sync::RemoteError::from_chain(chain)))
             }
@@ -373,4 +404,35 @@ fn parent_side(
             }
         }
     }
+}
+
+/// After `Born`: the container's pid 1 is `sender`, forked by our child `child` (which exits
+/// right after, and is reaped here). From now on the guard and the state track pid 1.
+fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>) -> Result<Pid> {
+    let pid1 = sender
+        .filter(|&p| p > 0 && p != child.as_raw())
+        .map(Pid::from_raw)
+        .ok_or(Error::Protocol {
+            expected: "born, with the sender's credentials",
+            got: format!("{sender:?}"),
+        })?;
+    // pid 1 is our child too (CLONE_PARENT): the guard kills it if anything fails from here.
+    guard.child = Some(pid1);
+    match waitpid(child, None) {
+        Ok(WaitStatus::Exited(_, 0)) => {}
+        other => {
+            return Err(Error::InitDied {
+                status: format!("the init's first process ended with {other:?}"),
+            })
+        }
+    }
+    let locked = guard.locked.as_mut().ok_or(Error::Protocol {
+        expected: "state held by create",
+        got: "none".into(),
+    })?;
+    locked.state.pid = pid1.as_raw();
+    locked.state.pid_start_time = pidfd::stat(pid1.as_raw())
+        .map(|s| s.start_time)
+        .unwrap_or(0);
+    Ok(pid1)
 }
