@@ -15,6 +15,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -38,6 +39,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "rdiratime",
     "relatime",
     "remount",
+    "ridmap",
     "rexec",
     "rnoatime",
     "rnodev",
@@ -123,7 +125,9 @@ pub fn features() -> Value {
             "apparmor": { "enabled": host.apparmor() },
             "selinux": { "enabled": host.selinux() },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            // Made by the parent with mount_setattr(2) (Linux 5.12), with or without the
+            // container's own user namespace (namespaces crate, rootfs/idmapped.rs).
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "org.hako.version": env!("CARGO_PKG_VERSION")
