@@ -58,11 +58,26 @@ impl Rootfs {
                 source,
             })?;
         } else {
+            let old_root = sys::open(Path::new("/"), OFlag::O_DIRECTORY | OFlag::O_RDONLY)
+                .map_err(|source| Error::Open {
+                    path: "/".into(),
+                    source,
+                })?;
             nix::unistd::pivot_root(dot, dot).map_err(|source| Error::PivotRoot {
                 path: self.root.clone(),
                 source,
             })?;
-            // The old root is now mounted on top of "." (our cwd).
+            // The old root is now mounted on top of the new one at "/". Our cwd is still the
+            // new root's own directory, *under* that stack: mount(2) resolves "." without
+            // crossing onto the mount above (only umount2 looks up the topmost mount), so
+            // MS_SLAVE|MS_REC on it would make the whole new tree a slave and undo every
+            // `shared`/`rshared` the mounts asked for. Step onto the old root first (runc
+            // `pivotRoot` does the same fchdir).
+            nix::unistd::fchdir(old_root.as_raw_fd()).map_err(|source| Error::Chdir {
+                path: "old root".into(),
+                source,
+            })?;
+            drop(old_root);
             sys_mount(
                 None,
                 dot,
