@@ -140,6 +140,20 @@ fn sandbox(rt: Runtime) -> Result<(Bundle, String)> {
     Ok((s, pid))
 }
 
+/// Makes `b` a container of the pod whose sandbox init is `spid`: its user, network, uts and
+/// ipc namespaces, and pid and mount namespaces of its own.
+fn join_pod(b: &mut Bundle, spid: &str) {
+    let path = |ns: &str| format!("/proc/{spid}/ns/{ns}");
+    set_namespaces(
+        b,
+        json!([{"type": "user", "path": path("user")}, {"type": "network", "path": path("net")},
+               {"type": "ipc", "path": path("ipc")}, {"type": "uts", "path": path("uts")},
+               {"type": "pid"}, {"type": "mount"}]),
+    );
+    // The joined namespace's own maps; runc 1.1.5 insists on them, containerd always sends them.
+    set_userns_maps(b);
+}
+
 /// A pod container: the sandbox's user, network, ipc and uts namespaces, its own pid and mount
 /// namespaces (created inside the joined user namespace, so its root can mount /proc there).
 fn pod_container_in_joined_userns(rt: Runtime) -> Result<()> {
@@ -154,15 +168,7 @@ fn pod_container_in_joined_userns(rt: Runtime) -> Result<()> {
              for n in user net ipc pid; do readlink /proc/self/ns/$n; done; ls /sys/class/net",
         ],
     )?;
-    let path = |ns: &str| format!("/proc/{spid}/ns/{ns}");
-    set_namespaces(
-        &mut b,
-        json!([{"type": "user", "path": path("user")}, {"type": "network", "path": path("net")},
-               {"type": "ipc", "path": path("ipc")}, {"type": "uts", "path": path("uts")},
-               {"type": "pid"}, {"type": "mount"}]),
-    );
-    // The joined namespace's own maps; runc 1.1.5 insists on them, containerd always sends them.
-    set_userns_maps(&mut b);
+    join_pod(&mut b, &spid);
     let r = b.run()?.ok()?;
     let lines: Vec<&str> = r.stdout.lines().collect();
     ensure!(lines.len() == 8, "{r:?}");
@@ -191,14 +197,7 @@ fn exec_into_pod_container(rt: Runtime) -> Result<()> {
     let (_sandbox, spid) = sandbox(rt)?;
     // A workload that lives until `delete --force`, not a synchronisation.
     let mut b = Bundle::new(rt, "podexec", &["sleep", "1000"])?;
-    let path = |ns: &str| format!("/proc/{spid}/ns/{ns}");
-    set_namespaces(
-        &mut b,
-        json!([{"type": "user", "path": path("user")}, {"type": "network", "path": path("net")},
-               {"type": "uts", "path": path("uts")}, {"type": "ipc", "path": path("ipc")},
-               {"type": "pid"}, {"type": "mount"}]),
-    );
-    set_userns_maps(&mut b);
+    join_pod(&mut b, &spid);
     b.create()?.ok()?;
     let pid = b.state()?["pid"].as_i64().context("pid")?.to_string();
     // The init is our child's child but must be reported as the container's pid 1.
@@ -295,14 +294,7 @@ fn idmapped_mount_in_user_namespace() -> Result<()> {
 fn failing_pod_container_leaves_nothing(rt: Runtime) -> Result<()> {
     let (_sandbox, spid) = sandbox(rt)?;
     let mut b = Bundle::new(rt, "podfail", &["/no/such/program"])?;
-    let path = |ns: &str| format!("/proc/{spid}/ns/{ns}");
-    set_namespaces(
-        &mut b,
-        json!([{"type": "user", "path": path("user")}, {"type": "network", "path": path("net")},
-               {"type": "uts", "path": path("uts")}, {"type": "ipc", "path": path("ipc")},
-               {"type": "pid"}, {"type": "mount"}]),
-    );
-    set_userns_maps(&mut b);
+    join_pod(&mut b, &spid);
     let r = b.create()?;
     ensure!(r.code != 0, "create of a missing program succeeded: {r:?}");
     ensure!(
