@@ -213,6 +213,36 @@ report oom/memory.events $? "oom_kill '${n}' in $CG/hako-vm-oom/memory.events"
 ok oom/delete delete oom
 gone oom/nothing-left oom
 
+# --- a user-namespace pod: staged namespaces, pid 1 forked by the init ------
+# The sandbox creates its user namespace; the app joins it (and the sandbox's
+# net/ipc/uts) with pid and mount namespaces of its own, which the init must
+# create inside the joined user namespace and fork pid 1 into (born in its
+# cgroup through clone3 here). `hako spec` prints each namespace entry as
+# "{", "type": "x", "},", so entries are edited and added on the type lines.
+maps='"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],'
+mk podsandbox '["sleep", "600"]' '' "$maps"
+sed -i 's/"type": "mount"/"type": "mount" }, { "type": "user"/' "$WORK/podsandbox/config.json"
+# The container's root is not host root: it may not create the mount points in a rootfs that
+# host root owns, so they exist beforehand (as in any image).
+mkdir -p "$WORK/podsandbox/rootfs/proc" "$WORK/podsandbox/rootfs/sys" "$WORK/podsandbox/rootfs/dev"
+ok pod/sandbox-create create --bundle "$WORK/podsandbox" podsandbox
+spid=$(hk state podsandbox | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+mk podapp '["sh", "-c", "echo $$; readlink /proc/self/ns/user; cat /proc/self/cgroup; cat /sys/fs/cgroup/cgroup.procs"]' '' "$maps"
+mkdir -p "$WORK/podapp/rootfs/proc" "$WORK/podapp/rootfs/sys" "$WORK/podapp/rootfs/dev"
+for n in network:net ipc:ipc uts:uts; do
+    sed -i "s|\"type\": \"${n%%:*}\"|\"type\": \"${n%%:*}\", \"path\": \"/proc/$spid/ns/${n#*:}\"|" "$WORK/podapp/config.json"
+done
+sed -i "s|\"type\": \"mount\"|\"type\": \"mount\" }, { \"type\": \"user\", \"path\": \"/proc/$spid/ns/user\"|" "$WORK/podapp/config.json"
+out=$(hk run --bundle "$WORK/podapp" podapp)
+report pod/app-run $? "$out"
+is pod/app-is-pid-1 1 "$(echo "$out" | sed -n 1p)"
+is pod/app-in-sandbox-userns "$(readlink "/proc/$spid/ns/user" || echo no-sandbox)" "$(echo "$out" | sed -n 2p)"
+is pod/app-cgroup-namespace "0::/" "$(echo "$out" | sed -n 3p)"
+is pod/app-pid-1-in-its-cgroup 1 "$(echo "$out" | sed -n 4p)"
+gone pod/app-nothing-left podapp
+ok pod/sandbox-delete delete --force podsandbox
+gone pod/sandbox-nothing-left podsandbox
+
 # --- nothing left at all ----------------------------------------------------
 is final/no-containers "" "$(hk list -q)"
 is final/no-cgroups "" "$(ls -d "$CG"/hako-vm-* 2>/dev/null)"
