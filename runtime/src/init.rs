@@ -256,7 +256,7 @@ fn wait_for_go(sync: &SyncSocket) -> Result<Option<String>> {
 /// The state JSON with another `status` (startContainer hooks run once the container is
 /// created and released, before its program runs).
 fn with_status(state: &str, status: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(state) {
+    match serde_json::from_slice::<serde_json::Value>(state.as_bytes()) {
         Ok(mut v) => {
             v["status"] = serde_json::Value::from(status);
             v.to_string()

@@ -84,8 +84,10 @@ fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Pro
     let Some(path) = &opts.process else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
-    serde_json::from_str(&text)
+    let text = std::fs::read(path).map_err(Error::io("read", path))?;
+    // from_slice, not from_str: the same `Process` deserializer that parses config.json (a
+    // second copy, driven by `StrRead`, would add program text every hako command maps).
+    serde_json::from_slice(&text)
         .map(Some)
         .map_err(|e| Error::InvalidConfig {
             field: "exec --process",

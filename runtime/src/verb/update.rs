@@ -150,7 +150,13 @@ pub fn update(
         None => json!({}),
     };
     merge(&mut value, flags_json(flags)?);
-    let res: LinuxResources = serde_json::from_value(value).map_err(|e| Error::InvalidConfig {
+    // Through text rather than `serde_json::from_value`: the `LinuxResources` deserializer that
+    // parses config.json, not a second, `Value`-driven copy of it in the program text.
+    let text = serde_json::to_vec(&value).map_err(|source| Error::Encode {
+        what: "update --resources",
+        source,
+    })?;
+    let res: LinuxResources = serde_json::from_slice(&text).map_err(|e| Error::InvalidConfig {
         field: "update --resources",
         reason: e.to_string(),
     })?;
