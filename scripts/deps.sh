@@ -30,3 +30,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# The shipped binary links musl statically (scripts/build-release.sh says why; it falls back to
+# static glibc where the target cannot be fetched).
+rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true

@@ -19,6 +19,8 @@ echo "== conformance suite against hako (every case not skipped for this host mu
 target/debug/hako-conformance --runtime "$PWD/target/debug/hako" | tail -n 25
 echo "== conformance suite against runc, the oracle (its failures carry documented reasons)"
 target/debug/hako-conformance --runtime "$(command -v runc)" | tail -n 1 | sed 's/^/runc, the oracle, not gating: /' || true
+echo "== conformance suite against the binary as it ships (static musl release build)"
+target/debug/hako-conformance --runtime "$(./scripts/build-release.sh)" | tail -n 1
 echo "== cgroup v2 lane (QEMU, cgroup_no_v1=all): cgroups root tests, hako checks, conformance"
 # The suite's cgroup, namespace and hook sections here; `vm/run.sh` alone runs every case.
 HAKO_VM_CONFORMANCE="${HAKO_VM_CONFORMANCE:-cgroups/,namespaces/,timeOffsets/,hooks/,mounts/}" ./vm/run.sh

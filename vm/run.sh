@@ -77,8 +77,8 @@ tests=$(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR
     tail -n1)
 [ -x "$tests" ] || { say "no test executable built"; exit 2; }
 hako=$(CARGO_TARGET_DIR="$target_dir" "$repo/scripts/build-release.sh")
-# The same RUSTFLAGS as build-release.sh, so both share their dependencies'
-# builds instead of rebuilding them in turn.
+# Static glibc like the root tests (the suite is a test driver, not shipped; it
+# uses glibc's sched_param and rlimit types, so it does not build against musl).
 (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
     CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p hako-conformance --target "$triple")
 conformance=$target_dir/$triple/release/hako-conformance

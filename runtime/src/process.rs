@@ -13,6 +13,12 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+/// setrlimit(2)'s resource type: an enum in glibc's headers, an int in musl's.
+#[cfg(target_env = "gnu")]
+type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type RlimitResource = libc::c_int;
+
 use oci_spec::runtime::{PosixRlimitType, Process};
 
 use std::os::fd::OwnedFd;
@@ -25,7 +31,7 @@ use crate::seccomp::SeccompProgram;
 /// One `setrlimit(2)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rlimit {
-    pub(crate) resource: libc::__rlimit_resource_t,
+    pub(crate) resource: RlimitResource,
     pub(crate) soft: u64,
     pub(crate) hard: u64,
 }
@@ -50,7 +56,7 @@ pub struct ProcessConfig {
     pub(crate) io_priority: Option<i32>,
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+fn rlimit_resource(t: PosixRlimitType) -> RlimitResource {
     use PosixRlimitType as T;
     match t {
         T::RlimitCpu => libc::RLIMIT_CPU,

@@ -82,7 +82,7 @@ fn clone_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<(Forke
         )
     };
     match rc {
-        0 => Ok((Forked::Child, true)),
+        0 => Ok((child_started(), true)),
         pid if pid > 0 => Ok((Forked::Parent(Pid::from_raw(pid as i32)), true)),
         _ => match nix::Error::last() {
             nix::Error::ENOSYS
@@ -126,6 +126,19 @@ pub(crate) fn clone_for_cgroup(
     Ok((forked, !(born_in_cgroup && unified_host)))
 }
 
+/// First thing in every child of a raw clone: a panic must end the child with `_exit`, never
+/// with abort(3). The C library's abort raises SIGABRT with tkill(2) on the thread id it cached
+/// for the process, and a raw clone(2) does not update that cache (musl keeps it in its thread
+/// descriptor; only its own fork(2) refreshes it): the signal would go to the *parent*.
+fn child_started() -> Forked {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("hako: {info}");
+        // SAFETY: _exit ends this process at once; nothing of the parent's is touched.
+        unsafe { libc::_exit(134) }
+    }));
+    Forked::Child
+}
+
 /// clone(2) without a new stack (fork semantics) and with `flags` added to SIGCHLD.
 pub(crate) fn clone(flags: CloneFlags) -> Result<Forked> {
     assert_single_threaded()?;
@@ -147,7 +160,7 @@ pub(crate) fn clone(flags: CloneFlags) -> Result<Forked> {
     };
     match rc {
         -1 => Err(Error::sys("clone")(nix::Error::last())),
-        0 => Ok(Forked::Child),
+        0 => Ok(child_started()),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
 }

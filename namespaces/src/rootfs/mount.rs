@@ -61,7 +61,9 @@ fn locked_flags(fd: BorrowedFd<'_>, dest: &Path) -> Result<MsFlags, Error> {
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        // nix defines ST_RELATIME for glibc only; this is the kernel's value
+        // (include/linux/statfs.h), so the musl build reads the same bit.
+        (FsFlags::from_bits_retain(0x1000), MsFlags::MS_RELATIME),
     ] {
         if f.contains(st_flag) {
             out |= ms;
