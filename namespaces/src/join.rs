@@ -73,6 +73,45 @@ fn open_ns(k: Kind, path: &Path) -> Result<OwnedFd, Error> {
     }
 }
 
+/// Joins namespaces in stages, as runc's nsexec does since its "two-stage join" (runc #4492):
+/// 1. every namespace but the user namespace, in `JOIN_ORDER` (mount last), while we still
+///    hold the capabilities of our own user namespace: a namespace it owns, such as the
+///    network namespace a Kubernetes user-namespace pod joins at creation, can no longer be
+///    entered once we are inside a container's user namespace (setns(2): CAP_SYS_ADMIN in the
+///    namespace's owning user namespace);
+/// 2. the user namespace;
+/// 3. whatever stage 1 was refused with EPERM, which only the joined user namespace's root
+///    may enter (hako running without the host's capabilities).
+fn join_in_stages<'a>(fds: impl Iterator<Item = &'a (Kind, OwnedFd)>) -> Result<(), Error> {
+    let mut user = None;
+    let mut refused = Vec::new();
+    for (k, fd) in fds {
+        if *k == Kind::User {
+            user = Some(fd);
+            continue;
+        }
+        match do_setns(*k, fd.as_fd()) {
+            Err(Error::Setns {
+                source: Errno::EPERM,
+                ..
+            }) => refused.push((*k, fd)),
+            other => other?,
+        }
+    }
+    let Some(user) = user else {
+        // Nothing will give us more capabilities: report the first refusal.
+        return match refused.first() {
+            Some((k, fd)) => do_setns(*k, fd.as_fd()),
+            None => Ok(()),
+        };
+    };
+    do_setns(Kind::User, user.as_fd())?;
+    for (k, fd) in refused {
+        do_setns(k, fd.as_fd())?;
+    }
+    Ok(())
+}
+
 fn do_setns(k: Kind, fd: BorrowedFd<'_>) -> Result<(), Error> {
     setns(fd, k.flag()).map_err(|source| Error::Setns {
         ns: k.name(),
@@ -94,16 +133,10 @@ impl Namespaces {
     }
 
     /// In the child, after the parent's go signal: setns(2) into every
-    /// joined namespace except pid (joined by the parent), user first and
-    /// mount last. Consumes and closes the descriptors.
+    /// joined namespace except pid (joined by the parent), in stages (see
+    /// [`join_in_stages`]). Consumes and closes the descriptors.
     pub fn join(&self, fds: JoinFds) -> Result<(), Error> {
-        for (k, fd) in &fds.fds {
-            if *k == Kind::Pid {
-                continue;
-            }
-            do_setns(*k, fd.as_fd())?;
-        }
-        Ok(())
+        join_in_stages(fds.fds.iter().filter(|(k, _)| *k != Kind::Pid))
     }
 
     /// In the child, after [`Namespaces::join`], when
@@ -224,15 +257,12 @@ impl ProcessNamespaces {
         self.fds.pid()
     }
 
-    /// setns(2) into every opened namespace, user first and mount last.
-    /// The pid namespace only applies to children: the caller forks after.
-    /// The calling process must be single-threaded (user and mount
-    /// namespaces require it).
+    /// setns(2) into every opened namespace, in stages (see
+    /// [`join_in_stages`]). The pid namespace only applies to children: the
+    /// caller forks after. The calling process must be single-threaded
+    /// (user and mount namespaces require it).
     pub fn join(self) -> Result<(), Error> {
-        for (k, fd) in &self.fds.fds {
-            do_setns(*k, fd.as_fd())?;
-        }
-        Ok(())
+        join_in_stages(self.fds.fds.iter())
     }
 }
 

@@ -323,3 +323,77 @@ fn failing_pod_container_leaves_nothing(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(failing_pod_container_leaves_nothing);
+
+/// A sandbox whose user namespace is new but whose network namespace is pinned by the host (as
+/// CRI makes it), then `exec` into it and a pod container joining it: the network namespace
+/// belongs to the host's user namespace, so it must be joined before the user namespace (the
+/// two-stage join of runc's nsexec, runc #4390).
+fn pod_with_a_pinned_netns(rt: Runtime) -> Result<()> {
+    let holder = NetnsHolder::start()?;
+    // A workload that lives until the bundle is dropped, not a synchronisation.
+    let mut s = Bundle::new(rt, "pinsandbox", &["sleep", "1000"])?;
+    set_namespaces(
+        &mut s,
+        json!([{"type": "user"}, {"type": "network", "path": holder.path()}, {"type": "pid"},
+               {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]),
+    );
+    set_userns_maps(&mut s);
+    // No fresh sysfs: the network namespace's owner is the host's user namespace (see
+    // `new_userns_joins_netns`).
+    if let Some(m) = s.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/sys");
+    }
+    s.create()?.ok()?;
+    s.rt(&["start", &s.id])?.ok()?;
+    let spid = s.state()?["pid"].as_i64().context("pid")?.to_string();
+    let netns = ns_of(&holder.0.id().to_string(), "net")?;
+    let r = s
+        .rt(&[
+            "exec",
+            &s.id,
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/net; readlink /proc/self/ns/user",
+        ])?
+        .ok()?;
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    ensure!(
+        lines == [netns.as_str(), ns_of(&spid, "user")?.as_str()],
+        "exec: {r:?}"
+    );
+    let mut b = Bundle::new(
+        rt,
+        "pinapp",
+        &["sh", "-c", "echo $$; readlink /proc/self/ns/net"],
+    )?;
+    join_pod(&mut b, &spid);
+    if let Some(m) = b.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/sys");
+    }
+    let r = b.run()?.ok()?;
+    ensure!(r.stdout == format!("1\n{netns}\n"), "pod container: {r:?}");
+    Ok(())
+}
+
+#[test]
+fn pod_with_a_pinned_netns_hako() -> Result<()> {
+    pod_with_a_pinned_netns(Runtime::Hako)
+}
+
+/// runc 1.1.5 joins the user namespace first and then may not enter the host-owned network
+/// namespace (EPERM); runc 1.2 joins in two stages, as hako does.
+#[test]
+fn pod_with_a_pinned_netns_runc_fails() -> Result<()> {
+    if !hako_tests::runc_available() {
+        return Ok(());
+    }
+    let err = match pod_with_a_pinned_netns(Runtime::Runc) {
+        Ok(()) => anyhow::bail!("runc 1.1.5 now passes: make this test both!"),
+        Err(e) => format!("{e:#}"),
+    };
+    ensure!(
+        err.contains("setns into net namespace: Operation not permitted"),
+        "runc failed otherwise: {err}"
+    );
+    Ok(())
+}
