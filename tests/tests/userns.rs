@@ -5,6 +5,7 @@
 //! create, a pid namespace forked into last); see the namespaces crate's `ns.rs`. Each test also
 //! runs against runc.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{ensure, Context, Result};
@@ -246,8 +247,15 @@ both!(exec_into_pod_container);
 /// hako only.
 #[test]
 fn idmapped_mount_in_user_namespace() -> Result<()> {
-    let src = tempfile::tempdir()?;
-    std::fs::write(src.path().join("host-file"), "x")?;
+    // The volume sits in a directory only host root may search (mode 0700, as kubelet's
+    // volume directories): the parent opens it, the container's root never has to.
+    let host = tempfile::tempdir()?;
+    std::fs::set_permissions(host.path(), std::fs::Permissions::from_mode(0o700))?;
+    let vol = host.path().join("vol");
+    std::fs::create_dir(&vol)?;
+    std::fs::write(vol.join("host-file"), "x")?;
+    let plain = tempfile::tempdir()?;
+    std::fs::write(plain.path().join("host-file"), "x")?;
     let mut b = Bundle::new(
         Runtime::Hako,
         "usernsidmap",
@@ -267,17 +275,15 @@ fn idmapped_mount_in_user_namespace() -> Result<()> {
         std::fs::create_dir(b.rootfs().join(d))?;
     }
     let mounts = b.config["mounts"].as_array_mut().context("mounts")?;
+    mounts.push(json!({"destination": "/m", "type": "bind", "source": vol,
+                       "options": ["rbind", "idmap"]}));
     mounts.push(
-        json!({"destination": "/m", "type": "bind", "source": src.path(),
-                       "options": ["rbind", "idmap"]}),
-    );
-    mounts.push(
-        json!({"destination": "/plain", "type": "bind", "source": src.path(),
+        json!({"destination": "/plain", "type": "bind", "source": plain.path(),
                        "options": ["rbind"]}),
     );
     let r = b.run()?.ok()?;
     ensure!(r.stdout == "0:0\n65534:65534\n", "{r:?}");
-    let made = std::fs::metadata(src.path().join("made-inside"))?;
+    let made = std::fs::metadata(vol.join("made-inside"))?;
     use std::os::unix::fs::MetadataExt;
     ensure!(
         (made.uid(), made.gid()) == (0, 0),

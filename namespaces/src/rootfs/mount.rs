@@ -221,7 +221,22 @@ pub(crate) fn mount_entry(
                 destination: dest.to_path_buf(),
                 fstype: "bind".into(),
             })?;
-            let src_fd = open_source(src)?;
+            // An id-mapped source was opened by the parent as host root (its tree); opening it
+            // again here, as the container's root, would fail on host directories it may not
+            // search (a kubelet volume is 0750 root's), and would be a second lookup.
+            let tree = match (&m.idmap, idmapped_tree) {
+                (Some(_), Some(tree)) => Some(tree),
+                (Some(_), None) => {
+                    return Err(Error::IdmappedTreeMissing {
+                        destination: dest.to_path_buf(),
+                    })
+                }
+                (None, _) => None,
+            };
+            let src_fd = match tree {
+                Some(tree) => tree,
+                None => open_source(src)?,
+            };
             let t = file_type(src_fd.as_fd()).map_err(|source| Error::Stat {
                 path: src.to_path_buf(),
                 source,
@@ -244,17 +259,11 @@ pub(crate) fn mount_entry(
                     });
                 }
             }
-            match (&m.idmap, idmapped_tree) {
-                (Some(_), Some(tree)) => {
-                    idmapped::attach(tree, src, dest_fd.as_fd(), dest)?;
-                    remount_extra(root, dest, flags)?;
-                }
-                (Some(_), None) => {
-                    return Err(Error::IdmappedTreeMissing {
-                        destination: dest.to_path_buf(),
-                    })
-                }
-                (None, _) => bind(root, src_fd.as_fd(), src, dest_fd.as_fd(), dest, flags)?,
+            if m.idmap.is_some() {
+                idmapped::attach(src_fd, src, dest_fd.as_fd(), dest)?;
+                remount_extra(root, dest, flags)?;
+            } else {
+                bind(root, src_fd.as_fd(), src, dest_fd.as_fd(), dest, flags)?;
             }
         }
         // On a pure cgroup v2 host a "cgroup" mount is the unified hierarchy itself (runc
