@@ -213,6 +213,19 @@ report oom/memory.events $? "oom_kill '${n}' in $CG/hako-vm-oom/memory.events"
 ok oom/delete delete oom
 gone oom/nothing-left oom
 
+# --- an init that aborts: create survives it and cleans up -----------------
+# musl (the shipped build) caches the thread id, and a raw clone(2) leaves the
+# child with its parent's: the init's abort(3) would SIGABRT `create` itself
+# (spawn::child_started refreshes it). Without a pid namespace the stale id
+# names `create`; RLIMIT_DATA makes the init's next allocation fail and abort.
+mk abort '["true"]'
+sed -i '/^      {$/{N;N;/"type": "pid"/d}' "$WORK/abort/config.json"
+sed -i 's/"RLIMIT_NOFILE"/"RLIMIT_DATA"/; s/"hard": 1024/"hard": 4096/; s/"soft": 1024/"soft": 4096/' "$WORK/abort/config.json"
+hk create --bundle "$WORK/abort" abort >"$WORK/out"
+is abort/create-exits-1 1 $?
+has abort/init-abort-reported "SIGABRT" "$(cat "$WORK/out")"
+gone abort/nothing-left abort
+
 # --- a user-namespace pod: staged namespaces, pid 1 forked by the init ------
 # The sandbox creates its user namespace; the app joins it (and the sandbox's
 # net/ipc/uts) with pid and mount namespaces of its own, which the init must

@@ -4,6 +4,7 @@
 //! as an error chain and exiting; the parent then cleans up. See `runtime/docs/protocol.md`.
 
 use std::ffi::CString;
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::config::ContainerConfig;
@@ -67,7 +68,8 @@ pub(crate) fn run(mut args: InitArgs<'_>) -> ! {
         .is_err()
     {
         // The parent is gone (start already released us): say it where a human may see it.
-        eprintln!("hako init: {}", chain.join(": "));
+        // Not eprintln!, which panics when stderr is a closed pipe.
+        let _ = writeln!(std::io::stderr(), "hako init: {}", chain.join(": "));
     }
     // SAFETY: _exit ends the process without running atexit handlers or destructors that belong
     // to the parent's copy of the address space.

@@ -6,6 +6,7 @@
 //! lock, such as malloc's, that the child would inherit held), which [`assert_single_threaded`]
 //! checks before every clone.
 
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -65,6 +66,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// refuse it, this falls back to a plain clone and the caller moves the child itself.
 fn clone_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<(Forked, bool)> {
     assert_single_threaded()?;
+    let tid_known = musl_tid::layout_known();
     let args = CloneArgs {
         flags: flags.bits() as u32 as u64 | CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
@@ -82,7 +84,7 @@ fn clone_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<(Forke
         )
     };
     match rc {
-        0 => Ok((child_started(), true)),
+        0 => Ok((child_started(tid_known), true)),
         pid if pid > 0 => Ok((Forked::Parent(Pid::from_raw(pid as i32)), true)),
         _ => match nix::Error::last() {
             nix::Error::ENOSYS
@@ -126,22 +128,74 @@ pub(crate) fn clone_for_cgroup(
     Ok((forked, !(born_in_cgroup && unified_host)))
 }
 
-/// First thing in every child of a raw clone: a panic must end the child with `_exit`, never
-/// with abort(3). The C library's abort raises SIGABRT with tkill(2) on the thread id it cached
-/// for the process, and a raw clone(2) does not update that cache (musl keeps it in its thread
-/// descriptor; only its own fork(2) refreshes it): the signal would go to the *parent*.
-fn child_started() -> Forked {
+/// First thing in every child of a raw clone. musl caches the thread id in its thread
+/// descriptor and only its own fork(2) refreshes it; raise(3) and abort(3) send their signal
+/// with tkill(2) to that id, so after a raw clone(2) they would signal the *parent* (or, in
+/// another pid namespace, whatever process has that number). The child therefore stores its
+/// own id there (see [`musl_tid`]) and, for good measure, ends a panic with `_exit` rather than
+/// abort(3). `tid_known` is what [`musl_tid::layout_known`] said in the parent.
+fn child_started(tid_known: bool) -> Forked {
+    if tid_known {
+        musl_tid::refresh();
+    }
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("hako: {info}");
+        // Not eprintln!, which panics (and so aborts) when stderr is a closed pipe.
+        let _ = writeln!(std::io::stderr(), "hako: {info}");
         // SAFETY: _exit ends this process at once; nothing of the parent's is touched.
         unsafe { libc::_exit(134) }
     }));
     Forked::Child
 }
 
+/// The thread id musl caches in `struct pthread` (musl 1.2 src/internal/pthread_impl.h:
+/// `self`, `dtv`, `prev`, `next`, `sysinfo`, `canary`, then `int tid`), kept right across a
+/// raw clone(2). The layout is checked, not assumed: [`musl_tid::layout_known`] only says yes
+/// when the slot holds this thread's id as gettid(2) reports it.
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+mod musl_tid {
+    const TID_OFFSET: usize = 6 * std::mem::size_of::<usize>();
+
+    fn slot() -> *mut libc::c_int {
+        // SAFETY: pthread_self(3) has no preconditions; under musl it is the address of the
+        // calling thread's descriptor, which lives as long as the thread and is larger than
+        // TID_OFFSET + 4 bytes (it continues with errno, detach state, ...).
+        unsafe { (libc::pthread_self() as *mut u8).add(TID_OFFSET).cast() }
+    }
+
+    fn gettid() -> libc::c_int {
+        // SAFETY: gettid(2) has no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_gettid) as libc::c_int }
+    }
+
+    /// In the parent, before clone: true if the slot holds our thread id.
+    pub(super) fn layout_known() -> bool {
+        // SAFETY: `slot` points into this thread's live descriptor (see `slot`); an aligned
+        // 4-byte read of it has no side effect.
+        unsafe { slot().read() == gettid() }
+    }
+
+    /// In the child, right after clone: the slot gets the child's own id.
+    pub(super) fn refresh() {
+        // SAFETY: the child's copy of the descriptor is as live as the parent's was, the
+        // layout was confirmed by `layout_known` in the parent, and the child is
+        // single-threaded, so no other thread reads the slot concurrently.
+        unsafe { slot().write(gettid()) }
+    }
+}
+
+/// Other C libraries (glibc) ask the kernel for the thread id when they need it.
+#[cfg(not(all(target_env = "musl", target_arch = "x86_64")))]
+mod musl_tid {
+    pub(super) fn layout_known() -> bool {
+        false
+    }
+    pub(super) fn refresh() {}
+}
+
 /// clone(2) without a new stack (fork semantics) and with `flags` added to SIGCHLD.
 pub(crate) fn clone(flags: CloneFlags) -> Result<Forked> {
     assert_single_threaded()?;
+    let tid_known = musl_tid::layout_known();
     let raw = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: with a null stack, clone behaves as fork(2): the child gets a copy-on-write copy of
     // this single-threaded address space (checked above) and returns 0. No CLONE_VM, CLONE_VFORK,
@@ -160,7 +214,7 @@ pub(crate) fn clone(flags: CloneFlags) -> Result<Forked> {
     };
     match rc {
         -1 => Err(Error::sys("clone")(nix::Error::last())),
-        0 => Ok(child_started()),
+        0 => Ok(child_started(tid_known)),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
     }
 }
