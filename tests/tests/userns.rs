@@ -82,7 +82,9 @@ fn new_userns_joins_netns(rt: Runtime) -> Result<()> {
             "sh",
             "-c",
             "echo $$; id -u; cat /proc/self/uid_map; \
-             for n in net user pid mnt ipc; do readlink /proc/self/ns/$n; done",
+             for n in net user pid mnt ipc; do readlink /proc/self/ns/$n; done; \
+             echo sys:$(awk '$5 ~ \"^/sys\" {split($6, o, \",\"); print o[1]}' \
+                 /proc/self/mountinfo | sort -u)",
         ],
     )?;
     let netns = holder.path();
@@ -102,11 +104,16 @@ fn new_userns_joins_netns(rt: Runtime) -> Result<()> {
     }
     let r = b.run()?.ok()?;
     let lines: Vec<&str> = r.stdout.lines().collect();
-    ensure!(lines.len() == 8, "{r:?}");
+    ensure!(lines.len() == 9, "{r:?}");
     ensure!(
         lines[0] == "1",
         "the init is pid 1 of a new pid namespace: {r:?}"
     );
+    if rt == Runtime::Hako {
+        // The host's /sys, bound in, is read-only down to every submount (its cgroup
+        // hierarchies included), as the `ro` of the sysfs mount asked.
+        ensure!(lines[8] == "sys:ro", "/sys mounts: {r:?}");
+    }
     ensure!(lines[1] == "0", "root inside: {r:?}");
     let map: Vec<&str> = lines[2].split_whitespace().collect();
     ensure!(map == ["0", "300000", "65536"], "uid_map: {r:?}");

@@ -278,18 +278,43 @@ pub(crate) fn mount_entry(
         MountKind::Sysfs | MountKind::Mqueue => {
             let dest_fd = open_dest(root, m, Create::Dir)?;
             match plain(m, dest_fd.as_fd()) {
-                // In a user namespace without its own net/ipc namespace the
-                // kernel refuses a fresh sysfs/mqueue: bind the host's (runc).
+                // In a user namespace that does not own the net/ipc namespace the kernel
+                // refuses a fresh sysfs/mqueue (it needs CAP_SYS_ADMIN over their owner):
+                // bind the host's (runc). The host's /sys only when the mount asked for `ro`
+                // (crun does the same), and then read-only, nosuid, nodev and noexec down to
+                // every submount (mount_setattr(2) AT_RECURSIVE): a plain remount would leave
+                // the host's /sys/fs/cgroup hierarchies writable under it.
                 Err(Error::Mount {
                     source: Errno::EPERM,
                     ..
-                }) => {
-                    let (host, rec) = if m.kind == MountKind::Sysfs {
-                        ("/sys", MsFlags::MS_REC)
-                    } else {
-                        ("/dev/mqueue", MsFlags::empty())
-                    };
-                    bind_host(root, Path::new(host), dest_fd.as_fd(), dest, flags | rec)?;
+                }) if m.kind == MountKind::Mqueue => {
+                    bind_host(root, Path::new("/dev/mqueue"), dest_fd.as_fd(), dest, flags)?;
+                }
+                Err(Error::Mount {
+                    source: Errno::EPERM,
+                    ..
+                }) if flags.contains(MsFlags::MS_RDONLY) => {
+                    bind_host(
+                        root,
+                        Path::new("/sys"),
+                        dest_fd.as_fd(),
+                        dest,
+                        flags | MsFlags::MS_REC,
+                    )?;
+                    let fd = root.resolve(dest, Create::No)?;
+                    let locked = libc::MOUNT_ATTR_RDONLY
+                        | libc::MOUNT_ATTR_NOSUID
+                        | libc::MOUNT_ATTR_NODEV
+                        | libc::MOUNT_ATTR_NOEXEC;
+                    sys::mount_setattr(fd.as_fd(), true, locked, 0, 0).map_err(|source| {
+                        Error::MountSetattr {
+                            destination: dest.to_path_buf(),
+                            set: locked,
+                            clear: 0,
+                            propagation: 0,
+                            source,
+                        }
+                    })?;
                 }
                 other => other?,
             }
