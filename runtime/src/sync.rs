@@ -140,7 +140,9 @@ impl SyncSocket {
 
     /// Makes the kernel attach the sender's credentials to every message this end receives
     /// (unix(7) `SO_PASSCRED`): how `create` learns the pid of an init forked by its child,
-    /// translated into `create`'s own pid namespace by the kernel.
+    /// translated into `create`'s own pid namespace by the kernel. (A side effect: the kernel
+    /// autobinds a socket with SO_PASSCRED to an abstract address in our network namespace,
+    /// unix(7) "Autobind feature", for as long as `create` runs.)
     pub(crate) fn pass_credentials(&self) -> Result<()> {
         socket::setsockopt(&self.fd, socket::sockopt::PassCred, &true)
             .map_err(Error::sys("setsockopt(SO_PASSCRED) on sync socket"))
