@@ -134,7 +134,7 @@ impl Namespaces {
 
     /// In the child, after the parent's go signal: setns(2) into every
     /// joined namespace except pid (joined by the parent), in stages (see
-    /// [`join_in_stages`]). Consumes and closes the descriptors.
+    /// `join_in_stages`). Consumes and closes the descriptors.
     pub fn join(&self, fds: JoinFds) -> Result<(), Error> {
         join_in_stages(fds.fds.iter().filter(|(k, _)| *k != Kind::Pid))
     }
@@ -258,7 +258,7 @@ impl ProcessNamespaces {
     }
 
     /// setns(2) into every opened namespace, in stages (see
-    /// [`join_in_stages`]). The pid namespace only applies to children: the
+    /// `join_in_stages`). The pid namespace only applies to children: the
     /// caller forks after. The calling process must be single-threaded
     /// (user and mount namespaces require it).
     pub fn join(self) -> Result<(), Error> {
