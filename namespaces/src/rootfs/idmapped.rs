@@ -169,11 +169,6 @@ impl IdmappedTrees {
         let at = self.trees.iter().position(|(i, _)| *i == index)?;
         Some(self.trees.swap_remove(at).1)
     }
-
-    /// True if no mount is id-mapped.
-    pub fn is_empty(&self) -> bool {
-        self.trees.is_empty()
-    }
 }
 
 impl Rootfs {

@@ -57,6 +57,24 @@ struct Teardown {
     armed: bool,
 }
 
+impl Teardown {
+    /// The claimed state; held from the claim until `create` hands it to the caller.
+    fn locked(&self) -> Result<&Locked> {
+        self.locked.as_ref().ok_or_else(Self::no_state)
+    }
+
+    fn locked_mut(&mut self) -> Result<&mut Locked> {
+        self.locked.as_mut().ok_or_else(Self::no_state)
+    }
+
+    fn no_state() -> Error {
+        Error::Protocol {
+            expected: "state held by create",
+            got: "none".into(),
+        }
+    }
+}
+
 impl Drop for Teardown {
     fn drop(&mut self) {
         if !self.armed {
@@ -159,10 +177,7 @@ pub(crate) fn create_with_console(
         write_pid_file(pid_file, pid)?;
     }
     guard.armed = false;
-    let mut locked = guard.locked.take().ok_or(Error::Protocol {
-        expected: "state held by create",
-        got: "none".into(),
-    })?;
+    let mut locked = guard.locked.take().ok_or_else(Teardown::no_state)?;
     locked.state.created_done = true;
     locked.save()?;
     Ok(Created {
@@ -190,10 +205,7 @@ fn spawn_init(
     preserved: i32,
     console: Option<OwnedFd>,
 ) -> Result<Pid> {
-    let locked = guard.locked.as_ref().ok_or(Error::Protocol {
-        expected: "state held by create",
-        got: "none".into(),
-    })?;
+    let locked = guard.locked()?;
     let fifo_path = locked.fifo_path();
     let high = 3 + preserved;
     let fifo_fd = fds::dup_above(fifo::create(&fifo_path)?.as_fd(), high)?;
@@ -320,10 +332,7 @@ fn parent_side(
     mut pid: Pid,
     needs_add: bool,
 ) -> Result<Pid> {
-    let locked = guard.locked.as_mut().ok_or(Error::Protocol {
-        expected: "state held by create",
-        got: "none".into(),
-    })?;
+    let locked = guard.locked_mut()?;
     // Not saved yet: if `create` dies from here on, the init is either already in the cgroup
     // (recorded at claim time, so `delete --force` kills it there) or not yet, and then it reads
     // end-of-file on the sync socket and exits by itself.
@@ -339,10 +348,7 @@ fn parent_side(
     if let Some(cg) = guard.cgroup.as_ref().filter(|_| needs_add) {
         cg.add_process(pid.as_raw())?;
     }
-    let locked = guard.locked.as_ref().ok_or(Error::Protocol {
-        expected: "state held by create",
-        got: "none".into(),
-    })?;
+    let locked = guard.locked()?;
     let mut state_json = locked.hook_state(Status::Creating)?;
     sock.send(&Message::Go {
         state: state_json.clone(),
@@ -361,10 +367,7 @@ fn parent_side(
             }
             Some(Message::Born) => {
                 pid = adopt_pid1(guard, pid, sender)?;
-                let locked = guard.locked.as_ref().ok_or(Error::Protocol {
-                    expected: "state held by create",
-                    got: "none".into(),
-                })?;
+                let locked = guard.locked()?;
                 state_json = locked.hook_state(Status::Creating)?;
                 sock.send(&Message::Go {
                     state: state_json.clone(),
@@ -426,10 +429,7 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>) -> Result<P
             })
         }
     }
-    let locked = guard.locked.as_mut().ok_or(Error::Protocol {
-        expected: "state held by create",
-        got: "none".into(),
-    })?;
+    let locked = guard.locked_mut()?;
     locked.state.pid = pid1.as_raw();
     locked.state.pid_start_time = pidfd::stat(pid1.as_raw())
         .map(|s| s.start_time)
