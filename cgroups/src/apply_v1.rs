@@ -5,7 +5,9 @@
 //!   kernel (memsw ≥ limit), so when raising, memsw goes first;
 //! - cpu: cfs_period/quota/burst and rt_period/runtime are inter-dependent;
 //!   an EINVAL on the first is retried after the second;
-//! - devices: see the `devices` module.
+//! - devices: see the `devices` module;
+//! - kernel memory (kmem, kmem.tcp): written, then read back, because a kernel may take the
+//!   write and keep its old value; a limit it does not honour is an error naming the field.
 
 use std::path::Path;
 
@@ -187,7 +189,73 @@ fn v1_memory(dir: &Path, m: &Memory) -> Result<(), Error> {
             &s.to_string(),
         )?;
     }
+    let kernel_limits = [
+        (
+            m.kernel,
+            "linux.resources.memory.kernel",
+            "memory.kmem.limit_in_bytes",
+        ),
+        (
+            m.kernel_tcp,
+            "linux.resources.memory.kernelTCP",
+            "memory.kmem.tcp.limit_in_bytes",
+        ),
+    ];
+    for (limit, field, file) in kernel_limits {
+        if let Some(bytes) = limit {
+            write_byte_limit_verified(field, dir, file, bytes)?;
+        }
+    }
     Ok(())
+}
+
+/// What a v1 memory `*limit_in_bytes` file reads after `bytes` was written: the kernel keeps
+/// whole pages, rounding down (mm/page_counter.c, `page_counter_memparse`), and -1 is its
+/// largest count of pages.
+fn byte_limit_read_back(bytes: i64, page: u64) -> u64 {
+    let bytes = if bytes < 0 { i64::MAX } else { bytes };
+    bytes.unsigned_abs() / page * page
+}
+
+/// Writes a byte limit and checks that the kernel kept it: a kernel that no longer honours a
+/// knob may still take the write (kmem on recent kernels), and a silent drop is what the spec
+/// forbids ("unsupported values MUST error").
+fn write_byte_limit_verified(
+    field: &'static str,
+    dir: &Path,
+    file: &str,
+    bytes: i64,
+) -> Result<(), Error> {
+    let value = bytes.to_string();
+    require(field, dir, file)?;
+    files::write(dir, file, &value).map_err(|e| match e {
+        Error::Write {
+            path,
+            value,
+            source,
+        } => Error::Refused {
+            field,
+            path,
+            value,
+            source,
+        },
+        other => other,
+    })?;
+    let actual = files::read(dir, file)?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096);
+    if actual.trim().parse::<u64>().ok() == Some(byte_limit_read_back(bytes, page)) {
+        return Ok(());
+    }
+    Err(Error::NotHonoured {
+        field,
+        path: dir.join(file),
+        value,
+        actual: actual.trim().to_string(),
+    })
 }
 
 fn v1_cpu(dir: &Path, c: &Cpu) -> Result<(), Error> {
@@ -327,4 +395,81 @@ fn v1_blkio(dir: &Path, b: &BlockIo) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hierarchy, Mode};
+    use oci_spec::runtime::LinuxResources;
+
+    /// A v1 memory directory of plain files: they read back what was written, as a kernel that
+    /// honours the value does.
+    fn fake_v1_memory(files: &[&str]) -> (tempfile::TempDir, Cgroup) {
+        let tmp = tempfile::tempdir().unwrap();
+        for f in files {
+            std::fs::write(tmp.path().join(f), "").unwrap();
+        }
+        let h = Hierarchy {
+            name: "memory".into(),
+            mount_point: tmp.path().to_path_buf(),
+            dir: tmp.path().to_path_buf(),
+            fs_type: "cgroup",
+            options: "memory".into(),
+        };
+        (tmp, Cgroup::fake(Mode::Legacy, vec![h]))
+    }
+
+    fn update(cg: &Cgroup, json: &str) -> Result<(), Error> {
+        let r: LinuxResources = serde_json::from_str(json).unwrap();
+        cg.apply(&Resources::for_update(&r).unwrap())
+    }
+
+    #[test]
+    fn kernel_tcp_is_written() {
+        let (tmp, cg) = fake_v1_memory(&["memory.kmem.tcp.limit_in_bytes"]);
+        update(&cg, r#"{"memory":{"kernelTCP":50593792}}"#).unwrap();
+        let file = tmp.path().join("memory.kmem.tcp.limit_in_bytes");
+        assert_eq!(std::fs::read_to_string(file).unwrap(), "50593792");
+    }
+
+    #[test]
+    fn kernel_limits_missing_or_not_kept_are_errors_naming_the_field() {
+        let (tmp, cg) = fake_v1_memory(&[]);
+        let err = update(&cg, r#"{"memory":{"kernelTCP":50593792}}"#).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::MissingFile {
+                    field: "linux.resources.memory.kernelTCP",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Read back wrong: a plain file keeps "-1" where a kernel that applied it reads its
+        // largest page count, the same mismatch as a kernel that took the write and kept
+        // its old value.
+        std::fs::write(tmp.path().join("memory.kmem.limit_in_bytes"), "").unwrap();
+        update(&cg, r#"{"memory":{"kernel":8192}}"#).unwrap();
+        let err = update(&cg, r#"{"memory":{"kernel":-1}}"#).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NotHonoured {
+                    field: "linux.resources.memory.kernel",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("linux.resources.memory.kernel"));
+    }
+
+    #[test]
+    fn read_back_rounds_down_to_pages() {
+        assert_eq!(byte_limit_read_back(50_593_792, 4096), 50_593_792);
+        assert_eq!(byte_limit_read_back(50_593_793, 4096), 50_593_792);
+        assert_eq!(byte_limit_read_back(-1, 4096), 9_223_372_036_854_771_712);
+    }
 }

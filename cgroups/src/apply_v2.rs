@@ -102,6 +102,19 @@ fn v2_memory(dir: &Path, m: &Memory) -> Result<(), Error> {
             "cgroup v2 has no per-cgroup swappiness",
         ));
     }
+    // v2 charges kernel memory to memory.max and has no separate limit for it.
+    if m.kernel.is_some() {
+        return Err(unsupported(
+            "linux.resources.memory.kernel",
+            "cgroup v2 has no kernel memory limit",
+        ));
+    }
+    if m.kernel_tcp.is_some() {
+        return Err(unsupported(
+            "linux.resources.memory.kernelTCP",
+            "cgroup v2 has no kernel TCP buffer limit",
+        ));
+    }
     // The swap conversion needs the memory limit; on update it may only be in the cgroup.
     let limit_for_swap = match (m.limit, m.swap) {
         (Some(l), _) => l,
@@ -337,6 +350,14 @@ mod tests {
             (
                 r#"{"network":{"classID":1}}"#,
                 "linux.resources.network.classID",
+            ),
+            (
+                r#"{"memory":{"kernelTCP":50593792}}"#,
+                "linux.resources.memory.kernelTCP",
+            ),
+            (
+                r#"{"memory":{"kernel":-1}}"#,
+                "linux.resources.memory.kernel",
             ),
         ] {
             let err = update(&cg, json).unwrap_err();

@@ -145,6 +145,34 @@ pub enum Error {
         /// Absent control file.
         path: PathBuf,
     },
+    /// The kernel refused to write a resource's control file.
+    #[error("{field}: the kernel refused {value:?} in {path}")]
+    Refused {
+        /// Spec field being applied.
+        field: &'static str,
+        /// Control file.
+        path: PathBuf,
+        /// Value that was written.
+        value: String,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel took a write but kept another value: a knob it no longer honours (writes to
+    /// v1 memory.kmem.limit_in_bytes succeed and change nothing on recent kernels, 6.18 here).
+    #[error(
+        "{field} is not honoured by this kernel: {path} reads {actual:?} after writing {value:?}"
+    )]
+    NotHonoured {
+        /// Spec field being applied.
+        field: &'static str,
+        /// Control file.
+        path: PathBuf,
+        /// Value that was written.
+        value: String,
+        /// What the file reads back.
+        actual: String,
+    },
     /// A resource value is out of range or malformed.
     #[error("invalid {field} value {value:?}: {reason}")]
     InvalidValue {

@@ -26,8 +26,9 @@
 //!   writes them so devices.list is identical;
 //! - memory: memory.limit_in_bytes / memory.memsw.limit_in_bytes (order
 //!   chosen so the kernel's memsw ≥ limit check passes), soft_limit_in_bytes,
-//!   oom_control, swappiness; v2 memory.max, memory.swap.max (swap − limit),
-//!   memory.low;
+//!   oom_control, swappiness, kmem.limit_in_bytes and kmem.tcp.limit_in_bytes
+//!   (read back: a kernel that keeps another value is an error naming the field);
+//!   v2 memory.max, memory.swap.max (swap − limit), memory.low;
 //! - cpu: cpu.shares, cfs_period/quota/burst, rt_period/runtime, cpu.idle,
 //!   cpuset.cpus/mems (v1 new cpusets inherit the parent's values at
 //!   create, otherwise joining fails with ENOSPC); v2 cpu.weight (runc ≥ 1.3.2
@@ -39,8 +40,9 @@
 //!
 //! A resource that is set but whose controller is not mounted, or whose file
 //! the kernel lacks, is an error naming it — nothing is silently skipped.
-//! Kernel memory limits and memory.useHierarchy are ignored as in runc ≥ 1.1
-//! and reported by [`Resources::ignored_fields`].
+//! memory.useHierarchy is ignored as in runc ≥ 1.1 and reported by
+//! [`Resources::ignored_fields`]; kernel memory limits, which runc 1.1 ignores too,
+//! are applied where the kernel honours them and refused where it does not.
 //!
 //! # Device rules on cgroup v2
 //! cgroup v2 has no devices controller: on unified hosts [`Cgroup::apply`]
@@ -52,8 +54,8 @@
 //!
 //! # Not supported yet
 //! - the systemd driver: [`Error::SystemdUnsupported`];
-//! - on v2: realtime cpu, leaf weights, disableOOMKiller, swappiness (no v2
-//!   file): [`Error::Unsupported`]; `unified` on v1: [`Error::Unsupported`];
+//! - on v2: realtime cpu, leaf weights, disableOOMKiller, swappiness, kernel
+//!   and kernelTCP memory limits (no v2 file): [`Error::Unsupported`]; `unified` on v1: [`Error::Unsupported`];
 //! - hugetlb statistics, PSI, cpuset statistics.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]

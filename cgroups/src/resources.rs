@@ -23,6 +23,10 @@ pub(crate) struct Memory {
     pub(crate) swappiness: Option<u64>,
     pub(crate) disable_oom_killer: bool,
     pub(crate) check_before_update: bool,
+    /// Kernel memory limit in bytes (v1 memory.kmem.limit_in_bytes), -1 = unlimited.
+    pub(crate) kernel: Option<i64>,
+    /// Kernel TCP buffer limit in bytes (v1 memory.kmem.tcp.limit_in_bytes), -1 = unlimited.
+    pub(crate) kernel_tcp: Option<i64>,
 }
 
 /// cpu.* and cpuset.* settings.
@@ -187,7 +191,7 @@ impl Resources {
     }
 
     /// Spec fields that were accepted but deliberately not applied (as runc
-    /// does: kernel memory limits, memory.useHierarchy); the caller may warn.
+    /// does: memory.useHierarchy); the caller may warn.
     pub fn ignored_fields(&self) -> &[&'static str] {
         &self.ignored
     }
@@ -221,13 +225,11 @@ impl Resources {
                 },
                 disable_oom_killer: m.disable_oom_killer().unwrap_or(false),
                 check_before_update: m.check_before_update().unwrap_or(false),
+                // Applied where the kernel honours them and refused where it does not (the
+                // apply code checks), never dropped: runc 1.1 ignores both with a warning.
+                kernel: byte_limit("linux.resources.memory.kernel", m.kernel())?,
+                kernel_tcp: byte_limit("linux.resources.memory.kernelTCP", m.kernel_tcp())?,
             };
-            if m.kernel().is_some() {
-                out.ignored.push("linux.resources.memory.kernel");
-            }
-            if m.kernel_tcp().is_some() {
-                out.ignored.push("linux.resources.memory.kernelTCP");
-            }
             if m.use_hierarchy().is_some() {
                 out.ignored.push("linux.resources.memory.useHierarchy");
             }
@@ -355,7 +357,8 @@ mod tests {
         assert_eq!(r.memory.limit, Some(1_048_576));
         assert_eq!(r.memory.swap, Some(-1));
         assert!(r.memory.disable_oom_killer);
-        assert_eq!(r.ignored_fields(), ["linux.resources.memory.kernel"]);
+        assert_eq!(r.memory.kernel, Some(5));
+        assert!(r.ignored_fields().is_empty());
         assert_eq!(r.cpu.quota, Some(-1));
         assert_eq!(r.cpu.cpus.as_deref(), Some("0"));
         assert_eq!(r.pids_limit, Some(-1));
@@ -374,6 +377,8 @@ mod tests {
         for bad in [
             r#"{"memory":{"swappiness":101}}"#,
             r#"{"memory":{"limit":-2}}"#,
+            r#"{"memory":{"kernelTCP":-2}}"#,
+            r#"{"memory":{"kernel":-3}}"#,
             r#"{"cpu":{"quota":-7}}"#,
             r#"{"hugepageLimits":[{"pageSize":"2XB","limit":1}]}"#,
             r#"{"unified":{"../x":"1"}}"#,
@@ -387,6 +392,20 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn kernel_memory_limits_are_kept_not_ignored() {
+        let r = Resources::for_update(&parse(
+            r#"{"memory":{"kernel":-1,"kernelTCP":50593792,"useHierarchy":true}}"#,
+        ))
+        .unwrap();
+        assert_eq!(r.memory.kernel, Some(-1));
+        assert_eq!(r.memory.kernel_tcp, Some(50_593_792));
+        assert_eq!(r.ignored_fields(), ["linux.resources.memory.useHierarchy"]);
+        // 0 is runc's "unset", as for the other byte limits.
+        let r = Resources::for_update(&parse(r#"{"memory":{"kernelTCP":0}}"#)).unwrap();
+        assert!(r.is_empty(), "{r:?}");
     }
 
     #[test]

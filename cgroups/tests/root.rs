@@ -310,6 +310,45 @@ fn memory_update_orders_limit_and_swap() {
 }
 
 #[test]
+fn kernel_memory_limits_are_honoured_or_refused() {
+    if !can_run(true) {
+        return;
+    }
+    let (_guard, cg) = Guard::new(&unique("kmem"));
+    let mem = dir_of(&cg.hierarchies(), "memory").to_path_buf();
+    let update = |json: &str| {
+        let r: LinuxResources = serde_json::from_str(json).unwrap();
+        cg.apply(&Resources::for_update(&r).unwrap())
+    };
+    // kernelTCP: v1 kernels still take memory.kmem.tcp.limit_in_bytes (6.18 here).
+    update(r#"{"memory":{"kernelTCP":50593792}}"#).unwrap();
+    assert_eq!(read(&mem, "memory.kmem.tcp.limit_in_bytes"), "50593792");
+    update(r#"{"memory":{"kernelTCP":-1}}"#).unwrap();
+    assert_ne!(read(&mem, "memory.kmem.tcp.limit_in_bytes"), "50593792");
+    // kernel: applied where the kernel keeps it, otherwise an error naming the field (recent
+    // kernels take the write to memory.kmem.limit_in_bytes and change nothing).
+    match update(r#"{"memory":{"kernel":50593792}}"#) {
+        Ok(()) => assert_eq!(read(&mem, "memory.kmem.limit_in_bytes"), "50593792"),
+        Err(e) => {
+            assert!(
+                matches!(
+                    e,
+                    Error::NotHonoured {
+                        field: "linux.resources.memory.kernel",
+                        ..
+                    } | Error::Refused {
+                        field: "linux.resources.memory.kernel",
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert_ne!(read(&mem, "memory.kmem.limit_in_bytes"), "50593792");
+        }
+    }
+}
+
+#[test]
 fn missing_controller_and_unified_on_v1_are_errors() {
     if !can_run(true) {
         return;
