@@ -19,6 +19,7 @@ mod console;
 mod fds;
 mod fifo;
 mod hooks;
+mod ids;
 mod init;
 mod lsm;
 mod pidfd;

@@ -25,6 +25,7 @@ use std::os::fd::OwnedFd;
 
 use crate::capabilities::CapabilitySets;
 use crate::error::{Error, Result};
+use crate::ids;
 use crate::scheduling;
 use crate::seccomp::SeccompProgram;
 
@@ -121,9 +122,12 @@ impl ProcessConfig {
             args,
             env: p.env().clone().unwrap_or_default(),
             cwd: p.cwd().clone(),
-            uid: user.uid(),
-            gid: user.gid(),
-            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            uid: ids::check("process.user.uid", user.uid())?,
+            gid: ids::check("process.user.gid", user.gid())?,
+            additional_gids: ids::additional_gids(
+                "process.user.additionalGids",
+                user.additional_gids().as_deref().unwrap_or_default(),
+            )?,
             umask: user.umask(),
             terminal: p.terminal().unwrap_or(false),
             console_size: p

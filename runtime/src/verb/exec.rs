@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use crate::capabilities;
 use crate::config;
 use crate::error::{Error, Result};
+use crate::ids;
 use crate::process::{self, ProcessConfig};
 use crate::spawn::{self, Forked};
 use crate::state::{Status, Store};
@@ -72,8 +73,10 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
         Some((u, g)) => (u, Some(g)),
         None => (text, None),
     };
-    let uid = u.parse().map_err(|_| bad())?;
-    let gid = g.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    let uid = ids::check("exec --user", u.parse().map_err(|_| bad())?)?;
+    let gid = g
+        .map(|g| ids::check("exec --user", g.parse().map_err(|_| bad())?))
+        .transpose()?;
     Ok((uid, gid))
 }
 
@@ -84,7 +87,7 @@ fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Pro
     let Some(path) = &opts.process else {
         return Ok(None);
     };
-    let text = std::fs::read(path).map_err(Error::io("read", path))?;
+    let text = config::read_regular_file("exec --process", path)?;
     // from_slice, not from_str: the same `Process` deserializer that parses config.json (a
     // second copy, driven by `StrRead`, would add program text every hako command maps).
     serde_json::from_slice(&text)
@@ -127,7 +130,7 @@ fn build_process(
         }
     }
     if !opts.additional_gids.is_empty() {
-        p.additional_gids = opts.additional_gids.clone();
+        p.additional_gids = ids::additional_gids("exec --additional-gids", &opts.additional_gids)?;
     }
     if opts.no_new_privs {
         p.no_new_privileges = true;
