@@ -11,17 +11,36 @@
 //! | startContainer  | the container's init     | after `start` released it, before execve      |
 //! | poststart       | `start`                  | after the process started, before `start` ends|
 //! | poststop        | `delete`                 | after the container is gone                   |
+//!
+//! The hook's stdin, stdout and stderr are pipes served together by one poll(2) loop with the
+//! hook's pidfd, so a hook that fills one pipe while hako serves another cannot deadlock, and a
+//! hook that never reads its stdin cannot block hako. Like runc, hako keeps what the hook prints
+//! for the error when it fails, but only the last [`KEPT_OUTPUT`] bytes of each stream. The loop
+//! ends when the hook exits (not when its pipes close: a daemon it left behind may hold them).
+//! Every descriptor above stderr is close-on-exec in the hook (close_range(2)), so nothing hako
+//! holds or inherited (a caller's descriptors, the sync socket, the state lock) reaches it.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Hook;
 
 use crate::error::{Error, Result};
+
+/// How many bytes of a failed hook's stdout, and of its stderr, the error keeps (the last ones).
+pub(crate) const KEPT_OUTPUT: usize = 4096;
+
+/// How much a hook's pipes are still read after it exited: what it wrote before exiting is at
+/// most a pipe's capacity, and a process it left behind must not keep hako reading forever.
+const DRAIN_AFTER_EXIT: usize = 1 << 20;
+
+/// How much one pipe is read per wake-up, so that the deadline is checked between batches even
+/// when a writer never pauses.
+const READ_BATCH: usize = 256 << 10;
 
 /// Why one hook failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +48,7 @@ pub enum HookError {
     /// The executable could not be started.
     #[error("start")]
     Spawn(#[source] std::io::Error),
-    /// Writing the state to its stdin or waiting for it failed.
+    /// Writing the state to its stdin, reading its output or waiting for it failed.
     #[error("wait")]
     Wait(#[source] std::io::Error),
     /// It ran longer than its `timeout`.
@@ -40,9 +59,9 @@ pub enum HookError {
     Failed {
         /// Exit status or signal.
         status: String,
-        /// What it printed, trimmed.
+        /// The end of what it printed, trimmed.
         stdout: String,
-        /// What it printed on stderr, trimmed.
+        /// The end of what it printed on stderr, trimmed.
         stderr: String,
     },
 }
@@ -81,7 +100,39 @@ fn pidfd_of(pid: u32) -> Option<OwnedFd> {
     (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) })
 }
 
-fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), HookError> {
+/// Marks every descriptor above stderr close-on-exec. Runs in the forked child before execve,
+/// so it makes only async-signal-safe system calls and allocates nothing.
+fn cloexec_above_stderr() -> std::io::Result<()> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors (Linux 5.11).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Older kernels: every number the process may hold (EBADF for the free ones is expected).
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct that lives on this stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let top = libc::c_int::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20);
+    for fd in 3..top {
+        // SAFETY: F_SETFD only sets the close-on-exec flag of `fd`, if it is open.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+fn command(hook: &Hook) -> Command {
     let path: &Path = hook.path();
     let mut cmd = Command::new(path);
     if let Some(args) = hook.args() {
@@ -98,45 +149,31 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), HookError> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(HookError::Spawn)?;
-    let pidfd = pidfd_of(child.id());
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook may exit without reading its stdin: EPIPE is not its failure.
-        match stdin.write_all(state.as_bytes()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(HookError::Wait(e)),
-            _ => {}
-        }
-    }
-    if let (Some(timeout), Some(pidfd)) = (hook.timeout(), pidfd.as_ref()) {
-        let mut pfd = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = i32::try_from(Duration::from_secs(timeout.max(0) as u64).as_millis())
-            .unwrap_or(i32::MAX);
-        let ready = loop {
-            // SAFETY: one valid pollfd, count 1.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break rc > 0;
-        };
-        if !ready {
+    // SAFETY: the closure runs between fork and execve and only calls close_range(2),
+    // getrlimit(2) and fcntl(2), which are async-signal-safe; it allocates nothing.
+    unsafe { cmd.pre_exec(cloexec_above_stderr) };
+    cmd
+}
+
+fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), HookError> {
+    let mut child = command(hook).spawn().map_err(HookError::Spawn)?;
+    // The spec's timeout is in seconds; `check_hooks` refused anything below 1 at create.
+    let deadline = hook
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t.max(1).unsigned_abs()));
+    let served = HookIo::new(&mut child, state.as_bytes())
+        .and_then(|io| io.serve(pidfd_of(child.id()).as_ref(), deadline));
+    let output = match served {
+        Ok(output) => output,
+        Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HookError::Timeout(timeout));
+            return Err(match e {
+                Served::TimedOut => HookError::Timeout(hook.timeout().unwrap_or_default()),
+                Served::Io(e) => HookError::Wait(e),
+            });
         }
-    }
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    };
     let status = child.wait().map_err(HookError::Wait)?;
     if status.success() {
         return Ok(());
@@ -148,7 +185,327 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), HookError> {
     };
     Err(HookError::Failed {
         status,
-        stdout: stdout.trim().to_string(),
-        stderr: stderr.trim().to_string(),
+        stdout: output.stdout.text(),
+        stderr: output.stderr.text(),
     })
+}
+
+/// The end of one output stream: the last [`KEPT_OUTPUT`] bytes and a count of the rest.
+#[derive(Debug, Default)]
+struct Tail {
+    kept: Vec<u8>,
+    cut: u64,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.kept.extend_from_slice(bytes);
+        // Trimmed in batches, so that keeping the tail costs no more than copying it.
+        if self.kept.len() > 2 * KEPT_OUTPUT {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        let excess = self.kept.len().saturating_sub(KEPT_OUTPUT);
+        self.kept.drain(..excess);
+        self.cut += excess as u64;
+    }
+
+    fn text(mut self) -> String {
+        self.trim();
+        let text = String::from_utf8_lossy(&self.kept);
+        let text = text.trim();
+        if self.cut == 0 {
+            text.to_string()
+        } else {
+            format!("[{} bytes cut] {text}", self.cut)
+        }
+    }
+}
+
+/// What the hook printed.
+struct Output {
+    stdout: Tail,
+    stderr: Tail,
+}
+
+/// Why serving the hook's pipes stopped early.
+enum Served {
+    TimedOut,
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Served {
+    fn from(e: std::io::Error) -> Self {
+        Served::Io(e)
+    }
+}
+
+/// A read end that is non-blocking, and what came out of it.
+struct Reader<R> {
+    pipe: Option<R>,
+    tail: Tail,
+}
+
+impl<R: Read + AsFd> Reader<R> {
+    fn new(pipe: Option<R>) -> std::io::Result<Self> {
+        if let Some(p) = &pipe {
+            set_nonblocking(p.as_fd())?;
+        }
+        Ok(Self {
+            pipe,
+            tail: Tail::default(),
+        })
+    }
+
+    /// Reads what is there now, up to `budget` bytes; closes the pipe at end of file.
+    fn read_available(&mut self, mut budget: usize) -> std::io::Result<()> {
+        let mut buf = [0u8; 16 * 1024];
+        while budget > 0 {
+            let Some(pipe) = self.pipe.as_mut() else {
+                return Ok(());
+            };
+            let want = buf.len().min(budget);
+            match pipe.read(&mut buf[..want]) {
+                Ok(0) => self.pipe = None,
+                Ok(n) => {
+                    self.tail.push(&buf[..n]);
+                    budget -= n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The three pipes of one running hook.
+struct HookIo<'a> {
+    stdin: Option<ChildStdin>,
+    input: &'a [u8],
+    stdout: Reader<ChildStdout>,
+    stderr: Reader<ChildStderr>,
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?;
+    fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )?;
+    Ok(())
+}
+
+impl<'a> HookIo<'a> {
+    fn new(child: &mut Child, input: &'a [u8]) -> std::result::Result<Self, Served> {
+        let stdin = child.stdin.take();
+        if let Some(p) = &stdin {
+            set_nonblocking(p.as_fd())?;
+        }
+        Ok(Self {
+            stdin,
+            input,
+            stdout: Reader::new(child.stdout.take())?,
+            stderr: Reader::new(child.stderr.take())?,
+        })
+    }
+
+    /// Writes what the stdin pipe takes now; closes it when all is written or the hook closed
+    /// its end (EPIPE: a hook need not read its stdin).
+    fn write_available(&mut self) -> std::io::Result<()> {
+        while let Some(stdin) = self.stdin.as_mut() {
+            if self.input.is_empty() {
+                self.stdin = None;
+                break;
+            }
+            match stdin.write(self.input) {
+                Ok(n) => self.input = &self.input[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => self.stdin = None,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves the pipes until the hook exits (its pidfd turns readable) or, without a pidfd,
+    /// until its stdout and stderr are closed; then collects what is left in them.
+    fn serve(
+        mut self,
+        pidfd: Option<&OwnedFd>,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Output, Served> {
+        self.write_available()?;
+        loop {
+            let mut fds = Vec::with_capacity(4);
+            let mut watch = |fd: Option<BorrowedFd<'_>>, events: libc::c_short| {
+                if let Some(fd) = fd {
+                    fds.push(libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events,
+                        revents: 0,
+                    });
+                }
+            };
+            watch(pidfd.map(AsFd::as_fd), libc::POLLIN);
+            watch(self.stdin.as_ref().map(AsFd::as_fd), libc::POLLOUT);
+            watch(self.stdout.pipe.as_ref().map(AsFd::as_fd), libc::POLLIN);
+            watch(self.stderr.pipe.as_ref().map(AsFd::as_fd), libc::POLLIN);
+            if pidfd.is_none() && self.stdout.pipe.is_none() && self.stderr.pipe.is_none() {
+                break;
+            }
+            let ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Served::TimedOut);
+                    }
+                    // Rounded up: a wake-up just before the deadline must not spin.
+                    i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
+                }
+            };
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            if rc < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            let exited = pidfd.is_some() && fds[0].revents != 0;
+            self.write_available()?;
+            self.stdout.read_available(READ_BATCH)?;
+            self.stderr.read_available(READ_BATCH)?;
+            if exited {
+                break;
+            }
+        }
+        // Whatever the hook wrote before it exited is in the pipes now.
+        self.stdin = None;
+        self.stdout.read_available(DRAIN_AFTER_EXIT)?;
+        self.stderr.read_available(DRAIN_AFTER_EXIT)?;
+        Ok(Output {
+            stdout: self.stdout.tail,
+            stderr: self.stderr.tail,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(script: &str, timeout: Option<i64>) -> Hook {
+        serde_json::from_value(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", script],
+            "timeout": timeout,
+        }))
+        .expect("hook")
+    }
+
+    /// Runs in a helper thread with a bound, so that a deadlock fails the test instead of
+    /// hanging it.
+    fn run_bounded(h: Hook, state: String) -> std::result::Result<(), HookError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(run_one(&h, &state));
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the hook runner hung")
+    }
+
+    /// More than a pipe's 64 KiB on stderr and stdout: the old runner read stdout to its end
+    /// first, while the hook blocked writing stderr, until the timeout killed it.
+    #[test]
+    fn large_output_on_both_streams_does_not_deadlock() {
+        let script = "head -c 300000 /dev/zero | tr '\\0' e >&2; \
+                      head -c 300000 /dev/zero | tr '\\0' o; echo last-words >&2; exit 3";
+        let e = run_bounded(hook(script, Some(20)), "{}".into()).expect_err("exit 3");
+        let HookError::Failed {
+            status,
+            stdout,
+            stderr,
+        } = e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(status, "exit status 3");
+        assert!(stderr.ends_with("eeeelast-words"), "{}", &stderr[..80]);
+        assert!(
+            stderr.starts_with("[295915 bytes cut] e"),
+            "{}",
+            &stderr[..80]
+        );
+        assert!(
+            stdout.starts_with("[295904 bytes cut] o"),
+            "{}",
+            &stdout[..80]
+        );
+        assert!(stdout.len() < KEPT_OUTPUT + 32);
+    }
+
+    /// A state larger than a pipe, to a hook that never reads it: hako must not block writing.
+    #[test]
+    fn hook_that_ignores_a_large_state_does_not_block() {
+        let state = format!("{{\"annotations\":\"{}\"}}", "a".repeat(1 << 20));
+        run_bounded(hook("exit 0", None), state).expect("runs");
+        // And one that reads it all gets all of it.
+        let e = run_bounded(
+            hook("echo $(wc -c) >&2; exit 1", Some(20)),
+            "x".repeat(300_000),
+        )
+        .expect_err("exit 1");
+        assert!(
+            matches!(e, HookError::Failed { ref stderr, .. } if stderr == "300000"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn timeout_kills_the_hook() {
+        let started = Instant::now();
+        let e = run_bounded(hook("exec sleep 60", Some(1)), "{}".into()).expect_err("timeout");
+        assert!(matches!(e, HookError::Timeout(1)), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    /// A descriptor open in the runtime without close-on-exec (as a caller's would be) is not
+    /// open in the hook.
+    #[test]
+    fn hook_inherits_no_descriptor_above_stderr() {
+        let file = tempfile::tempfile().expect("tempfile");
+        // dup(2) gives a descriptor without close-on-exec.
+        let raw = nix::unistd::dup(file.as_raw_fd()).expect("dup");
+        // SAFETY: `raw` is a fresh descriptor owned only here.
+        let leaked = unsafe { OwnedFd::from_raw_fd(raw) };
+        let script =
+            format!("if [ -e /proc/self/fd/{raw} ]; then echo fd {raw} is open >&2; exit 1; fi");
+        let result = run_bounded(hook(&script, Some(20)), "{}".into());
+        drop(leaked);
+        result.expect("no inherited descriptor");
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        let mut t = Tail::default();
+        for _ in 0..10 {
+            t.push(&[b'x'; 1000]);
+        }
+        t.push(b"end");
+        assert_eq!(
+            t.text(),
+            format!("[5907 bytes cut] {}end", "x".repeat(KEPT_OUTPUT - 3))
+        );
+        let mut t = Tail::default();
+        t.push(b" short \n");
+        assert_eq!(t.text(), "short");
+    }
 }
