@@ -222,15 +222,7 @@ fn check_root(spec: &Spec) -> Result<()> {
 /// (config.md, "POSIX-platform Hooks"). runc refuses a relative path only when the hook runs
 /// (`error running hook #0: fork/exec ...`); hako refuses the config, before anything exists.
 fn check_hooks(hooks: &Hooks) -> Result<()> {
-    let lists: [(&'static str, &Option<Vec<Hook>>); 6] = [
-        ("hooks.prestart", hooks.prestart()),
-        ("hooks.createRuntime", hooks.create_runtime()),
-        ("hooks.createContainer", hooks.create_container()),
-        ("hooks.startContainer", hooks.start_container()),
-        ("hooks.poststart", hooks.poststart()),
-        ("hooks.poststop", hooks.poststop()),
-    ];
-    for (field, list) in lists {
+    for (field, list) in hook_lists(hooks) {
         for (i, hook) in list.iter().flatten().enumerate() {
             if !hook.path().is_absolute() {
                 return Err(Error::InvalidConfig {
@@ -247,6 +239,18 @@ fn check_hooks(hooks: &Hooks) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The six hook lists with their JSON paths.
+fn hook_lists(hooks: &Hooks) -> [(&'static str, &Option<Vec<Hook>>); 6] {
+    [
+        ("hooks.prestart", hooks.prestart()),
+        ("hooks.createRuntime", hooks.create_runtime()),
+        ("hooks.createContainer", hooks.create_container()),
+        ("hooks.startContainer", hooks.start_container()),
+        ("hooks.poststart", hooks.poststart()),
+        ("hooks.poststop", hooks.poststop()),
+    ]
 }
 
 /// The owners of `linux.devices`: the same uid/gid range as the process (see `ids`), since
@@ -440,14 +444,8 @@ mod tests {
             serde_json::from_value(serde_json::json!({ list: [{"path": "/bin/true"}, hook] }))
                 .expect("hooks")
         };
-        for list in [
-            "prestart",
-            "createRuntime",
-            "createContainer",
-            "startContainer",
-            "poststart",
-            "poststop",
-        ] {
+        for (field, _) in hook_lists(&Hooks::default()) {
+            let list = field.trim_start_matches("hooks.");
             let e = check_hooks(&hooks(list, serde_json::json!({"path": "true"}))).expect_err(list);
             assert_eq!(
                 e.to_string(),

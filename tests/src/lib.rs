@@ -267,6 +267,18 @@ impl Bundle {
         Ok(())
     }
 
+    /// A control file of this container's cgroup in the v1 hierarchy `controller`, trimmed.
+    pub fn cgroup_file(&self, controller: &str, file: &str) -> Result<String> {
+        let p = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(self.cgroup_path().trim_start_matches('/'))
+            .join(file);
+        Ok(std::fs::read_to_string(&p)
+            .with_context(|| format!("read {}", p.display()))?
+            .trim()
+            .to_string())
+    }
+
     /// Every cgroup directory of this container's cgroup path that exists on the host.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let rel = self.cgroup_path();

@@ -7,14 +7,7 @@ use hako_tests::{both, Bundle, Runtime};
 use serde_json::json;
 
 fn read(b: &Bundle, controller: &str, file: &str) -> Result<String> {
-    let p = std::path::Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join(b.cgroup_path().trim_start_matches('/'))
-        .join(file);
-    Ok(std::fs::read_to_string(&p)
-        .with_context(|| format!("read {}", p.display()))?
-        .trim()
-        .to_string())
+    b.cgroup_file(controller, file)
 }
 
 fn resources_are_written(rt: Runtime) -> Result<()> {

@@ -379,17 +379,6 @@ fn hooks_inherit_no_descriptors(rt: Runtime) -> Result<()> {
 }
 both!(hooks_inherit_no_descriptors);
 
-fn read_cgroup(b: &Bundle, controller: &str, file: &str) -> Result<String> {
-    let p = Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join(b.cgroup_path().trim_start_matches('/'))
-        .join(file);
-    Ok(std::fs::read_to_string(&p)
-        .with_context(|| format!("read {}", p.display()))?
-        .trim()
-        .to_string())
-}
-
 /// Item 5: `memory.kernelTCP` on this v1 host: the memory controller takes
 /// memory.kmem.tcp.limit_in_bytes, at create and at `update`. runc 1.1.5 drops it with a warning
 /// ("Kernel memory settings are ignored and will be removed"), a silent change of the config the
@@ -399,14 +388,14 @@ fn kernel_tcp_limit_is_applied(rt: Runtime) -> Result<()> {
     let mut b = Bundle::new(rt, "kmemtcp", &["sleep", "1000"])?;
     b.config["linux"]["resources"]["memory"] = json!({"kernelTCP": 50593792});
     b.create()?.ok()?;
-    let applied = read_cgroup(&b, "memory", "memory.kmem.tcp.limit_in_bytes")?;
+    let applied = b.cgroup_file("memory", "memory.kmem.tcp.limit_in_bytes")?;
     let update = b.path().join("update.json");
     std::fs::write(
         &update,
         json!({"memory": {"kernelTCP": 33554432}}).to_string(),
     )?;
     let r = b.rt(&["update", "--resources", &update.to_string_lossy(), &b.id])?;
-    let updated = read_cgroup(&b, "memory", "memory.kmem.tcp.limit_in_bytes")?;
+    let updated = b.cgroup_file("memory", "memory.kmem.tcp.limit_in_bytes")?;
     if rt == Runtime::Hako {
         ensure!(applied == "50593792", "created with {applied}");
         r.ok()?;
@@ -435,7 +424,7 @@ fn kernel_memory_limit_is_honoured_or_refused(rt: Runtime) -> Result<()> {
         return Ok(());
     }
     if r.code == 0 {
-        let kept = read_cgroup(&b, "memory", "memory.kmem.limit_in_bytes")?;
+        let kept = b.cgroup_file("memory", "memory.kmem.limit_in_bytes")?;
         ensure!(kept == "50593792", "created, but the limit is {kept}");
     } else {
         ensure!(
