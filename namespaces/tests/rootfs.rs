@@ -299,8 +299,12 @@ fn destination_symlink_to_host_stays_inside() {
     assert!(!has_mounts_under(b.path()));
 }
 
+/// A masked path that is a symlink masks what it names, resolved inside the root (issue 12
+/// item 16; runc 1.1.5 to 1.5, crun and youki mask the target): `/masklink -> /data/secret`,
+/// where /data is a bind of a host directory, hides the file in the container without
+/// touching the host's copy.
 #[test]
-fn masked_symlink_is_not_followed() {
+fn masked_symlink_masks_its_target() {
     if !is_root() {
         return;
     }
@@ -308,7 +312,6 @@ fn masked_symlink_is_not_followed() {
     let data = b.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("secret"), "keep-me").unwrap();
-    // /masklink -> /data/secret, where /data is a bind of a host directory.
     symlink("/data/secret", b.rootfs().join("masklink")).unwrap();
     let mut mounts = std_mounts();
     mounts.as_array_mut().unwrap().push(
@@ -323,13 +326,14 @@ fn masked_symlink_is_not_followed() {
         rootfs.enter(false).map_err(|e| chain(&e))?;
         rootfs.finish().map_err(|e| chain(&e))?;
         check(
-            std::fs::read_to_string("/data/secret").map_err(|e| format!("line 242: {e}"))?
-                == "keep-me",
-            "symlink target masked",
+            std::fs::read_to_string("/data/secret")
+                .map_err(|e| format!("read: {e}"))?
+                .is_empty(),
+            "symlink target not masked",
         )?;
         check(
-            mountinfo_line("/data/secret").is_none(),
-            "mount on symlink target",
+            mountinfo_line("/data/secret").is_some(),
+            "no mount on the symlink's target",
         )
     })
     .unwrap();
@@ -337,6 +341,7 @@ fn masked_symlink_is_not_followed() {
         std::fs::read_to_string(data.join("secret")).unwrap(),
         "keep-me"
     );
+    assert!(!has_mounts_under(b.path()));
 }
 
 #[test]

@@ -1,13 +1,16 @@
 //! After pivot_root: masked paths, read-only paths, read-only root, and the
 //! final root propagation.
 //!
-//! Masking (runtime-spec config-linux.md "Masked Paths") bind-mounts
-//! /dev/null over files and mounts a read-only tmpfs over directories. Both
-//! the masked path and /dev/null come from the (hostile) image or from
-//! mounts the container controls, so (CVE-2025-31133, CVE-2025-52565):
-//! the masked path is opened `O_PATH|O_NOFOLLOW` inside the root and a
-//! symlink is skipped, never followed; /dev/null must be a character device
-//! 1:3, checked on the very fd that is mounted. Missing paths are skipped.
+//! Masking (runtime-spec config-linux.md "Masked Paths": they "cannot be
+//! read") bind-mounts /dev/null over files and mounts a read-only tmpfs over
+//! directories. Both the masked path and /dev/null come from the (hostile)
+//! image or from mounts the container controls, so (CVE-2025-31133,
+//! CVE-2025-52565): the masked path is resolved inside the root
+//! (`RESOLVE_IN_ROOT`: a symlink, absolute or climbing with `..`, never
+//! leaves it) and what it names is masked, through the resolved fd, as runc
+//! (1.1.5 to 1.5), crun and youki mask a symlink's target; /dev/null must be
+//! a character device 1:3, checked on the very fd that is mounted. Missing
+//! paths, dangling symlinks included, are skipped (runc and crun: the same).
 //!
 //! Read-only paths are bind-mounted onto themselves and remounted
 //! `MS_RDONLY`, keeping the existing nosuid/nodev/noexec flags, which a user
@@ -41,17 +44,19 @@ fn open_dev_null(root: &Root) -> Result<OwnedFd, Error> {
 }
 
 fn mask(root: &Root, null: &mut Option<OwnedFd>, path: &Path) -> Result<(), Error> {
-    let Some(fd) = root.open_nofollow(path)? else {
-        return Ok(());
+    let fd = match root.resolve(path, Create::No) {
+        Ok(fd) => fd,
+        Err(Error::Resolve {
+            source: nix::errno::Errno::ENOENT,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(e),
     };
     let t = file_type(fd.as_fd()).map_err(|source| Error::Stat {
         path: path.into(),
         source,
     })?;
     let target = sys::fd_path(fd.as_fd());
-    if t == SFlag::S_IFLNK {
-        return Ok(());
-    }
     if t == SFlag::S_IFDIR {
         return sys_mount(
             Some(Path::new("tmpfs")),
