@@ -195,6 +195,16 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// Creating `process.cwd` inside the rootfs failed.
+    #[error("create process.cwd {path} inside the rootfs")]
+    CreateCwd {
+        /// The cwd, as the config gives it.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: Errno,
+    },
+
     /// sethostname(2) failed.
     #[error("set hostname {name:?}")]
     SetHostname {

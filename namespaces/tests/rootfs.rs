@@ -615,3 +615,42 @@ fn idmap_without_mappings_needs_userns() {
         Err(Error::IdmapWithoutMappings { .. })
     ));
 }
+
+/// A `process.cwd` missing from the image is created inside the root after entering it
+/// (issue 12 item 7), through a symlink that climbs out of the root (`/evil ->
+/// /../../..<host dir>/probe`) too: it lands in the rootfs, never on the host.
+#[test]
+fn missing_cwd_is_created_inside_root() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let host = tempfile::tempdir().unwrap();
+    let probe = host.path().join("probe");
+    symlink(
+        format!("/../../../..{}", probe.display()),
+        b.rootfs().join("evil"),
+    )
+    .unwrap();
+    let cwd = "/evil/sub/dir";
+    let mut spec = serde_json::to_value(b.spec(json!([]), json!({}))).unwrap();
+    spec["process"] = json!({"cwd": cwd, "args": ["sh"], "user": {"uid": 0, "gid": 0}});
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(spec).unwrap();
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    let inside = probe.strip_prefix("/").unwrap().join("sub/dir");
+    let inside_str = format!("/{}", inside.display());
+    in_child(CloneFlags::empty(), || {
+        rootfs
+            .prepare(&[], Default::default())
+            .map_err(|e| chain(&e))?;
+        rootfs.enter(false).map_err(|e| chain(&e))?;
+        rootfs.finish().map_err(|e| chain(&e))?;
+        let meta = std::fs::metadata(&inside_str).map_err(|e| format!("{inside_str}: {e}"))?;
+        check(meta.is_dir(), "cwd created")?;
+        check(meta.uid() == 0 && meta.gid() == 0, "owned by root")?;
+        std::env::set_current_dir(cwd).map_err(|e| format!("chdir {cwd}: {e}"))
+    })
+    .unwrap();
+    assert!(!probe.exists(), "created on the host");
+    assert!(b.rootfs().join(inside).is_dir(), "created in the rootfs");
+}

@@ -100,3 +100,62 @@ fn masked_symlink_escaping_root_resolves_inside(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(masked_symlink_escaping_root_resolves_inside);
+
+// ---------------------------------------------------------------------------------------------
+// Item 7: a missing process.cwd is created inside the root.
+// ---------------------------------------------------------------------------------------------
+
+/// `process.cwd` missing from the image is created, with its parents, mode 0755, owned by
+/// root although the process runs as 1000 (runc: `MkdirAll(cwd, 0755)` after pivot_root,
+/// before switching user; crun 1.8.1: the same, measured: `drwxr-xr-x 0 0`).
+fn missing_cwd_is_created(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(
+        rt,
+        "cwdnew",
+        &[
+            "sh",
+            "-c",
+            "pwd; stat -c '%a %u %g' /work /work/a /work/a/b",
+        ],
+    )?;
+    b.config["process"]["cwd"] = json!("/work/a/b");
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    // The modes below assume the usual umask (runc's mkdir is subject to it as well).
+    let r = b.run()?.ok()?;
+    ensure!(
+        r.stdout == "/work/a/b\n755 0 0\n755 0 0\n755 0 0\n",
+        "created as root, 0755: {r:?}"
+    );
+    Ok(())
+}
+both!(missing_cwd_is_created);
+
+/// A cwd under an image symlink that climbs out of the root (`/evil -> /../../../..<host
+/// dir>`) never creates anything on the host. hako resolves the link inside the root and
+/// creates the directory there. runc 1.1.5 refuses (`mkdir /evil: file exists`: its MkdirAll
+/// does not follow a dangling link) and crun 1.8.1 too (`chdir /evil/sub: No such file or
+/// directory`); the spec does not say, and resolving inside the root is what hako does for
+/// every path of an image, so only hako is held to creating it.
+fn cwd_through_escaping_symlink_stays_inside(rt: Runtime) -> Result<()> {
+    let host = tempfile::tempdir()?;
+    let probe = host.path().join("probe");
+    let mut b = Bundle::new(rt, "cwdesc", &["pwd"])?;
+    let target = format!("/../../../../..{}", probe.to_string_lossy());
+    std::os::unix::fs::symlink(&target, b.rootfs().join("evil"))?;
+    b.config["process"]["cwd"] = json!("/evil/sub");
+    let r = b.run()?;
+    ensure!(!probe.exists(), "created on the host: {r:?}");
+    if rt == Runtime::Hako {
+        let r = r.ok()?;
+        ensure!(
+            r.stdout == format!("{}/sub\n", probe.to_string_lossy()),
+            "{r:?}"
+        );
+        let inside = b.rootfs().join(probe.strip_prefix("/")?).join("sub");
+        ensure!(inside.is_dir(), "created inside the rootfs");
+    } else {
+        ensure!(r.code != 0, "runc 1.1.5 refuses this cwd: {r:?}");
+    }
+    Ok(())
+}
+both!(cwd_through_escaping_symlink_stays_inside);

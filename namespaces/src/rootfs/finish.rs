@@ -81,6 +81,23 @@ fn mask(root: &Root, null: &mut Option<OwnedFd>, path: &Path) -> Result<(), Erro
     )
 }
 
+/// Creates `process.cwd` (and its missing parents) inside the root, as runc does after
+/// pivot_root and before anything is made read-only (libcontainer `prepareRootfs`:
+/// `MkdirAll(cwd, 0755)`, as root, before the user is switched; crun the same: measured,
+/// mode 0755 owned by 0:0 for a process running as 1000). A symlink on the way resolves
+/// inside the root (an image's `/work -> /../../tmp/x` creates `/tmp/x` of the rootfs, never
+/// a host directory).
+fn create_cwd(root: &Root, cwd: &Path) -> Result<(), Error> {
+    match root.resolve(cwd, Create::Dir) {
+        Ok(_) => Ok(()),
+        Err(Error::Resolve { source, .. }) => Err(Error::CreateCwd {
+            path: cwd.into(),
+            source,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 fn make_readonly(root: &Root, path: &Path) -> Result<(), Error> {
     let fd = match root.resolve(path, Create::No) {
         Ok(fd) => fd,
@@ -105,11 +122,15 @@ fn make_readonly(root: &Root, path: &Path) -> Result<(), Error> {
 }
 
 impl Rootfs {
-    /// After [`Rootfs::enter`]: `linux.maskedPaths`, `linux.readonlyPaths`,
+    /// After [`Rootfs::enter`]: creates `process.cwd` if it is missing, then
+    /// `linux.maskedPaths`, `linux.readonlyPaths`,
     /// `root.readonly`, then `linux.rootfsPropagation` on "/" (runc applies it
     /// after pivot, runc#3137).
     pub fn finish(&self) -> Result<(), Error> {
         let root = Root::open(Path::new("/"))?;
+        if let Some(cwd) = &self.cwd {
+            create_cwd(&root, cwd)?;
+        }
         let mut null = None;
         for p in &self.masked {
             mask(&root, &mut null, p)?;

@@ -60,6 +60,9 @@ pub struct Rootfs {
     pub(crate) readonly_paths: Vec<PathBuf>,
     /// The container has its own cgroup namespace (created or joined).
     pub(crate) cgroupns: bool,
+    /// `process.cwd`, created inside the root if missing (as runc does, for images whose
+    /// `WORKDIR` is not in their layers).
+    pub(crate) cwd: Option<PathBuf>,
 }
 
 impl Rootfs {

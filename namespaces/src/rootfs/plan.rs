@@ -406,6 +406,12 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
         cgroupns,
+        cwd: spec
+            .process()
+            .as_ref()
+            .map(|p| p.cwd())
+            .filter(|c| c.is_absolute())
+            .cloned(),
     })
 }
 
@@ -418,6 +424,27 @@ mod tests {
             r#"{{"ociVersion":"1.0.2","root":{{"path":"{rootfs}","readonly":true}}{extra}}}"#
         );
         serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn cwd_is_kept_when_absolute() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let with_cwd = |cwd: &str| {
+            let extra =
+                format!(r#","process":{{"cwd":"{cwd}","args":["sh"],"user":{{"uid":0,"gid":0}}}}"#);
+            from_spec(&spec_json("rootfs", &extra), bundle.path())
+                .unwrap()
+                .cwd
+        };
+        assert_eq!(with_cwd("/work/../x"), Some(PathBuf::from("/work/../x")));
+        assert_eq!(with_cwd("rel"), None);
+        assert_eq!(
+            from_spec(&spec_json("rootfs", ""), bundle.path())
+                .unwrap()
+                .cwd,
+            None
+        );
     }
 
     #[test]
