@@ -654,3 +654,51 @@ fn missing_cwd_is_created_inside_root() {
     assert!(!probe.exists(), "created on the host");
     assert!(b.rootfs().join(inside).is_dir(), "created in the rootfs");
 }
+
+/// Without a mount namespace of its own (issue 12 item 1) the plan mounts nothing in the
+/// caller's namespace (here the test child's private one) and chroots, with or without
+/// `--no-pivot`.
+#[test]
+fn without_mount_namespace_nothing_is_mounted_and_root_is_chrooted() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    std::fs::write(b.rootfs().join("marker"), "inside").unwrap();
+    let spec = b.spec_as_is(json!([]), json!({"namespaces": [{"type": "pid"}]}));
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    for no_pivot in [false, true] {
+        in_child(CloneFlags::empty(), || {
+            let before =
+                std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+            rootfs
+                .prepare(&[], Default::default())
+                .map_err(|e| chain(&e))?;
+            let after =
+                std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+            check(
+                before == after,
+                format!("mounts changed:\n{before}\n{after}"),
+            )?;
+            rootfs.enter(no_pivot).map_err(|e| chain(&e))?;
+            rootfs.finish().map_err(|e| chain(&e))?;
+            check(
+                std::fs::read_to_string("/marker").map_err(|e| e.to_string())? == "inside",
+                "root is the rootfs",
+            )?;
+            check(
+                std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
+                "cwd /",
+            )?;
+            check(
+                std::fs::read_dir("/dev")
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .is_none(),
+                "no device created",
+            )
+        })
+        .unwrap();
+    }
+    assert!(!has_mounts_under(b.path()));
+}
