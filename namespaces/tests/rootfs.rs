@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use common::{chain, check, has_mounts_under, in_child, is_root, mountinfo_line, Bundle};
+use common::{chain, check, has_mounts_under, in_child, is_root, mountinfo_line, set_up, Bundle};
 use hako_namespaces::{CgroupMount, Error, Rootfs};
 use nix::sched::CloneFlags;
 use serde_json::json;
@@ -320,11 +320,7 @@ fn masked_symlink_masks_its_target() {
     let spec = b.spec(mounts, json!({"maskedPaths": ["/masklink"]}));
     let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
     in_child(CloneFlags::empty(), || {
-        rootfs
-            .prepare(&[], Default::default())
-            .map_err(|e| chain(&e))?;
-        rootfs.enter(false).map_err(|e| chain(&e))?;
-        rootfs.finish().map_err(|e| chain(&e))?;
+        set_up(&rootfs, false)?;
         check(
             std::fs::read_to_string("/data/secret")
                 .map_err(|e| format!("read: {e}"))?
@@ -420,11 +416,7 @@ fn user_namespace_binds_devices_and_sysfs() {
             .read_exact(&mut ok)
             .map_err(|e| format!("line 317: {e}"))?;
         check(ok[0] == 1, "maps not written")?;
-        rootfs
-            .prepare(&[], Default::default())
-            .map_err(|e| chain(&e))?;
-        rootfs.enter(false).map_err(|e| chain(&e))?;
-        rootfs.finish().map_err(|e| chain(&e))?;
+        set_up(&rootfs, false)?;
         let null = std::fs::metadata("/dev/null").map_err(|e| format!("line 322: {e}"))?;
         check(
             null.rdev() == nix::sys::stat::makedev(1, 3),
@@ -640,11 +632,7 @@ fn missing_cwd_is_created_inside_root() {
     let inside = probe.strip_prefix("/").unwrap().join("sub/dir");
     let inside_str = format!("/{}", inside.display());
     in_child(CloneFlags::empty(), || {
-        rootfs
-            .prepare(&[], Default::default())
-            .map_err(|e| chain(&e))?;
-        rootfs.enter(false).map_err(|e| chain(&e))?;
-        rootfs.finish().map_err(|e| chain(&e))?;
+        set_up(&rootfs, false)?;
         let meta = std::fs::metadata(&inside_str).map_err(|e| format!("{inside_str}: {e}"))?;
         check(meta.is_dir(), "cwd created")?;
         check(meta.uid() == 0 && meta.gid() == 0, "owned by root")?;

@@ -44,13 +44,8 @@ fn open_dev_null(root: &Root) -> Result<OwnedFd, Error> {
 }
 
 fn mask(root: &Root, null: &mut Option<OwnedFd>, path: &Path) -> Result<(), Error> {
-    let fd = match root.resolve(path, Create::No) {
-        Ok(fd) => fd,
-        Err(Error::Resolve {
-            source: nix::errno::Errno::ENOENT,
-            ..
-        }) => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(fd) = root.resolve_existing(path)? else {
+        return Ok(());
     };
     let t = file_type(fd.as_fd()).map_err(|source| Error::Stat {
         path: path.into(),
@@ -99,13 +94,8 @@ fn create_cwd(root: &Root, cwd: &Path) -> Result<(), Error> {
 }
 
 fn make_readonly(root: &Root, path: &Path) -> Result<(), Error> {
-    let fd = match root.resolve(path, Create::No) {
-        Ok(fd) => fd,
-        Err(Error::Resolve {
-            source: nix::errno::Errno::ENOENT,
-            ..
-        }) => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(fd) = root.resolve_existing(path)? else {
+        return Ok(());
     };
     let target = sys::fd_path(fd.as_fd());
     sys_mount(

@@ -208,3 +208,12 @@ pub fn has_mounts_under(path: &Path) -> bool {
             .is_some_and(|m| m.starts_with(p.as_ref()))
     })
 }
+
+/// The child's rootfs steps in order (prepare, enter, finish), errors as strings.
+pub fn set_up(rootfs: &hako_namespaces::Rootfs, no_pivot: bool) -> Result<(), String> {
+    rootfs
+        .prepare(&[], Default::default())
+        .map_err(|e| chain(&e))?;
+    rootfs.enter(no_pivot).map_err(|e| chain(&e))?;
+    rootfs.finish().map_err(|e| chain(&e))
+}
