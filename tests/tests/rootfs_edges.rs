@@ -260,8 +260,8 @@ both!(exec_without_mount_namespace_stays_in_root);
 /// What needs a mount is refused without a mount namespace, each with the field it names and
 /// nothing left behind. runc 1.1.5 refuses masked and read-only paths ("unable to restrict sys
 /// entries without a private MNT namespace") but makes the other mounts in the caller's
-/// namespace, where they outlive the container; crun 1.8.1 makes all of them. hako fails
-/// closed, so hako only.
+/// namespace, where they outlive the container (and writes sysctls through the /proc it
+/// mounted there); crun 1.8.1 makes all of them. hako fails closed, so hako only.
 #[test]
 fn no_mount_namespace_refuses_what_needs_a_mount() -> Result<()> {
     let cases = [
@@ -279,6 +279,8 @@ fn no_mount_namespace_refuses_what_needs_a_mount() -> Result<()> {
             "linux.rootfsPropagation",
             json!({"rootfsPropagation": "private"}),
         ),
+        // Written through /proc/sys, which nothing mounts without a mount namespace.
+        ("linux.sysctl", json!({"sysctl": {"kernel.shmmax": "1000000"}})),
         (
             "linux.devices",
             json!({"devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]}),
@@ -286,7 +288,7 @@ fn no_mount_namespace_refuses_what_needs_a_mount() -> Result<()> {
     ];
     for (field, change) in cases {
         let mut b = Bundle::new(Runtime::Hako, "nomntrefuse", &["true"])?;
-        without_mount_ns(&mut b, json!([{"type": "pid"}]), "inside")?;
+        without_mount_ns(&mut b, json!([{"type": "pid"}, {"type": "ipc"}]), "inside")?;
         let change = change.as_object().context("object")?;
         for (k, v) in change {
             match k.as_str() {
