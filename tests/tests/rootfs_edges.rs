@@ -280,7 +280,10 @@ fn no_mount_namespace_refuses_what_needs_a_mount() -> Result<()> {
             json!({"rootfsPropagation": "private"}),
         ),
         // Written through /proc/sys, which nothing mounts without a mount namespace.
-        ("linux.sysctl", json!({"sysctl": {"kernel.shmmax": "1000000"}})),
+        (
+            "linux.sysctl",
+            json!({"sysctl": {"kernel.shmmax": "1000000"}}),
+        ),
         (
             "linux.devices",
             json!({"devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]}),

@@ -436,7 +436,8 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
 /// caller's `/` from shared to private). So, fail closed: everything that needs a mount is
 /// refused, as runc refuses masked and read-only paths ("unable to restrict sys entries
 /// without a private MNT namespace"). No device node is created either: without a `/dev`
-/// tmpfs they would be written into the image.
+/// tmpfs they would be written into the image. (`linux.sysctl`, written through the
+/// container's /proc, is refused by `Sysctls::from_spec`.)
 fn without_mount_ns(mut rootfs: Rootfs, has_spec_devices: bool) -> Result<Rootfs, Error> {
     let refuse = |field| Err(Error::NoPrivateMountNs { field });
     if !rootfs.mounts.is_empty() {
