@@ -432,11 +432,11 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
 /// joined by `path`): runtime-spec config-linux.md has it inherit or join one, and hako then
 /// mounts nothing at all, only chroots into the root. runc 1.1.5 and crun 1.8.1 make the
 /// mounts anyway, in the caller's namespace, where they outlive the container (measured:
-/// `proc`, `dev`, `sys` left under the rootfs after `run` returns; runc also turns the
-/// caller's `/` from shared to private). So, fail closed: everything that needs a mount is
-/// refused, as runc refuses masked and read-only paths ("unable to restrict sys entries
-/// without a private MNT namespace"). No device node is created either: without a `/dev`
-/// tmpfs they would be written into the image. (`linux.sysctl`, written through the
+/// `proc`, `dev`, `sys` left under the rootfs after `run` returns; runc also makes the
+/// caller's `/` a slave: a shared `/` lost its peer group). So, fail closed: everything that
+/// needs a mount is refused, as runc refuses masked and read-only paths ("unable to restrict
+/// sys entries without a private MNT namespace"). No device node is created either: without
+/// a `/dev` tmpfs they would be written into the image. (`linux.sysctl`, written through the
 /// container's /proc, is refused by `Sysctls::from_spec`.)
 fn without_mount_ns(mut rootfs: Rootfs, has_spec_devices: bool) -> Result<Rootfs, Error> {
     let refuse = |field| Err(Error::NoPrivateMountNs { field });
