@@ -195,6 +195,25 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A field that needs mounts in a mount namespace of the container's own, with the mount
+    /// namespace shared with the runtime or joined: mounts made there would outlive the
+    /// container (runc and crun leave them behind in the caller's namespace).
+    #[error("unable to apply {field} without a private mount namespace")]
+    NoPrivateMountNs {
+        /// The config field (`mounts`, `linux.maskedPaths`, ...).
+        field: &'static str,
+    },
+
+    /// Creating `process.cwd` inside the rootfs failed.
+    #[error("create process.cwd {path} inside the rootfs")]
+    CreateCwd {
+        /// The cwd, as the config gives it.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: Errno,
+    },
+
     /// sethostname(2) failed.
     #[error("set hostname {name:?}")]
     SetHostname {

@@ -210,10 +210,17 @@ fn write_time_offsets(offsets: &[(String, i64, u32)]) -> Result<(), Error> {
 }
 
 /// The namespaces of a running process that differ from ours, opened and
-/// ready to join (for `hako exec`).
+/// ready to join (for `hako exec`), and its root directory.
+///
+/// The root matters for a container without a mount namespace of its own (the caller's, or
+/// a joined one: see `Rootfs::enter`): its init is only chrooted, and joining namespaces
+/// alone would leave an exec'd process at the runtime's root, outside the container's
+/// filesystem (runc 1.1.5 and crun 1.8.1 do that: measured). Every exec'd process is
+/// chrooted into the init's root after the joins (a no-op for a pivoted container).
 #[derive(Debug)]
 pub struct ProcessNamespaces {
     fds: JoinFds,
+    root: OwnedFd,
 }
 
 impl ProcessNamespaces {
@@ -247,8 +254,16 @@ impl ProcessNamespaces {
                 fds.push((k, fd));
             }
         }
+        let root_path = PathBuf::from(format!("/proc/{pid}/root"));
+        let root = sys::open(&root_path, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|source| {
+            Error::Open {
+                path: root_path,
+                source,
+            }
+        })?;
         Ok(ProcessNamespaces {
             fds: JoinFds { fds },
+            root,
         })
     }
 
@@ -258,11 +273,24 @@ impl ProcessNamespaces {
     }
 
     /// setns(2) into every opened namespace, in stages (see
-    /// `join_in_stages`). The pid namespace only applies to children: the
-    /// caller forks after. The calling process must be single-threaded
-    /// (user and mount namespaces require it).
+    /// `join_in_stages`), then chroot(2) into the process's root, leaving the
+    /// cwd there. The pid namespace only applies to children: the caller
+    /// forks after. The calling process must be single-threaded (user and
+    /// mount namespaces require it).
     pub fn join(self) -> Result<(), Error> {
-        join_in_stages(self.fds.fds.iter())
+        join_in_stages(self.fds.fds.iter())?;
+        // The root fd was opened before the joins; its mount is in the namespace just joined
+        // (or in ours, when the mount namespace is shared), so chroot keeps lookups in it.
+        nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&self.root)).map_err(|source| {
+            Error::Chdir {
+                path: "the container's root".into(),
+                source,
+            }
+        })?;
+        nix::unistd::chroot(".").map_err(|source| Error::Chroot {
+            path: "the container's root".into(),
+            source,
+        })
     }
 }
 

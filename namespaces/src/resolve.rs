@@ -97,6 +97,16 @@ impl Root {
             .map_err(|e| self.err(path, e))
     }
 
+    /// Opens `path` inside the root with `O_PATH`, following symlinks inside
+    /// the root; `Ok(None)` if it (or a symlink's target) does not exist.
+    pub(crate) fn resolve_existing(&self, path: &Path) -> Result<Option<OwnedFd>, Error> {
+        match self.resolve_raw(path, Create::No, true) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
     /// Opens `path` inside the root without following a final symlink.
     /// `Ok(None)` if it does not exist.
     pub(crate) fn open_nofollow(&self, path: &Path) -> Result<Option<OwnedFd>, Error> {

@@ -79,7 +79,8 @@ fn is_our_netns(path: &Path) -> Result<bool, Error> {
 }
 
 impl Sysctls {
-    /// Validates `linux.sysctl` against the namespaces.
+    /// Validates `linux.sysctl` against the namespaces: each key needs the namespace it
+    /// belongs to, and all of them a new mount namespace (for the container's /proc/sys).
     pub fn from_spec(linux: Option<&Linux>, ns: &Namespaces) -> Result<Self, Error> {
         let Some(map) = linux.and_then(|l| l.sysctl().as_ref()) else {
             return Ok(Sysctls::default());
@@ -109,6 +110,13 @@ impl Sysctls {
                 }
             }
             entries.push((key.clone(), path, value.clone()));
+        }
+        // Written through the container's /proc/sys, which only a mount in a mount namespace
+        // of its own provides (without one, nothing is mounted: see `Rootfs::from_spec`).
+        if !entries.is_empty() && !ns.has_new(LinuxNamespaceType::Mount) {
+            return Err(Error::NoPrivateMountNs {
+                field: "linux.sysctl",
+            });
         }
         entries.sort();
         Ok(Sysctls { entries })
@@ -191,9 +199,29 @@ mod tests {
         (l, n)
     }
 
+    /// `ns` plus a new mount namespace.
     fn check(ns: &[(LinuxNamespaceType, Option<&str>)], keys: &[&str]) -> Result<Sysctls, Error> {
-        let (l, n) = spec(ns, keys);
+        let mut ns = ns.to_vec();
+        ns.push((LinuxNamespaceType::Mount, None));
+        let (l, n) = spec(&ns, keys);
         Sysctls::from_spec(Some(&l), &n)
+    }
+
+    #[test]
+    fn need_a_new_mount_namespace() {
+        use LinuxNamespaceType::*;
+        for mount in [None, Some((Mount, Some("/proc/self/ns/mnt")))] {
+            let ns: Vec<_> = [(Ipc, None)].into_iter().chain(mount).collect();
+            let (l, n) = spec(&ns, &["kernel.shmmax"]);
+            assert!(matches!(
+                Sysctls::from_spec(Some(&l), &n),
+                Err(Error::NoPrivateMountNs {
+                    field: "linux.sysctl"
+                })
+            ));
+            let (l, n) = spec(&ns, &[]);
+            assert!(Sysctls::from_spec(Some(&l), &n).unwrap().is_empty());
+        }
     }
 
     #[test]

@@ -177,7 +177,7 @@ fn hostname_domainname_and_sysctls() {
         return;
     }
     let l = linux(json!({
-        "namespaces": [{"type": "uts"}, {"type": "ipc"}],
+        "namespaces": [{"type": "uts"}, {"type": "ipc"}, {"type": "mount"}],
         "sysctl": {"kernel.msgmax": "12345", "kernel.domainname": "sysctl-dom"}
     }));
     let ns = Namespaces::from_spec(Some(&l)).unwrap();

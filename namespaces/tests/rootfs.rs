@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use common::{chain, check, has_mounts_under, in_child, is_root, mountinfo_line, Bundle};
+use common::{chain, check, has_mounts_under, in_child, is_root, mountinfo_line, set_up, Bundle};
 use hako_namespaces::{CgroupMount, Error, Rootfs};
 use nix::sched::CloneFlags;
 use serde_json::json;
@@ -299,8 +299,12 @@ fn destination_symlink_to_host_stays_inside() {
     assert!(!has_mounts_under(b.path()));
 }
 
+/// A masked path that is a symlink masks what it names, resolved inside the root (issue 12
+/// item 16; runc 1.1.5 to 1.5, crun and youki mask the target): `/masklink -> /data/secret`,
+/// where /data is a bind of a host directory, hides the file in the container without
+/// touching the host's copy.
 #[test]
-fn masked_symlink_is_not_followed() {
+fn masked_symlink_masks_its_target() {
     if !is_root() {
         return;
     }
@@ -308,7 +312,6 @@ fn masked_symlink_is_not_followed() {
     let data = b.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("secret"), "keep-me").unwrap();
-    // /masklink -> /data/secret, where /data is a bind of a host directory.
     symlink("/data/secret", b.rootfs().join("masklink")).unwrap();
     let mut mounts = std_mounts();
     mounts.as_array_mut().unwrap().push(
@@ -317,19 +320,16 @@ fn masked_symlink_is_not_followed() {
     let spec = b.spec(mounts, json!({"maskedPaths": ["/masklink"]}));
     let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
     in_child(CloneFlags::empty(), || {
-        rootfs
-            .prepare(&[], Default::default())
-            .map_err(|e| chain(&e))?;
-        rootfs.enter(false).map_err(|e| chain(&e))?;
-        rootfs.finish().map_err(|e| chain(&e))?;
+        set_up(&rootfs, false)?;
         check(
-            std::fs::read_to_string("/data/secret").map_err(|e| format!("line 242: {e}"))?
-                == "keep-me",
-            "symlink target masked",
+            std::fs::read_to_string("/data/secret")
+                .map_err(|e| format!("read: {e}"))?
+                .is_empty(),
+            "symlink target not masked",
         )?;
         check(
-            mountinfo_line("/data/secret").is_none(),
-            "mount on symlink target",
+            mountinfo_line("/data/secret").is_some(),
+            "no mount on the symlink's target",
         )
     })
     .unwrap();
@@ -337,6 +337,7 @@ fn masked_symlink_is_not_followed() {
         std::fs::read_to_string(data.join("secret")).unwrap(),
         "keep-me"
     );
+    assert!(!has_mounts_under(b.path()));
 }
 
 #[test]
@@ -415,11 +416,7 @@ fn user_namespace_binds_devices_and_sysfs() {
             .read_exact(&mut ok)
             .map_err(|e| format!("line 317: {e}"))?;
         check(ok[0] == 1, "maps not written")?;
-        rootfs
-            .prepare(&[], Default::default())
-            .map_err(|e| chain(&e))?;
-        rootfs.enter(false).map_err(|e| chain(&e))?;
-        rootfs.finish().map_err(|e| chain(&e))?;
+        set_up(&rootfs, false)?;
         let null = std::fs::metadata("/dev/null").map_err(|e| format!("line 322: {e}"))?;
         check(
             null.rdev() == nix::sys::stat::makedev(1, 3),
@@ -609,4 +606,87 @@ fn idmap_without_mappings_needs_userns() {
         Rootfs::from_spec(&spec, b.path()),
         Err(Error::IdmapWithoutMappings { .. })
     ));
+}
+
+/// A `process.cwd` missing from the image is created inside the root after entering it
+/// (issue 12 item 7), through a symlink that climbs out of the root (`/evil ->
+/// /../../..<host dir>/probe`) too: it lands in the rootfs, never on the host.
+#[test]
+fn missing_cwd_is_created_inside_root() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let host = tempfile::tempdir().unwrap();
+    let probe = host.path().join("probe");
+    symlink(
+        format!("/../../../..{}", probe.display()),
+        b.rootfs().join("evil"),
+    )
+    .unwrap();
+    let cwd = "/evil/sub/dir";
+    let mut spec = serde_json::to_value(b.spec(json!([]), json!({}))).unwrap();
+    spec["process"] = json!({"cwd": cwd, "args": ["sh"], "user": {"uid": 0, "gid": 0}});
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(spec).unwrap();
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    let inside = probe.strip_prefix("/").unwrap().join("sub/dir");
+    let inside_str = format!("/{}", inside.display());
+    in_child(CloneFlags::empty(), || {
+        set_up(&rootfs, false)?;
+        let meta = std::fs::metadata(&inside_str).map_err(|e| format!("{inside_str}: {e}"))?;
+        check(meta.is_dir(), "cwd created")?;
+        check(meta.uid() == 0 && meta.gid() == 0, "owned by root")?;
+        std::env::set_current_dir(cwd).map_err(|e| format!("chdir {cwd}: {e}"))
+    })
+    .unwrap();
+    assert!(!probe.exists(), "created on the host");
+    assert!(b.rootfs().join(inside).is_dir(), "created in the rootfs");
+}
+
+/// Without a mount namespace of its own (issue 12 item 1) the plan mounts nothing in the
+/// caller's namespace (here the test child's private one) and chroots, with or without
+/// `--no-pivot`.
+#[test]
+fn without_mount_namespace_nothing_is_mounted_and_root_is_chrooted() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    std::fs::write(b.rootfs().join("marker"), "inside").unwrap();
+    let spec = b.spec_as_is(json!([]), json!({"namespaces": [{"type": "pid"}]}));
+    let rootfs = Rootfs::from_spec(&spec, b.path()).unwrap();
+    for no_pivot in [false, true] {
+        in_child(CloneFlags::empty(), || {
+            let before =
+                std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+            rootfs
+                .prepare(&[], Default::default())
+                .map_err(|e| chain(&e))?;
+            let after =
+                std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+            check(
+                before == after,
+                format!("mounts changed:\n{before}\n{after}"),
+            )?;
+            rootfs.enter(no_pivot).map_err(|e| chain(&e))?;
+            rootfs.finish().map_err(|e| chain(&e))?;
+            check(
+                std::fs::read_to_string("/marker").map_err(|e| e.to_string())? == "inside",
+                "root is the rootfs",
+            )?;
+            check(
+                std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
+                "cwd /",
+            )?;
+            check(
+                std::fs::read_dir("/dev")
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .is_none(),
+                "no device created",
+            )
+        })
+        .unwrap();
+    }
+    assert!(!has_mounts_under(b.path()));
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Hook, Hooks, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Hook, Hooks, Spec};
 
 use crate::error::{Error, Result};
 use crate::ids;
@@ -299,15 +299,8 @@ impl ContainerConfig {
                 });
             }
         }
+        // Without a new mount namespace, `Rootfs::from_spec` refuses whatever needs a mount.
         let namespaces = hako_namespaces::Namespaces::from_spec(linux)?;
-        if !namespaces.has_new(LinuxNamespaceType::Mount) {
-            // Without its own mount namespace a container's mounts and pivot_root would act on
-            // the host's; runc refuses such configs as well.
-            return Err(Error::InvalidConfig {
-                field: "linux.namespaces",
-                reason: "a new mount namespace is required".into(),
-            });
-        }
         let process = spec
             .process()
             .as_ref()

@@ -66,6 +66,9 @@ pub struct Bundle {
     dir: tempfile::TempDir,
     /// The config that [`Bundle::write_config`] writes.
     pub config: Value,
+    /// A command every runtime invocation is run under (empty: none), e.g. `unshare -m
+    /// --propagation private` for a test whose runtime may act on the caller's mount namespace.
+    pub wrapper: Vec<String>,
 }
 
 /// Output of one runtime invocation.
@@ -181,6 +184,7 @@ impl Bundle {
             id,
             dir,
             config,
+            wrapper: Vec::new(),
         })
     }
 
@@ -218,7 +222,14 @@ impl Bundle {
 
     /// A runtime command with `--root` set.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(self.runtime.binary());
+        let mut c = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(self.runtime.binary());
+                c
+            }
+            None => Command::new(self.runtime.binary()),
+        };
         c.arg("--root").arg(self.state_root());
         c
     }

@@ -6,6 +6,10 @@
 //! lazily unmounted. This needs no temporary directory inside the
 //! (possibly read-only) rootfs.
 //!
+//! Without a mount namespace of the container's own, chroot(2) alone, whatever `--no-pivot`
+//! says: the namespace is shared with the caller or joined, and neither pivot_root nor MS_MOVE
+//! may change it for the others.
+//!
 //! The no-pivot path (for ramfs roots, where pivot_root is EINVAL) moves the
 //! rootfs mount over "/" and chroots into it. Unlike runc it does not try to
 //! unmount the host mounts left underneath: chroot is escapable by a process
@@ -29,7 +33,8 @@ fn chdir(path: &Path) -> Result<(), Error> {
 }
 
 impl Rootfs {
-    /// Makes the prepared rootfs the process's root and cwd "/".
+    /// Makes the prepared rootfs the process's root and cwd "/": pivot_root, MS_MOVE with
+    /// `no_pivot`, and chroot without a mount namespace of the container's own.
     pub fn enter(&self, no_pivot: bool) -> Result<(), Error> {
         let dir =
             sys::open(&self.root, OFlag::O_DIRECTORY | OFlag::O_RDONLY).map_err(|source| {
@@ -44,7 +49,15 @@ impl Rootfs {
         })?;
         drop(dir);
         let dot = Path::new(".");
-        if no_pivot {
+        if !self.private_mount_ns {
+            // No mount namespace of our own: pivot_root would move every process of the
+            // caller's (or the joined) namespace into the container's root, MS_MOVE would
+            // move a mount of theirs. chroot only changes this process (runc's `chroot()`).
+            nix::unistd::chroot(dot).map_err(|source| Error::Chroot {
+                path: self.root.clone(),
+                source,
+            })?;
+        } else if no_pivot {
             sys_mount(
                 Some(&self.root),
                 Path::new("/"),

@@ -1,13 +1,16 @@
 //! After pivot_root: masked paths, read-only paths, read-only root, and the
 //! final root propagation.
 //!
-//! Masking (runtime-spec config-linux.md "Masked Paths") bind-mounts
-//! /dev/null over files and mounts a read-only tmpfs over directories. Both
-//! the masked path and /dev/null come from the (hostile) image or from
-//! mounts the container controls, so (CVE-2025-31133, CVE-2025-52565):
-//! the masked path is opened `O_PATH|O_NOFOLLOW` inside the root and a
-//! symlink is skipped, never followed; /dev/null must be a character device
-//! 1:3, checked on the very fd that is mounted. Missing paths are skipped.
+//! Masking (runtime-spec config-linux.md "Masked Paths": they "cannot be
+//! read") bind-mounts /dev/null over files and mounts a read-only tmpfs over
+//! directories. Both the masked path and /dev/null come from the (hostile)
+//! image or from mounts the container controls, so (CVE-2025-31133,
+//! CVE-2025-52565): the masked path is resolved inside the root
+//! (`RESOLVE_IN_ROOT`: a symlink, absolute or climbing with `..`, never
+//! leaves it) and what it names is masked, through the resolved fd, as runc
+//! (1.1.5 to 1.5), crun and youki mask a symlink's target; /dev/null must be
+//! a character device 1:3, checked on the very fd that is mounted. Missing
+//! paths, dangling symlinks included, are skipped (runc and crun: the same).
 //!
 //! Read-only paths are bind-mounted onto themselves and remounted
 //! `MS_RDONLY`, keeping the existing nosuid/nodev/noexec flags, which a user
@@ -41,7 +44,7 @@ fn open_dev_null(root: &Root) -> Result<OwnedFd, Error> {
 }
 
 fn mask(root: &Root, null: &mut Option<OwnedFd>, path: &Path) -> Result<(), Error> {
-    let Some(fd) = root.open_nofollow(path)? else {
+    let Some(fd) = root.resolve_existing(path)? else {
         return Ok(());
     };
     let t = file_type(fd.as_fd()).map_err(|source| Error::Stat {
@@ -49,9 +52,6 @@ fn mask(root: &Root, null: &mut Option<OwnedFd>, path: &Path) -> Result<(), Erro
         source,
     })?;
     let target = sys::fd_path(fd.as_fd());
-    if t == SFlag::S_IFLNK {
-        return Ok(());
-    }
     if t == SFlag::S_IFDIR {
         return sys_mount(
             Some(Path::new("tmpfs")),
@@ -76,14 +76,26 @@ fn mask(root: &Root, null: &mut Option<OwnedFd>, path: &Path) -> Result<(), Erro
     )
 }
 
+/// Creates `process.cwd` (and its missing parents) inside the root, as runc does after
+/// pivot_root and before anything is made read-only (libcontainer `prepareRootfs`:
+/// `MkdirAll(cwd, 0755)`, as root, before the user is switched; crun the same: measured,
+/// mode 0755 owned by 0:0 for a process running as 1000). A symlink on the way resolves
+/// inside the root (an image's `/work -> /../../tmp/x` creates `/tmp/x` of the rootfs, never
+/// a host directory).
+fn create_cwd(root: &Root, cwd: &Path) -> Result<(), Error> {
+    match root.resolve(cwd, Create::Dir) {
+        Ok(_) => Ok(()),
+        Err(Error::Resolve { source, .. }) => Err(Error::CreateCwd {
+            path: cwd.into(),
+            source,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 fn make_readonly(root: &Root, path: &Path) -> Result<(), Error> {
-    let fd = match root.resolve(path, Create::No) {
-        Ok(fd) => fd,
-        Err(Error::Resolve {
-            source: nix::errno::Errno::ENOENT,
-            ..
-        }) => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(fd) = root.resolve_existing(path)? else {
+        return Ok(());
     };
     let target = sys::fd_path(fd.as_fd());
     sys_mount(
@@ -100,11 +112,15 @@ fn make_readonly(root: &Root, path: &Path) -> Result<(), Error> {
 }
 
 impl Rootfs {
-    /// After [`Rootfs::enter`]: `linux.maskedPaths`, `linux.readonlyPaths`,
+    /// After [`Rootfs::enter`]: creates `process.cwd` if it is missing, then
+    /// `linux.maskedPaths`, `linux.readonlyPaths`,
     /// `root.readonly`, then `linux.rootfsPropagation` on "/" (runc applies it
     /// after pivot, runc#3137).
     pub fn finish(&self) -> Result<(), Error> {
         let root = Root::open(Path::new("/"))?;
+        if let Some(cwd) = &self.cwd {
+            create_cwd(&root, cwd)?;
+        }
         let mut null = None;
         for p in &self.masked {
             mask(&root, &mut null, p)?;

@@ -8,6 +8,11 @@
 //! then creates device nodes and `/dev` symlinks; [`Rootfs::enter`]
 //! pivots; [`Rootfs::finish`] masks paths, makes paths read-only and
 //! applies the final propagation.
+//!
+//! Without a mount namespace of its own (runtime-spec config-linux.md: a namespace that is not
+//! listed is inherited, one with a `path` is joined), the plan holds no mount at all (see
+//! `plan::without_mount_ns`): `prepare` does nothing, `enter` chroots, `finish` only creates
+//! `process.cwd`.
 
 mod devices;
 mod enter;
@@ -60,6 +65,12 @@ pub struct Rootfs {
     pub(crate) readonly_paths: Vec<PathBuf>,
     /// The container has its own cgroup namespace (created or joined).
     pub(crate) cgroupns: bool,
+    /// The container gets a new mount namespace: without one (shared with the runtime or
+    /// joined) nothing is mounted, and the root is entered with chroot(2).
+    pub(crate) private_mount_ns: bool,
+    /// `process.cwd`, created inside the root if missing (as runc does, for images whose
+    /// `WORKDIR` is not in their layers).
+    pub(crate) cwd: Option<PathBuf>,
 }
 
 impl Rootfs {

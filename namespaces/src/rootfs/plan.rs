@@ -364,7 +364,7 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         && mounts
             .iter()
             .any(|m| m.destination == Path::new("/dev/pts") && m.fstype == "devpts");
-    let spec_devices = linux
+    let spec_devices: Vec<DevicePlan> = linux
         .and_then(|l| l.devices().as_ref())
         .into_iter()
         .flatten()
@@ -383,6 +383,7 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
             gid: 0,
         })
         .collect();
+    let has_spec_devices = !spec_devices.is_empty();
     devices.extend(spec_devices);
     let paths = |v: Option<&Vec<String>>| -> Vec<PathBuf> {
         v.into_iter()
@@ -390,12 +391,18 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
             .map(|p| clean(Path::new(p)))
             .collect()
     };
-    let cgroupns = linux
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-        .any(|n| n.typ() == LinuxNamespaceType::Cgroup);
-    Ok(Rootfs {
+    let namespaces = || {
+        linux
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+    };
+    let cgroupns = namespaces().any(|n| n.typ() == LinuxNamespaceType::Cgroup);
+    let private_mount_ns = namespaces().any(|n| {
+        n.typ() == LinuxNamespaceType::Mount
+            && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+    });
+    let rootfs = Rootfs {
         root: path,
         readonly: root.readonly().unwrap_or(false),
         propagation,
@@ -406,18 +413,154 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
         cgroupns,
-    })
+        private_mount_ns,
+        cwd: spec
+            .process()
+            .as_ref()
+            .map(|p| p.cwd())
+            .filter(|c| c.is_absolute())
+            .cloned(),
+    };
+    if private_mount_ns {
+        Ok(rootfs)
+    } else {
+        without_mount_ns(rootfs, has_spec_devices)
+    }
+}
+
+/// The plan for a container without a mount namespace of its own (`mount` not listed, or
+/// joined by `path`): runtime-spec config-linux.md has it inherit or join one, and hako then
+/// mounts nothing at all, only chroots into the root. runc 1.1.5 and crun 1.8.1 make the
+/// mounts anyway, in the caller's namespace, where they outlive the container (measured:
+/// `proc`, `dev`, `sys` left under the rootfs after `run` returns; runc also makes the
+/// caller's `/` a slave: a shared `/` lost its peer group). So, fail closed: everything that
+/// needs a mount is refused, as runc refuses masked and read-only paths ("unable to restrict
+/// sys entries without a private MNT namespace"). No device node is created either: without
+/// a `/dev` tmpfs they would be written into the image. (`linux.sysctl`, written through the
+/// container's /proc, is refused by `Sysctls::from_spec`.)
+fn without_mount_ns(mut rootfs: Rootfs, has_spec_devices: bool) -> Result<Rootfs, Error> {
+    let refuse = |field| Err(Error::NoPrivateMountNs { field });
+    if !rootfs.mounts.is_empty() {
+        return refuse("mounts");
+    }
+    if !rootfs.masked.is_empty() {
+        return refuse("linux.maskedPaths");
+    }
+    if !rootfs.readonly_paths.is_empty() {
+        return refuse("linux.readonlyPaths");
+    }
+    if rootfs.readonly {
+        return refuse("root.readonly");
+    }
+    if rootfs.propagation.is_some() {
+        return refuse("linux.rootfsPropagation");
+    }
+    if has_spec_devices {
+        return refuse("linux.devices");
+    }
+    rootfs.devices.clear();
+    rootfs.setup_dev = false;
+    rootfs.ptmx_symlink = false;
+    Ok(rootfs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A spec with a new mount namespace added to whatever `extra` lists.
     fn spec_json(rootfs: &str, extra: &str) -> Spec {
+        let mut v = spec_value(rootfs, extra);
+        let ns = v["linux"]["namespaces"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !ns.iter().any(|n| n["type"] == "mount") {
+            let mut ns = ns;
+            ns.push(serde_json::json!({"type": "mount"}));
+            v["linux"]["namespaces"] = serde_json::Value::Array(ns);
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn spec_value(rootfs: &str, extra: &str) -> serde_json::Value {
         let json = format!(
             r#"{{"ociVersion":"1.0.2","root":{{"path":"{rootfs}","readonly":true}}{extra}}}"#
         );
         serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn without_mount_namespace_nothing_is_mounted() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let plan = |root_ro: bool, extra: &str| {
+            let mut v = spec_value("rootfs", extra);
+            v["root"]["readonly"] = serde_json::Value::Bool(root_ro);
+            from_spec(&serde_json::from_value(v).unwrap(), bundle.path())
+        };
+        // Not listed (inherited) or joined: no device, no /dev set-up, chroot.
+        for ns in [
+            r#","linux":{"namespaces":[{"type":"pid"}]}"#,
+            r#","linux":{"namespaces":[{"type":"mount","path":"/proc/1/ns/mnt"}]}"#,
+            "",
+        ] {
+            let r = plan(false, ns).unwrap();
+            assert!(!r.private_mount_ns, "{ns}");
+            assert!(r.devices.is_empty() && !r.setup_dev && !r.ptmx_symlink);
+        }
+        let refused = |root_ro, extra: &str| match plan(root_ro, extra) {
+            Err(Error::NoPrivateMountNs { field }) => field,
+            other => panic!("{extra}: {other:?}"),
+        };
+        let proc_mount = r#","mounts":[{"destination":"/proc","type":"proc","source":"proc"}]"#;
+        assert_eq!(refused(false, proc_mount), "mounts");
+        assert_eq!(
+            refused(false, r#","linux":{"maskedPaths":["/proc/kcore"]}"#),
+            "linux.maskedPaths"
+        );
+        assert_eq!(
+            refused(false, r#","linux":{"readonlyPaths":["/proc/sys"]}"#),
+            "linux.readonlyPaths"
+        );
+        assert_eq!(refused(true, ""), "root.readonly");
+        assert_eq!(
+            refused(false, r#","linux":{"rootfsPropagation":"private"}"#),
+            "linux.rootfsPropagation"
+        );
+        // Even a device that only restates a default one: it would be written into the image.
+        assert_eq!(
+            refused(
+                false,
+                r#","linux":{"devices":[{"path":"/dev/null","type":"c","major":1,"minor":3}]}"#
+            ),
+            "linux.devices"
+        );
+        // A new mount namespace keeps all of it.
+        let r = from_spec(&spec_json("rootfs", proc_mount), bundle.path()).unwrap();
+        assert!(r.private_mount_ns && r.setup_dev && r.devices.len() == 6);
+        assert_eq!(r.mounts.len(), 1);
+    }
+
+    #[test]
+    fn cwd_is_kept_when_absolute() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let with_cwd = |cwd: &str| {
+            let extra =
+                format!(r#","process":{{"cwd":"{cwd}","args":["sh"],"user":{{"uid":0,"gid":0}}}}"#);
+            from_spec(&spec_json("rootfs", &extra), bundle.path())
+                .unwrap()
+                .cwd
+        };
+        assert_eq!(with_cwd("/work/../x"), Some(PathBuf::from("/work/../x")));
+        assert_eq!(with_cwd("rel"), None);
+        assert_eq!(
+            from_spec(&spec_json("rootfs", ""), bundle.path())
+                .unwrap()
+                .cwd,
+            None
+        );
     }
 
     #[test]

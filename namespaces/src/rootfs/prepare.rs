@@ -42,7 +42,8 @@ fn make_parent_private(root: &Path) -> Result<(), Error> {
 }
 
 impl Rootfs {
-    /// In the container's new mount namespace, before pivot: sets `/` to
+    /// In the container's new mount namespace, before pivot (without one, nothing: see
+    /// `plan::without_mount_ns`): sets `/` to
     /// `linux.rootfsPropagation` (default `MS_SLAVE|MS_REC`, as runc, so
     /// nothing we mount propagates to the host), makes the rootfs a mount
     /// point (`MS_BIND|MS_REC`), performs every `mounts[]` entry in order,
@@ -57,6 +58,10 @@ impl Rootfs {
         cgroup_mounts: &[CgroupMount],
         mut idmapped: IdmappedTrees,
     ) -> Result<(), Error> {
+        if !self.private_mount_ns {
+            // The caller's (or a joined) mount namespace: nothing may be mounted there.
+            return Ok(());
+        }
         let prop = self
             .propagation
             .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);

@@ -159,8 +159,23 @@ impl Bundle {
         self.dir.path().join("rootfs")
     }
 
-    /// Builds a spec from a JSON `linux`/`mounts` fragment.
+    /// Builds a spec from a JSON `linux`/`mounts` fragment, with a new mount namespace
+    /// added to `linux.namespaces` (without one, the plan mounts nothing).
     pub fn spec(
+        &self,
+        mounts: serde_json::Value,
+        mut linux: serde_json::Value,
+    ) -> oci_spec::runtime::Spec {
+        let mut ns = linux["namespaces"].as_array().cloned().unwrap_or_default();
+        if !ns.iter().any(|n| n["type"] == "mount") {
+            ns.push(serde_json::json!({"type": "mount"}));
+            linux["namespaces"] = serde_json::Value::Array(ns);
+        }
+        self.spec_as_is(mounts, linux)
+    }
+
+    /// Builds a spec from a JSON `linux`/`mounts` fragment as given.
+    pub fn spec_as_is(
         &self,
         mounts: serde_json::Value,
         linux: serde_json::Value,
@@ -192,4 +207,13 @@ pub fn has_mounts_under(path: &Path) -> bool {
             .nth(4)
             .is_some_and(|m| m.starts_with(p.as_ref()))
     })
+}
+
+/// The child's rootfs steps in order (prepare, enter, finish), errors as strings.
+pub fn set_up(rootfs: &hako_namespaces::Rootfs, no_pivot: bool) -> Result<(), String> {
+    rootfs
+        .prepare(&[], Default::default())
+        .map_err(|e| chain(&e))?;
+    rootfs.enter(no_pivot).map_err(|e| chain(&e))?;
+    rootfs.finish().map_err(|e| chain(&e))
 }
