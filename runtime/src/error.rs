@@ -152,6 +152,16 @@ pub enum Error {
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     InvalidSignal(String),
+    /// The CVE-2019-5736 trampoline could not be made or exec'd: hako fails closed rather
+    /// than exec the program with its own binary as `/proc/self/exe`.
+    #[error("exec through a sealed memfd (CVE-2019-5736 protection): {step}")]
+    Trampoline {
+        /// What failed.
+        step: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: nix::Error,
+    },
     /// A timed wait ran out.
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout {
