@@ -274,9 +274,10 @@ impl<'a> Identity<'a> {
         self.filter_first
     }
 
-    /// no_new_privs, the bounding set (needs CAP_SETPCAP, so before the uid change), keep-caps,
-    /// supplementary groups, gid, umask and the working directory (entered as root first, as
-    /// runc does, and checked with getcwd(3)). Nothing here gives up CAP_SYS_ADMIN.
+    /// no_new_privs, the bounding set (needs CAP_SETPCAP, so before the uid change), an empty
+    /// ambient set, keep-caps, supplementary groups, gid, uid 0 (when that is the uid), umask
+    /// and the working directory (entered as root first, as runc does, and checked with
+    /// getcwd(3)). Nothing here gives up CAP_SYS_ADMIN.
     pub(crate) fn privileged(&mut self) -> Result<()> {
         use nix::unistd::Gid;
         let p = self.p;
@@ -286,6 +287,7 @@ impl<'a> Identity<'a> {
         }
         if let Some(caps) = &p.capabilities {
             caps.apply_bounding()?;
+            caps.clear_ambient()?;
         }
         if self.keep_caps() {
             nix::sys::prctl::set_keepcaps(true).map_err(Error::sys("prctl(PR_SET_KEEPCAPS)"))?;
@@ -304,6 +306,11 @@ impl<'a> Identity<'a> {
         }
         let gid = Gid::from_raw(p.gid);
         nix::unistd::setresgid(gid, gid, gid).map_err(Error::sys("setresgid"))?;
+        if p.uid == 0 {
+            // Staying root changes no capability (capabilities(7), "Effect of user ID changes
+            // on capabilities"): no reason to wait for the filter.
+            set_uid(0)?;
+        }
         if let Some(mask) = p.umask {
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
         }
@@ -317,12 +324,13 @@ impl<'a> Identity<'a> {
         Ok(())
     }
 
-    /// The uid, then the effective/permitted/inheritable/ambient capabilities: what gives up
-    /// CAP_SYS_ADMIN. Then a working directory root could not enter.
+    /// A non-zero uid, then the effective/permitted/inheritable/ambient capabilities: what gives
+    /// up CAP_SYS_ADMIN. Then a working directory root could not enter.
     pub(crate) fn unprivileged(&mut self) -> Result<()> {
         let p = self.p;
-        let uid = nix::unistd::Uid::from_raw(p.uid);
-        nix::unistd::setresuid(uid, uid, uid).map_err(Error::sys("setresuid"))?;
+        if p.uid != 0 {
+            set_uid(p.uid)?;
+        }
         if self.keep_caps() {
             nix::sys::prctl::set_keepcaps(false).map_err(Error::sys("prctl(PR_SET_KEEPCAPS)"))?;
         }
@@ -350,6 +358,11 @@ impl<'a> Identity<'a> {
     fn keep_caps(&self) -> bool {
         self.p.capabilities.is_some() && self.p.uid != 0
     }
+}
+
+fn set_uid(uid: u32) -> Result<()> {
+    let uid = nix::unistd::Uid::from_raw(uid);
+    nix::unistd::setresuid(uid, uid, uid).map_err(Error::sys("setresuid"))
 }
 
 fn chdir_error(cwd: &Path, e: nix::Error) -> Error {
