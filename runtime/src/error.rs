@@ -162,6 +162,12 @@ pub enum Error {
         #[source]
         source: nix::Error,
     },
+    /// A clone with flags that break the fork semantics hako's clones rely on (`spawn.rs`).
+    #[error("clone: flags {flags:#x} would share memory, pointers or descriptors with the child")]
+    CloneFlags {
+        /// The refused flags.
+        flags: u64,
+    },
     /// A timed wait ran out.
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout {

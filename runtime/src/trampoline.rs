@@ -8,10 +8,10 @@
 //! copies its whole binary into a sealed memfd on every start (70% of its exec latency, runc
 //! PR 4432) or re-execs from a read-only overlay (runc 1.2).
 //!
-//! hako instead execs a 42-byte machine-code trampoline from a sealed memfd, which then execs the
-//! user's program: at the moment the program is loaded, `/proc/self/exe` is the sealed
-//! trampoline, which nobody can write. Cost: one memfd, one 160-byte write and one extra exec of a
-//! program with a single instruction page.
+//! hako instead execs a 98-byte machine-code trampoline from a sealed memfd, which then execs
+//! the user's program: at the moment the program is loaded, `/proc/self/exe` is the sealed
+//! trampoline, which nobody can write. Cost: one memfd, one write of about 1.3 KiB (the image
+//! and its error messages) and one extra exec of a program with a single page.
 //!
 //! The trampoline is a hand-assembled static ELF for x86_64: `execve(argv[0], &argv[1], envp)`.
 //! It is invoked with argv `[path, args...]`, so the program gets exactly `args` as its argv.
