@@ -115,6 +115,34 @@ fn seccomp_may_deny_setup_of_a_non_root_user() -> Result<()> {
     Ok(())
 }
 
+/// Item 3 in `exec`, which sets its process up the same way (`init::become_process`): a
+/// process added without no_new_privs (`--process`) to a container whose profile denies
+/// hako's set-up syscalls runs too. The container itself has `noNewPrivileges`, so its init
+/// ran before the fix as well: what failed was `exec` (chdir denied). runc 1.1.5 fails such an
+/// exec for getcwd, chdir and setgroups (as for `run`).
+#[test]
+fn exec_under_a_profile_denying_setup_syscalls() -> Result<()> {
+    let mut b = Bundle::new(Runtime::Hako, "denyexec", &["sleep", "100"])?;
+    b.config["linux"]["seccomp"] = denying(&["getcwd", "chdir", "setgroups"]);
+    let bundle = b.path().to_string_lossy().into_owned();
+    b.write_config()?;
+    b.rt(&["run", "--detach", "--bundle", &bundle, &b.id])?
+        .ok()?;
+    for (uid, gid) in [(0, 0), (65534, 65534)] {
+        let mut process = b.config["process"].clone();
+        process["args"] = json!(["true"]);
+        process["cwd"] = json!("/tmp");
+        process["noNewPrivileges"] = json!(false);
+        process["user"] = json!({"uid": uid, "gid": gid});
+        let file = b.path().join(format!("process-{uid}.json"));
+        std::fs::write(&file, serde_json::to_vec(&process)?)?;
+        let file = file.to_string_lossy().into_owned();
+        let r = b.rt(&["exec", "--process", &file, &b.id])?;
+        ensure!(r.code == 0, "exec as {uid}: {r:?}");
+    }
+    Ok(())
+}
+
 /// Runs `verb` with a bound of `seconds`: a profile that hangs the init fails the test instead
 /// of hanging it.
 fn bounded(b: &Bundle, args: &[&str], seconds: u64) -> Result<Run> {
