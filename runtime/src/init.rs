@@ -231,7 +231,7 @@ fn prepare_exec(args: &InitArgs<'_>, p: &ProcessConfig) -> Result<(Exec, Option<
 
 /// The process's identity around the seccomp filter (see [`process::Identity`]), shared by the
 /// init and `exec`. Everything that may be denied by the profile happens before the filter:
-/// the cwd and its getcwd check, the `PATH` lookup, the trampoline's memfd, closing fds
+/// the trampoline, the cwd and its getcwd check, the `PATH` lookup, closing fds
 /// (close-on-exec from `high`, fds 3..`high` kept), the signal mask. After it, only what the
 /// kernel forces there: with `SCMP_ACT_NOTIFY` the listener fd sent to the parent (sendmsg),
 /// and when the filter needs privilege the uid change and capset(2).
@@ -241,15 +241,14 @@ pub(crate) fn become_process(
     high: RawFd,
     sync: &SyncSocket,
 ) -> Result<(Exec, Option<Trampoline>)> {
+    // While still privileged: under vm.memfd_noexec=2 it needs CAP_SYS_ADMIN (a private tmpfs).
+    let trampoline = Trampoline::new()?.map(|t| t.move_above(high)).transpose()?;
     let mut identity = process::Identity::new(p, seccomp);
     identity.privileged()?;
     if !identity.filter_first() {
         identity.unprivileged()?;
     }
     let exec = identity.exec()?;
-    let trampoline = Trampoline::new(&exec.path)?
-        .map(|t| t.move_above(high))
-        .transpose()?;
     fds::cloexec_from(high)?;
     fds::keep_on_exec(high)?;
     reset_signals()?;

@@ -222,3 +222,103 @@ pub(crate) fn dup_cloexec_above(fd: BorrowedFd<'_>, min: libc::c_int) -> nix::Re
     // SAFETY: a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
+
+/// Flags and structures of the new mount API (include/uapi/linux/mount.h).
+mod mount_api {
+    pub(super) const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+    pub(super) const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    pub(super) const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+    pub(super) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+    /// `struct mount_attr`, version 0 (32 bytes).
+    #[repr(C)]
+    pub(super) struct MountAttr {
+        pub(super) attr_set: u64,
+        pub(super) attr_clr: u64,
+        pub(super) propagation: u64,
+        pub(super) userns_fd: u64,
+    }
+}
+
+/// `MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV`, for [`fsmount`].
+pub(crate) const MOUNT_ATTR_NOSUID_NODEV: libc::c_uint = 0x2 | 0x4;
+
+/// fsopen(2) of filesystem type `fstype`, close-on-exec (Linux 5.2).
+pub(crate) fn fsopen(fstype: &CStr) -> nix::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name and flags; returns a new fd.
+    let raw =
+        unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), mount_api::FSOPEN_CLOEXEC) };
+    let raw = check(raw)? as libc::c_int;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// fsconfig(2) `FSCONFIG_CMD_CREATE`: makes the superblock of an fsopen(2) context.
+pub(crate) fn fsconfig_create(fs: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: integer arguments and two null pointers, which CMD_CREATE requires.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            mount_api::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    check(rc).map(drop)
+}
+
+/// fsmount(2): a detached mount of the created context, close-on-exec, with `attrs`
+/// (`MOUNT_ATTR_*`).
+pub(crate) fn fsmount(fs: BorrowedFd<'_>, attrs: libc::c_uint) -> nix::Result<OwnedFd> {
+    // SAFETY: integer arguments only; returns a new fd.
+    let raw = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            mount_api::FSMOUNT_CLOEXEC,
+            attrs,
+        )
+    };
+    let raw = check(raw)? as libc::c_int;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// mount_setattr(2) `MOUNT_ATTR_RDONLY` on the mount `mnt` refers to (Linux 5.12).
+pub(crate) fn mount_set_read_only(mnt: BorrowedFd<'_>) -> nix::Result<()> {
+    let attr = mount_api::MountAttr {
+        attr_set: mount_api::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` is a valid version-0 mount_attr of the size passed, borrowed for the
+    // call; "" with AT_EMPTY_PATH names `mnt` itself.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const mount_api::MountAttr,
+            std::mem::size_of::<mount_api::MountAttr>(),
+        )
+    };
+    check(rc).map(drop)
+}
+
+/// openat(2) of `name` in the directory `dir`; the new descriptor is owned.
+pub(crate) fn openat(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> nix::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name, integer flags and mode; returns a new fd.
+    let raw = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) };
+    check(raw.into())?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
