@@ -89,12 +89,7 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         state = fork_pid1(args)?;
     }
     new_session(args)?;
-    if let Some(p) = &args.config.process {
-        process::apply_early(p)?;
-    }
-    if let Some(persona) = args.config.personality {
-        crate::scheduling::apply_personality(persona)?;
-    }
+    early_process(args.config)?;
     args.config.rootfs.prepare(
         &args.cgroup_mounts,
         args.idmapped.take().unwrap_or_default(),
@@ -180,6 +175,18 @@ fn new_session(args: &InitArgs<'_>) -> Result<()> {
         args.config.lsm.apply_keyring_label(attr)?;
         join_session_keyring(name)?;
         args.config.lsm.reset_keyring_label(attr)?;
+    }
+    Ok(())
+}
+
+/// What does not depend on the rootfs and may need capabilities and the host's /proc:
+/// oom_score_adj, scheduler, I/O priority, rlimits, personality.
+fn early_process(cfg: &ContainerConfig) -> Result<()> {
+    if let Some(p) = &cfg.process {
+        process::apply_early(p)?;
+    }
+    if let Some(persona) = cfg.personality {
+        crate::scheduling::apply_personality(persona)?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The raw system calls of the runtime crate that neither `std` nor `nix` wraps, each behind a
 //! safe function with its `// SAFETY:` argument, so that the rest of the crate stays free of
-//! `unsafe` (the sync socket, state, pidfd, LSM and terminal modules still hold a few of their
-//! own; see issue 12).
+//! `unsafe`. Not yet moved here: seccomp's own loader (`seccomp/load.rs`), the clone wrappers
+//! (`spawn.rs`, whose safety rests on their callers' single thread) and the modules other
+//! branches own (sync socket, fifo, hooks, pidfd, LSM, terminal).
 //!
 //! Every function here is async-signal-safe and allocates nothing: they run between clone(2)
 //! and execve(2) in the container's init.
