@@ -1,6 +1,6 @@
 //! The raw system calls of the runtime crate that neither `std` nor `nix` wraps, each behind a
 //! safe function with its `// SAFETY:` argument, so that the rest of the crate stays free of
-//! `unsafe`. Not yet moved here: seccomp's own loader (`seccomp/load.rs`), the clone wrappers
+//! `unsafe`. Not yet moved here: the clone wrappers
 //! (`spawn.rs`, whose safety rests on their callers' single thread) and the modules other
 //! branches own (sync socket, fifo, hooks, pidfd, LSM, terminal).
 //!
@@ -321,5 +321,44 @@ pub(crate) fn openat(
     let raw = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) };
     check(raw.into())?;
     // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// seccomp(2) `SECCOMP_SET_MODE_FILTER` of `filter` with `flags`. Returns what the kernel
+/// returned: 0, the tid of a thread `SECCOMP_FILTER_FLAG_TSYNC` could not synchronise, or,
+/// with `SECCOMP_FILTER_FLAG_NEW_LISTENER`, the listener, which the caller then owns through
+/// [`seccomp_listener`].
+pub(crate) fn seccomp_set_mode_filter(
+    flags: libc::c_ulong,
+    filter: &[libc::sock_filter],
+) -> nix::Result<libc::c_long> {
+    let len = u16::try_from(filter.len()).map_err(|_| nix::Error::EINVAL)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `len` initialised `sock_filter`s borrowed for the whole call; the
+    // kernel copies the program before returning and never writes through the pointer. The
+    // other arguments are plain integers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    check(ret)
+}
+
+/// Owns the listener a successful [`seccomp_set_mode_filter`] with
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` returned.
+pub(crate) fn seccomp_listener(ret: libc::c_long) -> nix::Result<OwnedFd> {
+    let raw = libc::c_int::try_from(ret).map_err(|_| nix::Error::EBADF)?;
+    if raw < 0 {
+        return Err(nix::Error::EBADF);
+    }
+    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER a successful seccomp(2) returns a new
+    // descriptor that nothing else in this process knows of; ownership passes to the OwnedFd.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
