@@ -200,6 +200,17 @@ fn image() -> Vec<u8> {
 /// A sealed memfd holding the trampoline, made before the seccomp filter is loaded.
 pub(crate) struct Trampoline {
     fd: OwnedFd,
+    /// `/proc/self/fd/N` of `fd`, made before any filter is loaded: the path to execve(2) the
+    /// same file by when a seccomp profile denies execveat(2) (runc and crun use only execve).
+    proc_path: CString,
+}
+
+impl Trampoline {
+    fn from_fd(fd: OwnedFd) -> Self {
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let proc_path = CString::new(format!("/proc/self/fd/{raw}")).unwrap_or_default();
+        Trampoline { fd, proc_path }
+    }
 }
 
 /// An executable memfd (close-on-exec, so it vanishes with the exec it serves, and sealable).
@@ -283,7 +294,7 @@ impl Trampoline {
                     })
                 }
             };
-            Ok(Some(Trampoline { fd }))
+            Ok(Some(Trampoline::from_fd(fd)))
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -293,21 +304,28 @@ impl Trampoline {
 
     /// Moves the descriptor to a number at or above `min`, clear of the preserved fds.
     pub(crate) fn move_above(self, min: i32) -> Result<Self> {
-        Ok(Trampoline {
-            fd: crate::fds::dup_above(self.fd.as_fd(), min)?,
-        })
+        Ok(Trampoline::from_fd(crate::fds::dup_above(
+            self.fd.as_fd(),
+            min,
+        )?))
     }
 
-    /// Execs `path` with `argv` and `envp` through the trampoline; returns only on failure.
-    fn exec(&self, path: &CString, argv: &[CString], envp: &[CString]) -> nix::Error {
-        let mut args: Vec<*const libc::c_char> = Vec::with_capacity(argv.len() + 2);
-        args.push(path.as_ptr());
-        args.extend(argv.iter().map(|a| a.as_ptr()));
+    /// Execs `exec` through the trampoline; returns only on failure (execveat's error).
+    fn exec(&self, exec: &Exec) -> nix::Error {
+        let mut args: Vec<*const libc::c_char> = Vec::with_capacity(exec.argv.len() + 2);
+        args.push(exec.path.as_ptr());
+        args.extend(exec.argv.iter().map(|a| a.as_ptr()));
         args.push(std::ptr::null());
-        let mut env: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+        let mut env: Vec<*const libc::c_char> = exec.envp.iter().map(|e| e.as_ptr()).collect();
         env.push(std::ptr::null());
-        // `args` and `env` point into `path`, `argv` and `envp`, which outlive the call.
-        sys::execveat_fd(self.fd.as_fd(), &args, &env)
+        // `args` and `env` point into `exec`, which outlives the call.
+        let err = sys::execveat_fd(self.fd.as_fd(), &args, &env);
+        // The same sealed file through /proc (when the container has it): never the program
+        // itself.
+        let mut argv: Vec<&std::ffi::CStr> = vec![exec.path.as_c_str()];
+        argv.extend(exec.argv.iter().map(CString::as_c_str));
+        let _ = nix::unistd::execve(&self.proc_path, &argv, &exec.envp);
+        err
     }
 }
 
@@ -318,7 +336,7 @@ pub(crate) fn exec(trampoline: Option<&Trampoline>, exec: &Exec) -> Error {
     match trampoline {
         Some(t) => Error::Trampoline {
             step: "execveat(trampoline memfd)",
-            source: t.exec(&exec.path, &exec.argv, &exec.envp),
+            source: t.exec(exec),
         },
         None => Error::Sys {
             syscall: "execve",
@@ -440,7 +458,7 @@ mod tests {
             .open(&path)
             .expect_err("must not open for writing");
         assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
-        let t = Trampoline { fd };
+        let t = Trampoline::from_fd(fd);
         let (status, stderr) = run_with(&t, "/bin/true", &["true"], &[]);
         assert!(
             matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)),

@@ -22,6 +22,10 @@ fn denying(names: &[&str]) -> serde_json::Value {
     })
 }
 
+/// A script whose interpreter is `/proc/self/exe` (see `trampoline_survives_memfd_noexec`):
+/// exits 0 only when the program is exec'd through hako's trampoline.
+const TRAMPOLINE_PROBE: &str = "#!/proc/self/exe /bin/busybox\n";
+
 /// Syscalls hako's init made after loading the filter before issue 12, and now makes before
 /// it: the cwd and its CVE-2024-21626 getcwd check, groups and gid, umask, HOME from
 /// /etc/passwd (openat, statx/newfstatat, read, close), the `PATH` lookup (access, statx), the
@@ -46,6 +50,9 @@ const SETUP_SYSCALLS: &[&str] = &[
     "fcntl",
     "rt_sigprocmask",
     "rt_sigaction",
+    // Not made before the fix either, but denied it made hako fall back to a plain exec; now
+    // the trampoline is exec'd by its /proc/self/fd path instead (runc and crun use execve).
+    "execveat",
 ];
 
 /// With `noNewPrivileges` the filter is loaded after the whole identity, so these may be denied
@@ -66,8 +73,8 @@ const IDENTITY_SYSCALLS: &[&str] = &["setresuid", "capset", "prctl"];
 /// - noNewPrivileges true: runc fails for openat and close (it opens the exec fifo after the
 ///   filter); crun runs them all.
 ///
-/// hako runs every one but capset without no_new_privs (see the next tests). Not a `both!`:
-/// runc fails several of these.
+/// Both run execveat denied (they exec with execve). hako runs every one but capset without
+/// no_new_privs (checked at the end). Not a `both!`: runc fails several of these.
 #[test]
 fn seccomp_may_deny_what_hako_does_before_exec() -> Result<()> {
     for nnp in [false, true] {
@@ -80,7 +87,10 @@ fn seccomp_may_deny_what_hako_does_before_exec() -> Result<()> {
             list.extend_from_slice(&["setresuid", "prctl"]);
         }
         for name in list {
-            let mut b = Bundle::new(Runtime::Hako, "denysetup", &["true"])?;
+            // The probe of `trampoline_survives_memfd_noexec`: status 0 only through the
+            // trampoline, so no denial may turn the exec into a plain one either.
+            let mut b = Bundle::new(Runtime::Hako, "denysetup", &["/true"])?;
+            executable(&b, "true", TRAMPOLINE_PROBE)?;
             b.config["process"]["noNewPrivileges"] = json!(nnp);
             b.config["linux"]["seccomp"] = denying(&[name]);
             let r = b.run()?;
@@ -357,7 +367,7 @@ fn run_with_memfd_noexec(b: &Bundle, value: u8) -> Result<Option<Run>> {
 fn trampoline_survives_memfd_noexec() -> Result<()> {
     for value in [1, 2] {
         let b = Bundle::new(Runtime::Hako, "memfd", &["/true"])?;
-        executable(&b, "true", "#!/proc/self/exe /bin/busybox\n")?;
+        executable(&b, "true", TRAMPOLINE_PROBE)?;
         if let Some(r) = run_with_memfd_noexec(&b, value)? {
             ensure!(
                 r.code == 0,
