@@ -139,18 +139,21 @@ fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<()> {
         released(args.sync.expect("idsMapped")?);
     }
     if ns.contains(oci_spec::runtime::LinuxNamespaceType::User) {
-        // In a new or joined user namespace our credentials are still the host's (unmapped,
-        // seen as the overflow uid), so files we create would fail with EOVERFLOW: become the
-        // namespace's root now that its maps are written (user_namespaces(7)), as runc's
-        // nsexec does after joining.
-        let root_gid = nix::unistd::Gid::from_raw(0);
-        let root_uid = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresgid(root_gid, root_gid, root_gid)
-            .map_err(Error::sys("setresgid(0) in the container's user namespace"))?;
-        nix::unistd::setresuid(root_uid, root_uid, root_uid)
-            .map_err(Error::sys("setresuid(0) in the container's user namespace"))?;
+        become_namespace_root()?;
     }
     ns.unshare_late().map_err(Error::from)
+}
+
+/// In a new or joined user namespace our credentials are still the host's (unmapped, seen as
+/// the overflow uid), so files we create would fail with EOVERFLOW: become the namespace's
+/// root once its maps are written (user_namespaces(7)), as runc's nsexec does after joining.
+pub(crate) fn become_namespace_root() -> Result<()> {
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .map_err(Error::sys("setresgid(0) in the container's user namespace"))?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .map_err(Error::sys("setresuid(0) in the container's user namespace"))
 }
 
 /// Unshares the pid namespace and forks the container's pid 1 into it (our job then ends: the

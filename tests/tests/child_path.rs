@@ -327,14 +327,19 @@ fn host_memfd_noexec() -> Option<String> {
 /// too, so the host's value and pid numbering are never involved. `None` on a kernel without
 /// the sysctl (before 6.3), which has nothing to test.
 fn run_with_memfd_noexec(b: &Bundle, value: u8) -> Result<Option<Run>> {
+    in_memfd_noexec(b, value, "\"$0\" --root \"$1\" run --bundle \"$2\" \"$3\"")
+}
+
+/// As [`run_with_memfd_noexec`], running the shell `commands` (`$0` the runtime, `$1` its
+/// root, `$2` the bundle, `$3` the id) instead of `run`.
+fn in_memfd_noexec(b: &Bundle, value: u8, commands: &str) -> Result<Option<Run>> {
     let Some(before) = host_memfd_noexec() else {
         eprintln!("no vm.memfd_noexec on this kernel (before 6.3): nothing to test");
         return Ok(None);
     };
     b.write_config()?;
     let script = format!(
-        "echo {value} > /proc/sys/vm/memfd_noexec || exit 99; \
-         \"$0\" --root \"$1\" run --bundle \"$2\" \"$3\"; rc=$?; \
+        "echo {value} > /proc/sys/vm/memfd_noexec || exit 99; {commands}; rc=$?; \
          \"$0\" --root \"$1\" delete --force \"$3\" 2>/dev/null; exit $rc"
     );
     let mut c = Command::new("unshare");
@@ -373,6 +378,30 @@ fn trampoline_survives_memfd_noexec() -> Result<()> {
                 r.code == 0,
                 "trampoline not used under memfd_noexec={value}: {r:?}"
             );
+        }
+    }
+    Ok(())
+}
+
+/// Item 11 in `exec`, in a container with a user namespace: the exec'd process joins it as
+/// the host's root, unmapped there, and under `=2` the trampoline is a file it creates (on a
+/// private tmpfs): it must become the namespace's root first (EOVERFLOW otherwise).
+#[test]
+fn exec_trampoline_in_a_user_namespace_survives_memfd_noexec() -> Result<()> {
+    for value in [1, 2] {
+        let mut b = Bundle::new(Runtime::Hako, "memfdexec", &["sleep", "100"])?;
+        executable(&b, "true", TRAMPOLINE_PROBE)?;
+        let namespaces = b.config["linux"]["namespaces"].as_array().cloned();
+        let mut namespaces = namespaces.unwrap_or_default();
+        namespaces.push(json!({"type": "user"}));
+        b.config["linux"]["namespaces"] = json!(namespaces);
+        let map = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        b.config["linux"]["uidMappings"] = map.clone();
+        b.config["linux"]["gidMappings"] = map;
+        let commands = "\"$0\" --root \"$1\" run --detach --bundle \"$2\" \"$3\" \
+            </dev/null >/dev/null && \"$0\" --root \"$1\" exec \"$3\" /true";
+        if let Some(r) = in_memfd_noexec(&b, value, commands)? {
+            ensure!(r.code == 0, "exec under memfd_noexec={value}: {r:?}");
         }
     }
     Ok(())

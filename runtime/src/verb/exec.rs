@@ -349,6 +349,12 @@ fn child(
         _ => crate::sys::exit_now(1),
     }
     namespaces.join()?;
+    if !nix::unistd::getuid().is_root() {
+        // Root on the host, unmapped in the container's user namespace we just joined (the
+        // overflow uid): become its root before making anything (the trampoline's file under
+        // vm.memfd_noexec=2 would fail with EOVERFLOW).
+        init::become_namespace_root()?;
+    }
     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
     process::apply_early(p)?;
     if p.terminal {
