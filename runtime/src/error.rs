@@ -152,6 +152,22 @@ pub enum Error {
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     InvalidSignal(String),
+    /// The CVE-2019-5736 trampoline could not be made or exec'd: hako fails closed rather
+    /// than exec the program with its own binary as `/proc/self/exe`.
+    #[error("exec through a sealed memfd (CVE-2019-5736 protection): {step}")]
+    Trampoline {
+        /// What failed.
+        step: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: nix::Error,
+    },
+    /// A clone with flags that break the fork semantics hako's clones rely on (`spawn.rs`).
+    #[error("clone: flags {flags:#x} would share memory, pointers or descriptors with the child")]
+    CloneFlags {
+        /// The refused flags.
+        flags: u64,
+    },
     /// A timed wait ran out.
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout {

@@ -5,13 +5,15 @@
 
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
+use crate::process::{Exec, ProcessConfig};
+use crate::seccomp::SeccompProgram;
 use crate::sync::{Message, RemoteError, SyncSocket};
 use crate::trampoline::{self, Trampoline};
-use crate::{console, fds, hooks, process, spawn};
+use crate::{console, fds, hooks, process, spawn, sys};
 
 /// What the child needs, all opened by the parent before clone.
 pub(crate) struct InitArgs<'a> {
@@ -42,15 +44,7 @@ pub(crate) fn reset_signals() -> Result<()> {
         None,
     )
     .map_err(Error::sys("sigprocmask"))?;
-    // SAFETY: restoring the default disposition installs no handler code.
-    unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    }
-    .map_err(Error::sys("signal(SIGPIPE, SIG_DFL)"))?;
-    Ok(())
+    sys::default_sigpipe().map_err(Error::sys("signal(SIGPIPE, SIG_DFL)"))
 }
 
 /// The child's whole life; never returns.
@@ -71,9 +65,7 @@ pub(crate) fn run(mut args: InitArgs<'_>) -> ! {
         // Not eprintln!, which panics when stderr is a closed pipe.
         let _ = writeln!(std::io::stderr(), "hako init: {}", chain.join(": "));
     }
-    // SAFETY: _exit ends the process without running atexit handlers or destructors that belong
-    // to the parent's copy of the address space.
-    unsafe { libc::_exit(1) }
+    sys::exit_now(1)
 }
 
 enum Never {}
@@ -86,93 +78,138 @@ pub(crate) fn not_dumpable() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).map_err(Error::sys("prctl(PR_SET_DUMPABLE, 0)"))
 }
 
+/// The init's stages, in the order the kernel requires (runtime/docs/protocol.md draws them):
+/// namespaces before anything that creates objects in them, the rootfs before pivot_root, the
+/// process's identity last, the seccomp filter as late as its need for privilege allows.
 fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     not_dumpable()?;
-    let cfg = args.config;
-    let Some(mut state) = wait_for_go(&args.sync)? else {
-        // The parent died before releasing us: nothing to report to.
-        // SAFETY: see `run`.
-        unsafe { libc::_exit(1) }
-    };
-    if let Some(joins) = args.joins.take() {
-        cfg.namespaces.join(joins)?;
+    let mut state = released(wait_for_go(&args.sync)?);
+    enter_namespaces(args)?;
+    if args.config.namespaces.needs_pid_fork() {
+        state = fork_pid1(args)?;
     }
-    if cfg.namespaces.unshares_user_late() {
+    new_session(args)?;
+    early_process(args.config)?;
+    args.config.rootfs.prepare(
+        &args.cgroup_mounts,
+        args.idmapped.take().unwrap_or_default(),
+    )?;
+    runtime_hooks(args)?;
+    if let Some(h) = args.config.hooks.create_container() {
+        hooks::run_all("createContainer", h, &state)?;
+    }
+    enter_root(args)?;
+    let exec = match &args.config.process {
+        Some(p) => Some(prepare_exec(args, p)?),
+        None => None,
+    };
+    args.sync.send(&Message::Ready)?;
+    crate::fifo::wait_for_start(&args.fifo)?;
+    start_container_hooks(args, &state)?;
+    let Some((exec, trampoline)) = exec else {
+        return Err(Error::InvalidConfig {
+            field: "process",
+            reason: "the config has no process to start".into(),
+        });
+    };
+    Err(trampoline::exec(trampoline.as_ref(), &exec))
+}
+
+/// `Some(x)` is `x`; `None` (the parent died before telling us anything) ends the child
+/// quietly: there is nobody to report to.
+fn released<T>(msg: Option<T>) -> T {
+    match msg {
+        Some(m) => m,
+        None => sys::exit_now(1),
+    }
+}
+
+/// Joins the namespaces to join; in the staged case unshares the user namespace and has the
+/// parent map it; becomes root of a new or joined user namespace; unshares what comes late.
+fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<()> {
+    let ns = &args.config.namespaces;
+    if let Some(joins) = args.joins.take() {
+        ns.join(joins)?;
+    }
+    if ns.unshares_user_late() {
         // Joined the other namespaces as host root; now the user namespace, whose maps only
         // the parent can write (user_namespaces(7)).
-        cfg.namespaces.unshare_user()?;
+        ns.unshare_user()?;
         args.sync.send(&Message::MapIds)?;
-        if args.sync.expect("idsMapped")?.is_none() {
-            // SAFETY: see `run`.
-            unsafe { libc::_exit(1) }
-        }
+        released(args.sync.expect("idsMapped")?);
     }
-    if cfg
-        .namespaces
-        .contains(oci_spec::runtime::LinuxNamespaceType::User)
-    {
-        // In a new or joined user namespace our credentials are still the host's (unmapped,
-        // seen as the overflow uid), so files we create would fail with EOVERFLOW: become the
-        // namespace's root now that its maps are written (user_namespaces(7)), as runc's
-        // nsexec does after joining.
-        let root_gid = nix::unistd::Gid::from_raw(0);
-        let root_uid = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresgid(root_gid, root_gid, root_gid)
-            .map_err(Error::sys("setresgid(0) in the container's user namespace"))?;
-        nix::unistd::setresuid(root_uid, root_uid, root_uid)
-            .map_err(Error::sys("setresuid(0) in the container's user namespace"))?;
+    if ns.contains(oci_spec::runtime::LinuxNamespaceType::User) {
+        become_namespace_root()?;
     }
-    cfg.namespaces.unshare_late()?;
-    if cfg.namespaces.needs_pid_fork() {
-        cfg.namespaces.unshare_pid()?;
-        match spawn::fork_sibling()? {
-            // Our job is done: the parent learns the new pid from `Born` and reaps us.
-            // SAFETY: see `run`.
-            spawn::Forked::Parent(_) => unsafe { libc::_exit(0) },
-            spawn::Forked::Child => {}
-        }
-        args.sync.send(&Message::Born)?;
-        // The state hooks see must carry this process's pid, which only now exists.
-        state = match wait_for_go(&args.sync)? {
-            Some(s) => s,
-            // SAFETY: see `run`.
-            None => unsafe { libc::_exit(1) },
-        };
+    ns.unshare_late().map_err(Error::from)
+}
+
+/// In a new or joined user namespace our credentials are still the host's (unmapped, seen as
+/// the overflow uid), so files we create would fail with EOVERFLOW: become the namespace's
+/// root once its maps are written (user_namespaces(7)), as runc's nsexec does after joining.
+pub(crate) fn become_namespace_root() -> Result<()> {
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .map_err(Error::sys("setresgid(0) in the container's user namespace"))?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .map_err(Error::sys("setresuid(0) in the container's user namespace"))
+}
+
+/// Unshares the pid namespace and forks the container's pid 1 into it (our job then ends: the
+/// parent learns pid 1 from `Born` and reaps us). Returns the state carrying pid 1.
+fn fork_pid1(args: &InitArgs<'_>) -> Result<String> {
+    args.config.namespaces.unshare_pid()?;
+    match spawn::fork_sibling()? {
+        spawn::Forked::Parent(_) => sys::exit_now(0),
+        spawn::Forked::Child => {}
     }
+    args.sync.send(&Message::Born)?;
+    // The state hooks see must carry this process's pid, which only now exists.
+    Ok(released(wait_for_go(&args.sync)?))
+}
+
+/// A session of its own (setsid(2)), and a session keyring of its own.
+fn new_session(args: &InitArgs<'_>) -> Result<()> {
     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
     if let Some(name) = &args.keyring {
         // With SELinux, the keyring gets the process label (runc: go-selinux SetKeyLabel).
         let attr = std::path::Path::new("/proc/thread-self/attr");
-        cfg.lsm.apply_keyring_label(attr)?;
+        args.config.lsm.apply_keyring_label(attr)?;
         join_session_keyring(name)?;
-        cfg.lsm.reset_keyring_label(attr)?;
+        args.config.lsm.reset_keyring_label(attr)?;
     }
+    Ok(())
+}
+
+/// What does not depend on the rootfs and may need capabilities and the host's /proc:
+/// oom_score_adj, scheduler, I/O priority, rlimits, personality.
+fn early_process(cfg: &ContainerConfig) -> Result<()> {
     if let Some(p) = &cfg.process {
         process::apply_early(p)?;
     }
     if let Some(persona) = cfg.personality {
         crate::scheduling::apply_personality(persona)?;
     }
-    cfg.rootfs.prepare(
-        &args.cgroup_mounts,
-        args.idmapped.take().unwrap_or_default(),
-    )?;
-    let hooks = &cfg.hooks;
-    let runtime_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
-        || hooks
-            .create_runtime()
-            .as_ref()
-            .is_some_and(|h| !h.is_empty());
-    if runtime_hooks {
+    Ok(())
+}
+
+/// prestart and createRuntime hooks run in the parent, after the mounts and before pivot_root.
+fn runtime_hooks(args: &InitArgs<'_>) -> Result<()> {
+    let hooks = &args.config.hooks;
+    let any = |h: &Option<Vec<oci_spec::runtime::Hook>>| h.as_ref().is_some_and(|h| !h.is_empty());
+    if any(hooks.prestart()) || any(hooks.create_runtime()) {
         args.sync.send(&Message::RunHooks)?;
-        if args.sync.expect("hooksDone")?.is_none() {
-            // SAFETY: see `run`.
-            unsafe { libc::_exit(1) }
-        }
+        released(args.sync.expect("hooksDone")?);
     }
-    if let Some(h) = hooks.create_container() {
-        hooks::run_all("createContainer", h, &state)?;
-    }
+    Ok(())
+}
+
+/// pivot_root (or chroot), then what is written through the container's /proc: hostname,
+/// domainname, sysctl (before `finish`: readonlyPaths usually include /proc/sys, and runc
+/// orders it the same way), then masked and read-only paths.
+fn enter_root(args: &InitArgs<'_>) -> Result<()> {
+    let cfg = args.config;
     cfg.rootfs.enter(args.no_pivot)?;
     if let Some(h) = &cfg.hostname {
         hako_namespaces::set_hostname(h)?;
@@ -180,67 +217,78 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     if let Some(d) = &cfg.domainname {
         hako_namespaces::set_domainname(d)?;
     }
-    // Before `finish`: readonlyPaths usually include /proc/sys (runc orders it the same way).
     cfg.sysctls.apply()?;
     cfg.rootfs.finish()?;
-    let exec = match &cfg.process {
-        Some(p) => {
-            if p.terminal {
-                let socket = args.console.as_ref().ok_or(Error::InvalidConfig {
-                    field: "process.terminal",
-                    reason: "a terminal needs --console-socket".into(),
-                })?;
-                console::setup(socket, p.console_size)?;
-            }
-            // The exec labels take effect at execve; written before seccomp can refuse the write.
-            cfg.lsm
-                .apply_exec_labels(std::path::Path::new("/proc/thread-self/attr"))?;
-            // Made while no seccomp filter can refuse memfd_create yet.
-            let trampoline = Trampoline::new()?
-                .map(|t| t.move_above(3 + args.preserved))
-                .transpose()?;
-            let prepared = process::apply_late(p, cfg.seccomp.as_ref())?;
-            if let Some(fd) = &prepared.notify {
-                args.sync
-                    .send_with_fd(&Message::SeccompNotify, fd.as_fd())?;
-            }
-            Some((
-                process::resolve_executable(p)?,
-                prepared.argv,
-                prepared.envp,
-                trampoline,
-            ))
-        }
-        None => None,
-    };
-    fds::cloexec_from(3 + args.preserved)?;
-    for fd in 3..3 + args.preserved {
-        fds::keep_on_exec(fd)?;
+    Ok(())
+}
+
+/// The terminal and the exec labels (both need what the filter may deny: the console socket,
+/// /proc writes), then the process itself.
+fn prepare_exec(args: &InitArgs<'_>, p: &ProcessConfig) -> Result<(Exec, Option<Trampoline>)> {
+    let cfg = args.config;
+    if p.terminal {
+        let socket = args.console.as_ref().ok_or(Error::InvalidConfig {
+            field: "process.terminal",
+            reason: "a terminal needs --console-socket".into(),
+        })?;
+        console::setup(socket, p.console_size)?;
     }
+    // The exec labels take effect at execve.
+    cfg.lsm
+        .apply_exec_labels(std::path::Path::new("/proc/thread-self/attr"))?;
+    become_process(p, cfg.seccomp.as_ref(), 3 + args.preserved, &args.sync)
+}
+
+/// The process's identity around the seccomp filter (see [`process::Identity`]), shared by the
+/// init and `exec`. Everything that may be denied by the profile happens before the filter:
+/// the trampoline, the cwd and its getcwd check, the `PATH` lookup, closing fds
+/// (close-on-exec from `high`, fds 3..`high` kept), the signal mask. After it, only what the
+/// kernel forces there: with `SCMP_ACT_NOTIFY` the listener fd sent to the parent (sendmsg),
+/// and when the filter needs privilege the uid change and capset(2).
+pub(crate) fn become_process(
+    p: &ProcessConfig,
+    seccomp: Option<&SeccompProgram>,
+    high: RawFd,
+    sync: &SyncSocket,
+) -> Result<(Exec, Option<Trampoline>)> {
+    // While still privileged: under vm.memfd_noexec=2 it needs CAP_SYS_ADMIN (a private tmpfs).
+    let trampoline = Trampoline::new()?.map(|t| t.move_above(high)).transpose()?;
+    let mut identity = process::Identity::new(p, seccomp);
+    identity.privileged()?;
+    if !identity.filter_first() {
+        identity.unprivileged()?;
+    }
+    let exec = identity.exec()?;
+    fds::cloexec_from(high)?;
+    fds::keep_on_exec(high)?;
     reset_signals()?;
-    args.sync.send(&Message::Ready)?;
-    crate::fifo::wait_for_start(&args.fifo)?;
-    if let Some(h) = hooks.start_container() {
-        if let Err(e) = hooks::run_all("startContainer", h, &with_status(&state, "created")) {
-            // `start` waits on this FIFO; the sync socket's parent (`create`) is long gone.
-            if let Some(fd) = &args.start_status {
-                let text = RemoteError::chain_of(&e).join("\n");
-                let _ = nix::unistd::write(fd, text.as_bytes());
-            }
-            return Err(e);
+    if let Some(filter) = seccomp {
+        if let Some(listener) = filter.load()? {
+            sync.send_with_fd(&Message::SeccompNotify, listener.as_fd())?;
+            // Closed here: a listener still open in the init would make a notified syscall of
+            // the init wait on itself should the agent die.
         }
     }
-    let Some((path, argv, envp, trampoline)) = exec else {
-        return Err(Error::InvalidConfig {
-            field: "process",
-            reason: "the config has no process to start".into(),
-        });
+    if identity.filter_first() {
+        identity.unprivileged()?;
+    }
+    Ok((exec, trampoline))
+}
+
+/// startContainer hooks, after `start` released the init; a failure is written to the
+/// start-status FIFO `start` waits on (the sync socket's parent, `create`, is long gone).
+fn start_container_hooks(args: &InitArgs<'_>, state: &str) -> Result<()> {
+    let Some(h) = args.config.hooks.start_container() else {
+        return Ok(());
     };
-    let e = trampoline::exec(trampoline.as_ref(), &path, &argv, &envp);
-    Err(Error::Sys {
-        syscall: "execve",
-        source: e,
-    })
+    if let Err(e) = hooks::run_all("startContainer", h, &with_status(state, "created")) {
+        if let Some(fd) = &args.start_status {
+            let text = RemoteError::chain_of(&e).join("\n");
+            let _ = nix::unistd::write(fd, text.as_bytes());
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Waits for the parent's `Go` and returns the state JSON it carries; `None` if the parent died.
@@ -270,14 +318,8 @@ fn with_status(state: &str, status: &str) -> String {
 /// Gives the container its own session keyring (keyctl(2) `KEYCTL_JOIN_SESSION_KEYRING`), so
 /// it cannot read the host's keys; kernels without keyrings (ENOSYS) are fine, as in runc.
 fn join_session_keyring(name: &CString) -> Result<()> {
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
-    // SAFETY: the name is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
-    if rc < 0 {
-        let e = nix::Error::last();
-        if e != nix::Error::ENOSYS {
-            return Err(Error::sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)")(e));
-        }
+    match sys::join_session_keyring(name) {
+        Ok(()) | Err(nix::Error::ENOSYS) => Ok(()),
+        Err(e) => Err(Error::sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)")(e)),
     }
-    Ok(())
 }

@@ -28,6 +28,7 @@ mod scheduling;
 mod seccomp;
 mod spawn;
 mod sync;
+mod sys;
 mod timestamp;
 mod trampoline;
 mod tty_proxy;

@@ -2,32 +2,25 @@
 //! `--process` file), and applied in the cloned child just before `execve`.
 //!
 //! Order of application, as runc's `finalizeNamespace`: rlimits and oom_score_adj early (they do
-//! not depend on the rootfs); after pivot_root: the bounding set reduced first (dropping needs CAP_SETPCAP, lost with the uid change), then
-//! supplementary groups, gid and uid with `PR_SET_KEEPCAPS` so the permitted set survives the uid
-//! change, then the effective/permitted/inheritable/ambient sets are set, then
-//! umask and the working directory, and the seccomp filter (see [`apply_late`]). The executable
-//! is resolved through the
+//! not depend on the rootfs); after pivot_root the [`Identity`]: the bounding set reduced first
+//! (dropping needs CAP_SETPCAP, lost with the uid change), then supplementary groups, gid, umask
+//! and the working directory, then the uid with `PR_SET_KEEPCAPS` so the permitted set survives
+//! the uid change, then the effective/permitted/inheritable/ambient sets. Where the seccomp
+//! filter goes in that order is [`Identity`]'s business. The executable is resolved through the
 //! process's own `PATH` before the parent is told the init is ready, so `create` fails with
 //! "executable file not found" instead of a container that dies at `start`.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-/// setrlimit(2)'s resource type: an enum in glibc's headers, an int in musl's.
-#[cfg(target_env = "gnu")]
-type RlimitResource = libc::__rlimit_resource_t;
-#[cfg(not(target_env = "gnu"))]
-type RlimitResource = libc::c_int;
-
 use oci_spec::runtime::{PosixRlimitType, Process};
-
-use std::os::fd::OwnedFd;
 
 use crate::capabilities::CapabilitySets;
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::scheduling;
 use crate::seccomp::SeccompProgram;
+use crate::sys::RlimitResource;
 
 /// One `setrlimit(2)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,17 +164,7 @@ pub(crate) fn apply_early(p: &ProcessConfig) -> Result<()> {
         scheduling::apply_io_priority(prio)?;
     }
     for r in &p.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: r.soft,
-            rlim_max: r.hard,
-        };
-        // SAFETY: setrlimit reads one valid rlimit struct.
-        if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
-            return Err(Error::Sys {
-                syscall: "setrlimit",
-                source: nix::Error::last(),
-            });
-        }
+        crate::sys::setrlimit(r.resource, r.soft, r.hard).map_err(Error::sys("setrlimit"))?;
     }
     Ok(())
 }
@@ -229,79 +212,18 @@ pub(crate) fn resolve_executable(p: &ProcessConfig) -> Result<CString> {
     Err(not_found())
 }
 
-/// What `apply_late` hands back for the exec.
-pub(crate) struct Prepared {
+/// The program to exec, resolved and encoded before any seccomp filter is loaded.
+pub(crate) struct Exec {
+    /// The program, `args[0]` resolved through `PATH`.
+    pub(crate) path: CString,
     /// argv.
     pub(crate) argv: Vec<CString>,
-    /// envp.
+    /// envp (with `HOME` added when the config does not set it).
     pub(crate) envp: Vec<CString>,
-    /// The seccomp listener, when the profile notifies.
-    pub(crate) notify: Option<OwnedFd>,
 }
 
-/// Credentials, capabilities, no_new_privs and the seccomp filter, after pivot_root.
-///
-/// seccomp follows runc (`standard_init_linux.go`): with `noNewPrivileges` the filter is loaded
-/// last, so it constrains as few of hako's own syscalls as possible; without it, loading needs
-/// CAP_SYS_ADMIN, so it goes in before the capabilities are dropped.
-pub(crate) fn apply_late(p: &ProcessConfig, seccomp: Option<&SeccompProgram>) -> Result<Prepared> {
-    use nix::unistd::{Gid, Uid};
-    if p.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().map_err(Error::sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    }
-    let mut notify = None;
-    if let Some(filter) = seccomp.filter(|_| !p.no_new_privileges) {
-        notify = filter.load()?;
-    }
-    if let Some(caps) = &p.capabilities {
-        caps.apply_bounding()?;
-    }
-    let keep_caps = p.capabilities.is_some() && p.uid != 0;
-    if keep_caps {
-        nix::sys::prctl::set_keepcaps(true).map_err(Error::sys("prctl(PR_SET_KEEPCAPS)"))?;
-    }
-    let groups: Vec<Gid> = p
-        .additional_gids
-        .iter()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
-    // setgroups(2) fails with EPERM in a user namespace whose setgroups file says "deny"; runc
-    // then skips it when there are no additional gids to set.
-    if let Err(e) = nix::unistd::setgroups(&groups) {
-        if !(e == nix::Error::EPERM && groups.is_empty()) {
-            return Err(Error::sys("setgroups")(e));
-        }
-    }
-    let gid = Gid::from_raw(p.gid);
-    nix::unistd::setresgid(gid, gid, gid).map_err(Error::sys("setresgid"))?;
-    let uid = Uid::from_raw(p.uid);
-    nix::unistd::setresuid(uid, uid, uid).map_err(Error::sys("setresuid"))?;
-    if keep_caps {
-        nix::sys::prctl::set_keepcaps(false).map_err(Error::sys("prctl(PR_SET_KEEPCAPS)"))?;
-    }
-    if let Some(caps) = &p.capabilities {
-        caps.apply()?;
-    }
-    if let Some(mask) = p.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    }
-    nix::unistd::chdir(&p.cwd).map_err(|e| Error::Io {
-        op: "chdir to process.cwd",
-        path: p.cwd.clone(),
-        source: e.into(),
-    })?;
-    // CVE-2024-21626: a cwd such as /proc/self/fd/N, where N is a descriptor inherited from the
-    // host, lands outside the rootfs. getcwd(3) then fails (the kernel reports the path as
-    // "(unreachable)"), which is the check runc added in 1.1.12.
-    match nix::unistd::getcwd() {
-        Ok(dir) if dir.is_absolute() => {}
-        _ => {
-            return Err(Error::InvalidConfig {
-                field: "process.cwd",
-                reason: format!("{:?} resolves outside the container's root", p.cwd),
-            })
-        }
-    }
+/// Encodes argv and envp (`HOME` from the container's `/etc/passwd` when unset, as runc).
+fn exec_args(p: &ProcessConfig) -> Result<(Vec<CString>, Vec<CString>)> {
     let mut env = p.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_for(p.uid)));
@@ -320,8 +242,150 @@ pub(crate) fn apply_late(p: &ProcessConfig, seccomp: Option<&SeccompProgram>) ->
         .map(to_c("process.args"))
         .collect::<Result<_>>()?;
     let envp = env.iter().map(to_c("process.env")).collect::<Result<_>>()?;
-    if let Some(filter) = seccomp.filter(|_| p.no_new_privileges) {
-        notify = filter.load()?;
+    Ok((argv, envp))
+}
+
+/// The process's identity, applied in the order the kernel requires (runc's
+/// `finalizeNamespace`, crun's `libcrun_set_caps`), split around the seccomp filter.
+///
+/// A filter loaded without no_new_privs needs CAP_SYS_ADMIN (seccomp(2), EACCES), which the uid
+/// change and capset(2) take away: then the filter goes in between [`Identity::privileged`]
+/// and [`Identity::unprivileged`]. With `noNewPrivileges` (or no filter) both run before it and
+/// the filter is the last thing before the init reports ready. Everything that is a check
+/// (cwd, `getcwd`, `PATH` lookup) happens before the filter either way: the profile restricts
+/// the user's program, not hako's set-up (crun orders it so too; runc 1.1 loads the filter
+/// before its chdir when `noNewPrivileges` is false).
+pub(crate) struct Identity<'a> {
+    p: &'a ProcessConfig,
+    /// The filter must be loaded while still privileged (a filter without no_new_privs).
+    filter_first: bool,
+    /// chdir as root was refused (EACCES/EPERM): retried as the user, as runc does.
+    cwd_pending: bool,
+}
+
+impl<'a> Identity<'a> {
+    /// The identity of `p`, which is filtered by `seccomp` (if any).
+    pub(crate) fn new(p: &'a ProcessConfig, seccomp: Option<&SeccompProgram>) -> Self {
+        Identity {
+            p,
+            filter_first: seccomp.is_some() && !p.no_new_privileges,
+            cwd_pending: false,
+        }
     }
-    Ok(Prepared { argv, envp, notify })
+
+    /// Whether [`Identity::unprivileged`] must wait until the filter is loaded.
+    pub(crate) fn filter_first(&self) -> bool {
+        self.filter_first
+    }
+
+    /// no_new_privs, the bounding set (needs CAP_SETPCAP, so before the uid change), an empty
+    /// ambient set, keep-caps, supplementary groups, gid, uid 0 (when that is the uid), umask
+    /// and the working directory (entered as root first, as runc does, and checked with
+    /// getcwd(3)). Nothing here gives up CAP_SYS_ADMIN.
+    pub(crate) fn privileged(&mut self) -> Result<()> {
+        use nix::unistd::Gid;
+        let p = self.p;
+        if p.no_new_privileges {
+            nix::sys::prctl::set_no_new_privs()
+                .map_err(Error::sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        }
+        if let Some(caps) = &p.capabilities {
+            caps.apply_bounding()?;
+            caps.clear_ambient()?;
+        }
+        if self.keep_caps() {
+            nix::sys::prctl::set_keepcaps(true).map_err(Error::sys("prctl(PR_SET_KEEPCAPS)"))?;
+        }
+        let groups: Vec<Gid> = p
+            .additional_gids
+            .iter()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        // setgroups(2) fails with EPERM in a user namespace whose setgroups file says "deny";
+        // runc then skips it when there are no additional gids to set.
+        if let Err(e) = nix::unistd::setgroups(&groups) {
+            if !(e == nix::Error::EPERM && groups.is_empty()) {
+                return Err(Error::sys("setgroups")(e));
+            }
+        }
+        let gid = Gid::from_raw(p.gid);
+        nix::unistd::setresgid(gid, gid, gid).map_err(Error::sys("setresgid"))?;
+        if p.uid == 0 {
+            // Staying root changes no capability (capabilities(7), "Effect of user ID changes
+            // on capabilities"): no reason to wait for the filter.
+            set_uid(0)?;
+        }
+        if let Some(mask) = p.umask {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+        }
+        match nix::unistd::chdir(&p.cwd) {
+            Ok(()) => check_cwd(&p.cwd)?,
+            // runc: a directory only the container's user may enter (a volume chowned to it)
+            // is entered after the user change.
+            Err(nix::Error::EACCES | nix::Error::EPERM) => self.cwd_pending = true,
+            Err(e) => return Err(chdir_error(&p.cwd, e)),
+        }
+        Ok(())
+    }
+
+    /// A non-zero uid, then the effective/permitted/inheritable/ambient capabilities: what gives
+    /// up CAP_SYS_ADMIN. Then a working directory root could not enter.
+    pub(crate) fn unprivileged(&mut self) -> Result<()> {
+        let p = self.p;
+        if p.uid != 0 {
+            set_uid(p.uid)?;
+        }
+        if self.keep_caps() {
+            nix::sys::prctl::set_keepcaps(false).map_err(Error::sys("prctl(PR_SET_KEEPCAPS)"))?;
+        }
+        if let Some(caps) = &p.capabilities {
+            caps.apply()?;
+        }
+        if std::mem::take(&mut self.cwd_pending) {
+            nix::unistd::chdir(&p.cwd).map_err(|e| chdir_error(&p.cwd, e))?;
+            check_cwd(&p.cwd)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves the program and encodes argv and envp: after [`Identity::unprivileged`] when it
+    /// comes before the filter, so that `PATH` is searched with the user's permissions.
+    pub(crate) fn exec(&self) -> Result<Exec> {
+        let (argv, envp) = exec_args(self.p)?;
+        Ok(Exec {
+            path: resolve_executable(self.p)?,
+            argv,
+            envp,
+        })
+    }
+
+    fn keep_caps(&self) -> bool {
+        self.p.capabilities.is_some() && self.p.uid != 0
+    }
+}
+
+fn set_uid(uid: u32) -> Result<()> {
+    let uid = nix::unistd::Uid::from_raw(uid);
+    nix::unistd::setresuid(uid, uid, uid).map_err(Error::sys("setresuid"))
+}
+
+fn chdir_error(cwd: &Path, e: nix::Error) -> Error {
+    Error::Io {
+        op: "chdir to process.cwd",
+        path: cwd.to_path_buf(),
+        source: e.into(),
+    }
+}
+
+/// CVE-2024-21626: a cwd such as /proc/self/fd/N, where N is a descriptor inherited from the
+/// host, lands outside the rootfs. getcwd(3) then fails (the kernel reports the path as
+/// "(unreachable)"), which is the check runc added in 1.1.12.
+fn check_cwd(cwd: &Path) -> Result<()> {
+    match nix::unistd::getcwd() {
+        Ok(dir) if dir.is_absolute() => Ok(()),
+        _ => Err(Error::InvalidConfig {
+            field: "process.cwd",
+            reason: format!("{cwd:?} resolves outside the container's root"),
+        }),
+    }
 }

@@ -92,12 +92,7 @@ pub(crate) fn sched_attr(s: &Scheduler) -> Result<SchedAttr> {
 
 /// Applies a scheduling policy to the calling thread.
 pub(crate) fn apply_sched(attr: &SchedAttr) -> Result<()> {
-    // SAFETY: sched_setattr reads one sched_attr of the size it carries; pid 0 is the caller.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) };
-    if rc != 0 {
-        return Err(Error::sys("sched_setattr")(nix::Error::last()));
-    }
-    Ok(())
+    crate::sys::sched_setattr(attr).map_err(Error::sys("sched_setattr"))
 }
 
 /// Converts `process.ioPriority` to ioprio_set(2)'s value: class << 13 | level.
@@ -119,13 +114,7 @@ pub(crate) fn io_priority(p: &LinuxIOPriority) -> Result<i32> {
 
 /// Applies an I/O priority to the calling process.
 pub(crate) fn apply_io_priority(value: i32) -> Result<()> {
-    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
-    // SAFETY: ioprio_set takes three integers.
-    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
-    if rc != 0 {
-        return Err(Error::sys("ioprio_set")(nix::Error::last()));
-    }
-    Ok(())
+    crate::sys::ioprio_set(value).map_err(Error::sys("ioprio_set"))
 }
 
 /// Converts `linux.personality` (flags are refused: the spec defines none that runc applies).
@@ -143,12 +132,7 @@ pub(crate) fn personality(p: &LinuxPersonality) -> Result<libc::c_ulong> {
 
 /// Sets the execution domain (personality(2)).
 pub(crate) fn apply_personality(persona: libc::c_ulong) -> Result<()> {
-    // SAFETY: personality takes one integer and changes only this process's execution domain.
-    let rc = unsafe { libc::personality(persona) };
-    if rc < 0 {
-        return Err(Error::sys("personality")(nix::Error::last()));
-    }
-    Ok(())
+    crate::sys::personality(persona).map_err(Error::sys("personality"))
 }
 
 #[cfg(test)]

@@ -32,6 +32,36 @@ pub(crate) fn assert_single_threaded() -> Result<()> {
     }
 }
 
+/// Flags that would break the fork semantics every clone here relies on, refused by
+/// [`fork_flags`]: a shared address space (`CLONE_VM`, and `CLONE_THREAD`/`CLONE_SIGHAND`,
+/// which need it; `CLONE_VFORK` suspends us while the child runs on our memory), pointers the
+/// kernel would write through or install (`CLONE_SETTLS`, `CLONE_*TID`, `CLONE_PIDFD`: the
+/// calls pass null for all of them), and a shared descriptor table (`CLONE_FILES`: the child's
+/// drops of `OwnedFd`s would close the parent's).
+const NOT_FORK: CloneFlags = CloneFlags::CLONE_VM
+    .union(CloneFlags::CLONE_VFORK)
+    .union(CloneFlags::CLONE_THREAD)
+    .union(CloneFlags::CLONE_SIGHAND)
+    .union(CloneFlags::from_bits_retain(libc::CLONE_SETTLS))
+    .union(CloneFlags::from_bits_retain(libc::CLONE_PARENT_SETTID))
+    .union(CloneFlags::from_bits_retain(libc::CLONE_CHILD_SETTID))
+    .union(CloneFlags::from_bits_retain(libc::CLONE_CHILD_CLEARTID))
+    .union(CloneFlags::CLONE_FILES)
+    .union(CloneFlags::from_bits_retain(libc::CLONE_PIDFD));
+
+/// Checks `flags` against [`NOT_FORK`]: the SAFETY arguments of [`clone`] and
+/// [`clone_into_cgroup`] hold only without them.
+fn fork_flags(flags: CloneFlags) -> Result<CloneFlags> {
+    let bad = flags.intersection(NOT_FORK);
+    if bad.is_empty() {
+        Ok(flags)
+    } else {
+        Err(Error::CloneFlags {
+            flags: bad.bits() as u64,
+        })
+    }
+}
+
 /// What a clone returned.
 pub(crate) enum Forked {
     /// In the parent: the child's pid.
@@ -65,6 +95,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `cgroup.procs` write fewer. Returns whether that happened: on kernels or hierarchies that
 /// refuse it, this falls back to a plain clone and the caller moves the child itself.
 fn clone_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<(Forked, bool)> {
+    let flags = fork_flags(flags)?;
     assert_single_threaded()?;
     let tid_known = musl_tid::layout_known();
     let args = CloneArgs {
@@ -74,8 +105,9 @@ fn clone_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<(Forke
         ..CloneArgs::default()
     };
     // SAFETY: as for `clone`: fork semantics (stack 0 means the child runs on a copy of the
-    // caller's stack), a single-threaded caller, and `args` is a valid clone_args of the size
-    // passed, alive for the call.
+    // caller's stack; `fork_flags` refused every flag that would share memory or write through
+    // the zeroed pointers of `args`), a single-threaded caller, and `args` is a valid
+    // clone_args of the size passed, alive for the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -141,8 +173,7 @@ fn child_started(tid_known: bool) -> Forked {
     std::panic::set_hook(Box::new(|info| {
         // Not eprintln!, which panics (and so aborts) when stderr is a closed pipe.
         let _ = writeln!(std::io::stderr(), "hako: {info}");
-        // SAFETY: _exit ends this process at once; nothing of the parent's is touched.
-        unsafe { libc::_exit(134) }
+        crate::sys::exit_now(134)
     }));
     Forked::Child
 }
@@ -194,14 +225,15 @@ mod musl_tid {
 
 /// clone(2) without a new stack (fork semantics) and with `flags` added to SIGCHLD.
 pub(crate) fn clone(flags: CloneFlags) -> Result<Forked> {
+    let flags = fork_flags(flags)?;
     assert_single_threaded()?;
     let tid_known = musl_tid::layout_known();
     let raw = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: with a null stack, clone behaves as fork(2): the child gets a copy-on-write copy of
-    // this single-threaded address space (checked above) and returns 0. No CLONE_VM, CLONE_VFORK,
-    // CLONE_SETTLS or CLONE_*TID flag is passed (callers pass CLONE_NEW* flags from the
-    // namespaces crate, or CLONE_PARENT, which only changes who the parent is), so the null
-    // pointers for ptid, ctid and tls are never used.
+    // this single-threaded address space (checked above) and returns 0. `fork_flags` refused
+    // CLONE_VM, CLONE_VFORK, CLONE_SETTLS, CLONE_*TID and CLONE_PIDFD (callers pass CLONE_NEW*
+    // flags from the namespaces crate, or CLONE_PARENT, which only changes who the parent is),
+    // so the null pointers for ptid, ctid and tls are never used.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -225,4 +257,31 @@ pub(crate) fn clone(flags: CloneFlags) -> Result<Forked> {
 /// caller must not be a pid namespace's init (clone(2): EINVAL), which the child never is.
 pub(crate) fn fork_sibling() -> Result<Forked> {
     clone(CloneFlags::CLONE_PARENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_that_break_fork_semantics_are_refused() {
+        for bad in [
+            CloneFlags::CLONE_VM,
+            CloneFlags::CLONE_VFORK,
+            CloneFlags::CLONE_THREAD | CloneFlags::CLONE_SIGHAND | CloneFlags::CLONE_VM,
+            CloneFlags::from_bits_retain(libc::CLONE_SETTLS),
+            CloneFlags::from_bits_retain(libc::CLONE_CHILD_CLEARTID),
+            CloneFlags::CLONE_FILES,
+            CloneFlags::from_bits_retain(libc::CLONE_PIDFD),
+        ] {
+            let flags = CloneFlags::CLONE_NEWNS | bad;
+            match clone(flags) {
+                Err(Error::CloneFlags { flags }) => assert_eq!(flags, bad.bits() as u64),
+                Err(e) => panic!("{bad:?}: wrong error {e}"),
+                Ok(Forked::Child) => crate::sys::exit_now(0),
+                Ok(Forked::Parent(pid)) => panic!("{bad:?} was cloned as {pid}"),
+            }
+        }
+        assert!(fork_flags(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_PARENT).is_ok());
+    }
 }

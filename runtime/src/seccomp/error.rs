@@ -40,6 +40,17 @@ pub enum SeccompError {
     /// `SCMP_ACT_NOTIFY` is used but nobody would receive the listener fd.
     #[error("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath")]
     NotifyWithoutListener,
+    /// `SCMP_ACT_NOTIFY` as `defaultAction`: the init's own syscalls after loading the filter
+    /// would wait on a listener nobody holds yet (runc's refusal, in its words).
+    #[error("SCMP_ACT_NOTIFY cannot be used as default action")]
+    NotifyAsDefault,
+    /// `SCMP_ACT_NOTIFY` on a syscall the init needs to hand the listener fd over (runc
+    /// refuses `write` in these words; hako's init also needs `sendmsg`).
+    #[error("SCMP_ACT_NOTIFY cannot be used for the {name} syscall")]
+    NotifyOnNeededSyscall {
+        /// The syscall's name.
+        name: String,
+    },
     /// `listenerPath` must be absolute (an `AF_UNIX` path outside the container).
     #[error("linux.seccomp.listenerPath: {path} is not absolute")]
     ListenerPathRelative {

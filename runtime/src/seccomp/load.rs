@@ -6,11 +6,12 @@
 //! The kernel refuses the filter with EACCES unless the caller has no_new_privs set or
 //! CAP_SYS_ADMIN in its user namespace (seccomp(2), "SECCOMP_SET_MODE_FILTER").
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 
 use super::bpf::Insn;
 use super::profile::Flags;
 use super::SeccompError;
+use crate::sys;
 
 /// The `flags` argument for a profile's flags; `notify` when the profile uses
 /// `SCMP_ACT_NOTIFY` (the listener is then created).
@@ -48,38 +49,18 @@ pub(super) fn install(
     filter: &[Insn],
     flags: libc::c_ulong,
 ) -> Result<Option<OwnedFd>, SeccompError> {
-    let fail = |source| SeccompError::Load { flags, source };
-    let len = u16::try_from(filter.len())
-        .map_err(|_| fail(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
-    let prog = libc::sock_fprog {
-        len,
-        filter: filter.as_ptr().cast_mut(),
+    let fail = |e: nix::Error| SeccompError::Load {
+        flags,
+        source: std::io::Error::from_raw_os_error(e as i32),
     };
-    // SAFETY: `prog` points at `len` initialised `sock_filter`s borrowed for the whole call; the
-    // kernel copies the program before returning and never writes through the pointer. The
-    // other arguments are plain integers.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            flags,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    if ret < 0 {
-        return Err(fail(std::io::Error::last_os_error()));
-    }
+    let ret = sys::seccomp_set_mode_filter(flags, filter).map_err(fail)?;
     if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
         if ret > 0 {
             // TSYNC without a listener: `ret` is the tid of a thread that could not be
             // synchronised, and no filter was installed.
-            return Err(fail(std::io::Error::from_raw_os_error(libc::ESRCH)));
+            return Err(fail(nix::Error::ESRCH));
         }
         return Ok(None);
     }
-    let fd =
-        RawFd::try_from(ret).map_err(|_| fail(std::io::Error::from_raw_os_error(libc::EBADF)))?;
-    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER a successful seccomp(2) returns a new
-    // descriptor that nothing else in this process knows of; ownership passes to the OwnedFd.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+    sys::seccomp_listener(ret).map(Some).map_err(fail)
 }

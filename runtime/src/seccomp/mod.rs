@@ -16,17 +16,21 @@
 //! The tests run the generated programs through a cBPF interpreter (every operator at its
 //! 32/64-bit boundaries) and load them in forked children to watch each action for real.
 //!
-//! **When to load (the lead wires this into init.rs / exec.rs).** runc (libcontainer
-//! `standard_init_linux.go`, `setns_init_linux.go`): with `noNewPrivileges` the filter is
-//! loaded as late as possible, after capabilities are dropped and no_new_privs is set, so the
-//! profile constrains as few of the runtime's own syscalls as possible; without
-//! `noNewPrivileges` it must be loaded *before* capabilities are dropped, because installing a
-//! filter without no_new_privs needs CAP_SYS_ADMIN (seccomp(2), EACCES). Either way it is loaded
-//! before the init reports ready, so that the listener fd can travel to the parent, which
-//! alone can reach `listenerPath` (the child is already pivoted into the rootfs): the parent
-//! then calls [`send_to_listener`] with the container's state. Whatever the init does after
-//! loading (reporting, waiting on the exec fifo, startContainer hooks, `execve`) runs under the
-//! filter: a profile that denies or notifies those syscalls stops the container, as with runc.
+//! **When to load** (`init::become_process`, for the init and `exec`). The profile restricts
+//! the user's program, not hako's set-up: every check and preparation (cwd and its getcwd
+//! check, `PATH` lookup, trampoline, close-on-exec sweep, signal reset) comes before the filter.
+//! With `noNewPrivileges` the filter is loaded last, after the whole identity; without it,
+//! installing a filter needs CAP_SYS_ADMIN (seccomp(2), EACCES), so it goes in before the
+//! non-zero uid and capset(2) that give it up (runc loads it before all of its
+//! `finalizeNamespace`, crun before its capabilities and signals: hako constrains less of its
+//! own work than either). Either way it is loaded before the init reports ready, so that the
+//! listener fd can travel to the parent, which alone can reach `listenerPath` (the child is
+//! already pivoted into the rootfs): the parent then calls [`send_to_listener`] with the
+//! container's state. Whatever the init does after loading (capset, reporting, waiting on the
+//! exec fifo, startContainer hooks, `execve`) runs under the filter: a profile that denies those
+//! stops the container, as with runc; one that notifies what the init needs before the
+//! listener fd has left it (`SCMP_ACT_NOTIFY` as default action, or on `write`/`sendmsg`) is
+//! refused, as runc does.
 
 mod arch;
 mod bpf;

@@ -263,8 +263,8 @@ impl Profile {
             }
             rules.push(Rule { action, conditions });
         }
-        let notifies =
-            default == Action::Notify || rules.iter().any(|r| r.action == Action::Notify);
+        check_notify(default, &rules, &entries)?;
+        let notifies = rules.iter().any(|r| r.action == Action::Notify);
         let listener = if notifies {
             let path = spec
                 .listener_path()
@@ -289,6 +289,30 @@ impl Profile {
             entries,
             listener,
         })
+    }
+}
+
+/// Syscalls the init itself makes between loading the filter and handing the listener fd to
+/// the parent: notified, they would wait for an agent that has no fd yet, and `create` would
+/// hang. `write` is runc's (its init writes the fd to its parent); hako's init sends it with
+/// `sendmsg` (runc 1.1.5 accepts `SCMP_ACT_NOTIFY` on sendmsg, which its init does not use).
+const NEEDED_BEFORE_LISTENER: &[&str] = &["write", "sendmsg"];
+
+/// Refuses the `SCMP_ACT_NOTIFY` profiles that would hang the init, with runc's reasons
+/// (libcontainer/seccomp `InitSeccomp`): as the default action (that covers every syscall the
+/// init still makes), and on the syscalls of [`NEEDED_BEFORE_LISTENER`].
+fn check_notify(default: Action, rules: &[Rule], entries: &[Entry]) -> Result<(), SeccompError> {
+    if default == Action::Notify {
+        return Err(SeccompError::NotifyAsDefault);
+    }
+    let refused = entries.iter().find(|e| {
+        rules[e.rule].action == Action::Notify && NEEDED_BEFORE_LISTENER.contains(&e.name.as_str())
+    });
+    match refused {
+        Some(e) => Err(SeccompError::NotifyOnNeededSyscall {
+            name: e.name.clone(),
+        }),
+        None => Ok(()),
     }
 }
 

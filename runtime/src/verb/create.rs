@@ -131,6 +131,8 @@ pub(crate) fn create_with_console(
     console: Option<OwnedFd>,
 ) -> Result<Created> {
     state::validate_id(&opts.id)?;
+    // Before hako opens anything that could fill a hole in the range (see fds.rs).
+    fds::check_preserved(opts.preserve_fds + listen_fds())?;
     let bundle =
         std::fs::canonicalize(&opts.bundle).map_err(Error::io("resolve bundle", &opts.bundle))?;
     // containerd gives `root.path` relative to the bundle and runs us in it; resolve from there.

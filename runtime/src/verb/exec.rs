@@ -21,7 +21,7 @@ use crate::process::{self, ProcessConfig};
 use crate::spawn::{self, Forked};
 use crate::state::{Status, Store};
 use crate::sync::{self, Message, RemoteError, SyncSocket};
-use crate::trampoline::{self, Trampoline};
+use crate::trampoline;
 use crate::tty_proxy::TtyProxy;
 use crate::verb::create::{forward_seccomp_listener, write_pid_file};
 use crate::wait::SignalForwarder;
@@ -147,6 +147,8 @@ fn build_process(
 
 /// Runs the process; returns its exit code (0 with `--detach`).
 pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
+    // Before hako opens anything that could fill a hole in the range (see fds.rs).
+    fds::check_preserved(opts.preserve_fds)?;
     let locked = store.load(&opts.id)?;
     let status = locked.status();
     match status {
@@ -252,8 +254,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             let _ = child_sock.send(&Message::Error {
                 chain: RemoteError::chain_of(&err),
             });
-            // SAFETY: _exit ends the child without running the parent's destructors.
-            unsafe { libc::_exit(1) }
+            crate::sys::exit_now(1)
         }
         Forked::Parent(pid) => {
             drop(child_sock);
@@ -347,10 +348,16 @@ fn child(
     init::not_dumpable()?;
     match sock.recv()? {
         Some(Message::Go { .. }) => {}
-        // SAFETY: the parent is gone; _exit without the parent's destructors.
-        _ => unsafe { libc::_exit(1) },
+        // The parent is gone: nobody to report to.
+        _ => crate::sys::exit_now(1),
     }
     namespaces.join()?;
+    if !nix::unistd::getuid().is_root() {
+        // Root on the host, unmapped in the container's user namespace we just joined (the
+        // overflow uid): become its root before making anything (the trampoline's file under
+        // vm.memfd_noexec=2 would fail with EOVERFLOW).
+        init::become_namespace_root()?;
+    }
     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
     process::apply_early(p)?;
     if p.terminal {
@@ -361,21 +368,6 @@ fn child(
     if !lsm.is_empty() {
         lsm.apply_exec_labels(std::path::Path::new("/proc/thread-self/attr"))?;
     }
-    // Made while no seccomp filter can refuse memfd_create yet (see trampoline.rs).
-    let trampoline = Trampoline::new()?.map(|t| t.move_above(high)).transpose()?;
-    let prepared = process::apply_late(p, seccomp)?;
-    if let Some(fd) = &prepared.notify {
-        sock.send_with_fd(&Message::SeccompNotify, fd.as_fd())?;
-    }
-    let path = process::resolve_executable(p)?;
-    fds::cloexec_from(high)?;
-    for fd in 3..high {
-        fds::keep_on_exec(fd)?;
-    }
-    init::reset_signals()?;
-    let e = trampoline::exec(trampoline.as_ref(), &path, &prepared.argv, &prepared.envp);
-    Err(Error::Sys {
-        syscall: "execve",
-        source: e,
-    })
+    let (exec, trampoline) = init::become_process(p, seccomp, high, sock)?;
+    Err(trampoline::exec(trampoline.as_ref(), &exec))
 }

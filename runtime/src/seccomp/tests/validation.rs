@@ -49,11 +49,45 @@ fn invalid_profiles_are_refused_with_the_field() {
     let e = refused(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}));
     assert!(matches!(e, SeccompError::NotifyWithoutListener), "{e:?}");
-    let e = refused(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "agent.sock"}));
+    let e = refused(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "agent.sock",
+        "syscalls": [{"names": ["mknod"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
     assert!(
         matches!(e, SeccompError::ListenerPathRelative { .. }),
         "{e:?}"
     );
+}
+
+/// Issue 12, item 10: profiles whose notified syscalls the init needs before the listener fd
+/// reaches the agent would hang `create`; refused in runc's words.
+#[test]
+fn notify_that_would_hang_the_init_is_refused() {
+    let e = refused(
+        json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/a.sock",
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}),
+    );
+    assert_eq!(
+        e.to_string(),
+        "SCMP_ACT_NOTIFY cannot be used as default action"
+    );
+    for name in ["write", "sendmsg"] {
+        let e = refused(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+            "syscalls": [{"names": ["mknod", name], "action": "SCMP_ACT_NOTIFY",
+                          "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("SCMP_ACT_NOTIFY cannot be used for the {name} syscall")
+        );
+    }
+    // Other actions on those syscalls, and NOTIFY elsewhere, stay fine.
+    SeccompProgram::from_spec(&spec(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/a.sock",
+        "syscalls": [{"names": ["write", "sendmsg"], "action": "SCMP_ACT_ERRNO"},
+                     {"names": ["mknod"], "action": "SCMP_ACT_NOTIFY"}]})))
+    .expect("valid");
 }
 
 #[test]
