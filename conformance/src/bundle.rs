@@ -89,6 +89,11 @@ impl<'a> Bundle<'a> {
         Ok(())
     }
 
+    /// The context this bundle belongs to.
+    pub fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+
     /// Runs the runtime with `args`.
     pub fn runtime(&self, args: &[&str]) -> Result<Run> {
         self.ctx.rt.run(args, None)
@@ -111,12 +116,17 @@ impl<'a> Bundle<'a> {
 
     /// `create` with another bundle path (for bad-bundle cases), without writing anything.
     pub fn create_from(&self, bundle: &str) -> Result<Run> {
+        self.create_via(&self.ctx.rt, bundle)
+    }
+
+    /// `create` of `bundle` through `rt` (a wrapper around the runtime under test).
+    pub fn create_via(&self, rt: &crate::runtime::Runtime, bundle: &str) -> Result<Run> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.out_file())?;
         let pid_file = self.pid_file().to_string_lossy().into_owned();
-        self.ctx.rt.run(
+        rt.run(
             &[
                 "create",
                 "--bundle",
@@ -280,7 +290,10 @@ pub fn judge(out: &str) -> Outcome {
         if skips.is_empty() {
             return Outcome::Fail("the checker ran no check".into());
         }
-        return Outcome::Skip(skips.join("; "));
+        return Outcome::Skip(crate::case::Probe::new(
+            "inside the container",
+            skips.join("; "),
+        ));
     }
     Outcome::Pass
 }
@@ -326,7 +339,10 @@ mod tests {
             Outcome::Fail(_)
         ));
         let skipped = "@conf {\"status\":\"skip\",\"check\":\"a\",\"detail\":\"r\"}\n@conf-end\n";
-        assert_eq!(judge(skipped), Outcome::Skip("a: r".into()));
+        assert_eq!(
+            judge(skipped),
+            Outcome::Skip(crate::case::Probe::new("inside the container", "a: r"))
+        );
         assert!(matches!(judge("@conf-end\n"), Outcome::Fail(_)));
     }
 }

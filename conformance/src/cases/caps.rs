@@ -3,7 +3,7 @@
 //! checker derives what execve(2) must leave from the config, so a runtime that skips a set or
 //! adds one it was not asked for fails.
 
-use crate::case::{Case, Outcome};
+use crate::case::{skip, Case};
 use crate::runtime::Kind;
 use serde_json::json;
 
@@ -15,9 +15,10 @@ pub fn cases() -> Vec<Case> {
     for (i, name) in crate::caps::NAMES.iter().enumerate() {
         v.push(Case::new(S, format!("only/{name}"), move |ctx| {
             if ctx.host.bounding & (1u64 << i) == 0 {
-                return Ok(Outcome::Skip(format!(
-                    "the host's bounding set lacks {name}"
-                )));
+                return Ok(skip(
+                    "CapBnd in /proc/self/status of the harness",
+                    format!("the bounding set lacks {name}"),
+                ));
             }
             let mut b = ctx.bundle()?;
             let set = json!([name]);
@@ -59,11 +60,21 @@ pub fn cases() -> Vec<Case> {
         ),
     ];
     for (name, caps, user) in shapes {
-        v.push(Case::check(S, name, &["caps", "user"], move |b| {
+        let mut c = Case::check(S, name, &["caps", "user"], move |b| {
             b.config["process"]["capabilities"] = caps.clone();
             b.config["process"]["user"] = user.clone();
             Ok(None)
-        }));
+        });
+        if name == "sets/default" {
+            c = c.mutate_config("drop CAP_KILL from every set", |cfg| {
+                if let Some(sets) = cfg["process"]["capabilities"].as_object_mut() {
+                    for set in sets.values_mut().filter_map(|s| s.as_array_mut()) {
+                        set.retain(|c| c != "CAP_KILL");
+                    }
+                }
+            });
+        }
+        v.push(c);
     }
     v.push(
         Case::reject(S, "unknown-name-fails", |b| {

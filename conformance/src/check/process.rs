@@ -201,3 +201,27 @@ pub fn oom(c: &mut Checker) {
         .and_then(|s| s.trim().parse::<i64>().ok());
     c.eq("process.oomScoreAdj", Some(want), got);
 }
+
+/// The supplementary groups are `additionalGids` without repeats, each once (runc removes
+/// duplicates; a group listed twice must not show twice in getgroups(2)).
+pub fn groups_exact(c: &mut Checker) {
+    let mut want: Vec<u32> = c.config["process"]["user"]["additionalGids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_u64())
+                .map(|g| g as u32)
+                .collect()
+        })
+        .unwrap_or_default();
+    want.sort_unstable();
+    want.dedup();
+    match nix::unistd::getgroups() {
+        Ok(g) => {
+            let mut got: Vec<u32> = g.iter().map(|g| g.as_raw()).collect();
+            got.sort_unstable();
+            c.eq("process.user.additionalGids.each-once", want, got);
+        }
+        Err(e) => c.fail("process.user.additionalGids.each-once", e.to_string()),
+    }
+}
