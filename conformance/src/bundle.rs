@@ -121,12 +121,26 @@ impl<'a> Bundle<'a> {
 
     /// `create` of `bundle` through `rt` (a wrapper around the runtime under test).
     pub fn create_via(&self, rt: &crate::runtime::Runtime, bundle: &str) -> Result<Run> {
+        self.create_bounded(rt, bundle, crate::runtime::COMMAND_TIMEOUT)
+    }
+
+    /// `create` of `bundle`, killed after `timeout` (an error).
+    pub fn create_within(&self, bundle: &str, timeout: Duration) -> Result<Run> {
+        self.create_bounded(&self.ctx.rt, bundle, timeout)
+    }
+
+    fn create_bounded(
+        &self,
+        rt: &crate::runtime::Runtime,
+        bundle: &str,
+        timeout: Duration,
+    ) -> Result<Run> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.out_file())?;
         let pid_file = self.pid_file().to_string_lossy().into_owned();
-        rt.run(
+        rt.run_within(
             &[
                 "create",
                 "--bundle",
@@ -136,6 +150,7 @@ impl<'a> Bundle<'a> {
                 &self.id,
             ],
             Some(out),
+            timeout,
         )
     }
 
