@@ -108,7 +108,12 @@ impl Runtime {
     }
 
     /// [`Runtime::run`], killed after `timeout` instead.
-    pub fn run_within(&self, args: &[&str], stdout: Option<File>, timeout: Duration) -> Result<Run> {
+    pub fn run_within(
+        &self,
+        args: &[&str],
+        stdout: Option<File>,
+        timeout: Duration,
+    ) -> Result<Run> {
         let (out, keep) = match stdout {
             Some(f) => (f, false),
             None => (tempfile::tempfile()?, true),

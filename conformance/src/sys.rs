@@ -132,3 +132,10 @@ impl Drop for Persona {
         unsafe { libc::personality(self.0 as libc::c_ulong) };
     }
 }
+
+/// Takes ownership of a descriptor this process just received (SCM_RIGHTS), to close it.
+pub fn own_fd(raw: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed `raw` in this process for the caller, and nothing else
+    // owns it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}

@@ -106,12 +106,18 @@ fn namespace_cases() -> Vec<Case> {
             // Mount ids (mountinfo's first field): the paths of the same mounts read
             // differently from inside the container's root.
             let ids = |t: &str| -> Vec<String> {
-                t.lines().filter_map(|l| l.split(' ').next().map(String::from)).collect()
+                t.lines()
+                    .filter_map(|l| l.split(' ').next().map(String::from))
+                    .collect()
             };
             let old = ids(&before);
             let added: Vec<&str> = after
                 .lines()
-                .filter(|l| l.split(' ').next().is_some_and(|id| !old.iter().any(|o| o == id)))
+                .filter(|l| {
+                    l.split(' ')
+                        .next()
+                        .is_some_and(|id| !old.iter().any(|o| o == id))
+                })
                 .collect();
             expect(
                 added.is_empty(),
@@ -178,6 +184,66 @@ fn refused_before_hooks(ctx: &crate::ctx::Ctx, bad: Value) -> Result<Outcome> {
     )
 }
 
+/// `(name, count, size)` of the large-annotation cases: what Kubernetes allows per object
+/// (256 KiB) and more (1 MiB).
+const LARGE: [(&str, usize, usize); 2] = [("100x1000", 100, 1000), ("1MiB", 1024, 1024)];
+
+/// Accepts one connection on `listener` (bounded) and reads the container process state a
+/// runtime sends with the seccomp listener fd (config-linux.md "Seccomp", listenerPath);
+/// received descriptors are closed.
+fn receive_state(listener: &std::os::unix::net::UnixListener) -> Result<Value> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let mut pfd = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(listener),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    ensure!(
+        nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(20_000u16))? > 0,
+        "no runtime connected to the listener within 20 s"
+    );
+    let (mut stream, _) = listener.accept()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let (n, fds) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(f) = c {
+                fds.extend(f);
+            }
+        }
+        (msg.bytes, fds)
+    };
+    for fd in fds {
+        drop(crate::sys::own_fd(fd));
+    }
+    // A stream: the rest of a large state follows the first read; the runtime may keep the
+    // connection open, so read until the JSON is complete (or the runtime closes it).
+    buf.truncate(n);
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
+            return Ok(v);
+        }
+        let got = stream.read(&mut chunk)?;
+        if got == 0 {
+            let len = buf.len();
+            return serde_json::from_slice(&buf)
+                .with_context(|| format!("the listener's message of {len} bytes"));
+        }
+        buf.extend_from_slice(&chunk[..got]);
+    }
+}
+
 /// `n` annotations of `size` bytes each.
 fn annotations(b: &mut Bundle, n: usize, size: usize) {
     for i in 0..n {
@@ -189,7 +255,54 @@ fn annotations(b: &mut Bundle, n: usize, size: usize) {
 /// get the state on stdin. Kubernetes allows 256 KiB of annotations per object.
 fn state_cases() -> Vec<Case> {
     let mut v = Vec::new();
-    for (name, n, size) in [("100x1000", 100usize, 1000usize), ("1MiB", 1024, 1024)] {
+    for (name, n, size) in LARGE {
+        v.push(Case::new(
+            "seccomp",
+            format!("listener-state/annotations-{name}"),
+            move |ctx| {
+                let mut b = ctx.bundle()?;
+                annotations(&mut b, n, size);
+                let sock = b.dir.join("listener.sock");
+                let listener = std::os::unix::net::UnixListener::bind(&sock)?;
+                // NOTIFY on a system call nothing here makes: the runtime hands the listener
+                // over with the state, and no syscall ever waits on it.
+                b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "architectures": ["SCMP_ARCH_X86_64"], "listenerPath": sock,
+                    "syscalls": [{"names": ["getcpu"], "action": "SCMP_ACT_NOTIFY"}]});
+                let got = std::thread::spawn(move || receive_state(&listener));
+                let c = b.create()?;
+                if !c.success() {
+                    // Unblock the accept if the runtime never connected.
+                    let _ = std::os::unix::net::UnixStream::connect(&sock);
+                    let _ = got.join();
+                    return Ok(Outcome::Fail(format!("create failed: {}", c.stderr.trim())));
+                }
+                // Some runtimes load the filter (and so send the listener) at start.
+                let s = b.start()?;
+                if !s.success() {
+                    let _ = std::os::unix::net::UnixStream::connect(&sock);
+                    let _ = got.join();
+                    return Ok(Outcome::Fail(format!("start failed: {}", s.stderr.trim())));
+                }
+                let st = got
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("listener thread panicked"))??;
+                let found = st["state"]["annotations"].as_object().map_or(0, |a| {
+                    a.iter()
+                        .filter(|(k, v)| {
+                            k.starts_with("org.example.large.")
+                                && v.as_str().is_some_and(|s| s.len() == size)
+                        })
+                        .count()
+                });
+                expect(
+                    found == n,
+                    format!("the listener got {found} of the {n} annotations of {size} bytes"),
+                )
+            },
+        ));
+    }
+    for (name, n, size) in LARGE {
         v.push(Case::new("hooks", format!("state-on-stdin/annotations-{name}"), move |ctx| {
             let mut b = ctx.bundle()?;
             annotations(&mut b, n, size);
@@ -231,14 +344,19 @@ fn seccomp_cases() -> Vec<Case> {
         // The profile is the container process's, not the runtime's: without no_new_privs
         // the filter must be loaded while the runtime still has CAP_SYS_ADMIN, and whatever it
         // does afterwards must not depend on what the profile denies.
-        Case::check("seccomp", "denies-runtime-setup-syscalls", &["seccomp", "cwd"], |b| {
-            b.config["process"]["noNewPrivileges"] = json!(false);
-            b.config["process"]["cwd"] = json!("/tmp");
-            b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        Case::check(
+            "seccomp",
+            "denies-runtime-setup-syscalls",
+            &["seccomp", "cwd"],
+            |b| {
+                b.config["process"]["noNewPrivileges"] = json!(false);
+                b.config["process"]["cwd"] = json!("/tmp");
+                b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
                 "syscalls": [{"names": ["getcwd", "chdir", "fchdir", "getcpu"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42}]});
-            b.annotate("org.hako.conformance.getcpu:0", "errno=42");
-            Ok(None)
-        }),
+                b.annotate("org.hako.conformance.getcpu:0", "errno=42");
+                Ok(None)
+            },
+        ),
         // runc: "SCMP_ACT_NOTIFY cannot be used as default action" (a notified syscall of the
         // runtime's own set-up would wait on a listener nobody holds yet).
         Case::reject("seccomp", "notify-default-action-fails", |b| {
