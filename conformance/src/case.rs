@@ -138,6 +138,11 @@ impl Case {
         self.mutant(Mutation::Behave(m))
     }
 
+    /// The documented reason runtime `kind` fails this case, if any.
+    pub fn note_for(&self, kind: Kind) -> Option<&'static str> {
+        self.notes.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n)
+    }
+
     /// `section/name`.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.section, self.name)

@@ -26,7 +26,6 @@ mod selftest;
 mod sys;
 
 use anyhow::{bail, Context, Result};
-use case::Outcome;
 use clap::Parser;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -111,15 +110,8 @@ fn run(args: Args) -> Result<bool> {
         Some(selftest::run(&ctx, &mutant, &spec, &cases, &mut report)?)
     } else {
         for c in &cases {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.body)(&ctx)))
-                .unwrap_or_else(|_| Ok(Outcome::Fail("the case panicked".into())))
-                .unwrap_or_else(|e| Outcome::Fail(format!("{e:#}")));
-            let note = c
-                .notes
-                .iter()
-                .find(|(k, _)| *k == ctx.rt.kind)
-                .map(|(_, n)| *n);
-            report.record(c.section, &c.name, &outcome, note);
+            let outcome = selftest::outcome(&ctx, c);
+            report.record(c.section, &c.name, &outcome, c.note_for(ctx.rt.kind));
         }
         None
     };

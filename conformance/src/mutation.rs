@@ -368,22 +368,22 @@ fn wrong_state(call: &Call, m: Misbehaviour) -> i32 {
     code
 }
 
+/// The bundle directory (from `state ID`) and its config.json as it is now.
+fn bundle_config(call: &Call, vi: usize, id: &str) -> Option<(String, Value)> {
+    let mut state: Vec<String> = call.args[..vi].to_vec();
+    state.extend(["state".to_string(), id.to_string()]);
+    let out = call.command(&state).stderr(Stdio::null()).output().ok()?;
+    let st: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let b = st["bundle"].as_str()?.to_string();
+    let text = std::fs::read(Path::new(&b).join("config.json")).ok()?;
+    let cfg: Value = serde_json::from_slice(&text).ok()?;
+    Some((b, cfg))
+}
+
 fn keep_cgroup(call: &Call, vi: usize) -> i32 {
     let id = call.id().unwrap_or_default();
-    let mut state: Vec<String> = call.args[..vi].to_vec();
-    state.extend(["state".to_string(), id]);
-    let cgroup = call
-        .command(&state)
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
-        .and_then(|st| {
-            let b = st["bundle"].as_str()?.to_string();
-            let text = std::fs::read(Path::new(&b).join("config.json")).ok()?;
-            let cfg: Value = serde_json::from_slice(&text).ok()?;
-            cfg["linux"]["cgroupsPath"].as_str().map(String::from)
-        });
+    let cgroup = bundle_config(call, vi, &id)
+        .and_then(|(_, cfg)| cfg["linux"]["cgroupsPath"].as_str().map(String::from));
     let rc = call.status(&call.args);
     if let (0, Some(path)) = (rc, cgroup) {
         let rel = path.trim_start_matches('/');
@@ -436,20 +436,7 @@ fn exec_from_bundle(call: &Call, vi: usize) -> i32 {
     let Some((id, cmd)) = exec_parts(call, vi) else {
         return call.exec(&call.args);
     };
-    let mut state: Vec<String> = call.args[..vi].to_vec();
-    state.extend(["state".to_string(), id.clone()]);
-    let process = call
-        .command(&state)
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
-        .and_then(|st| {
-            let b = st["bundle"].as_str()?.to_string();
-            let text = std::fs::read(Path::new(&b).join("config.json")).ok()?;
-            let cfg: Value = serde_json::from_slice(&text).ok()?;
-            Some((b, cfg["process"].clone()))
-        });
+    let process = bundle_config(call, vi, id).map(|(b, cfg)| (b, cfg["process"].clone()));
     let Some((bundle, mut process)) = process else {
         return call.exec(&call.args);
     };

@@ -46,7 +46,8 @@ impl Tally {
     }
 }
 
-fn outcome(ctx: &Ctx, c: &Case) -> Outcome {
+/// Runs case `c` on `ctx`: a panic or an error is a failure.
+pub fn outcome(ctx: &Ctx, c: &Case) -> Outcome {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.body)(ctx)))
         .unwrap_or_else(|_| Ok(Outcome::Fail("the case panicked".into())))
         .unwrap_or_else(|e| Outcome::Fail(format!("{e:#}")))
@@ -66,12 +67,7 @@ pub fn run(
     for c in cases {
         let name = c.full_name();
         let first = outcome(plain, c);
-        let note = c
-            .notes
-            .iter()
-            .find(|(k, _)| *k == plain.rt.kind)
-            .map(|(_, n)| *n);
-        report.record(c.section, &c.name, &first, note);
+        report.record(c.section, &c.name, &first, c.note_for(plain.rt.kind));
         if let Mutation::Excused(why) = c.mutation {
             t.excused.push((name, why));
             continue;

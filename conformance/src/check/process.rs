@@ -72,24 +72,41 @@ pub fn user(c: &mut Checker) {
         ),
         Err(e) => c.fail("process.user.gid", e.to_string()),
     }
-    if let Some(extra) = u["additionalGids"].as_array() {
-        let mut want: Vec<u32> = extra
-            .iter()
-            .filter_map(|g| g.as_u64())
-            .map(|g| g as u32)
-            .collect();
-        want.sort_unstable();
-        want.dedup();
-        match nix::unistd::getgroups() {
-            Ok(g) => {
-                let mut got: Vec<u32> = g.iter().map(|g| g.as_raw()).collect();
-                got.sort_unstable();
+    if u["additionalGids"].is_array() {
+        match groups() {
+            Ok(mut got) => {
                 got.dedup();
-                c.eq("process.user.additionalGids", want, got);
+                c.eq("process.user.additionalGids", config_gids(c), got);
             }
             Err(e) => c.fail("process.user.additionalGids", e.to_string()),
         }
     }
+}
+
+/// `process.user.additionalGids`, sorted, each once.
+fn config_gids(c: &Checker) -> Vec<u32> {
+    let mut want: Vec<u32> = c.config["process"]["user"]["additionalGids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_u64())
+                .map(|g| g as u32)
+                .collect()
+        })
+        .unwrap_or_default();
+    want.sort_unstable();
+    want.dedup();
+    want
+}
+
+/// getgroups(2), sorted, repeats kept.
+fn groups() -> nix::Result<Vec<u32>> {
+    let mut got: Vec<u32> = nix::unistd::getgroups()?
+        .iter()
+        .map(|g| g.as_raw())
+        .collect();
+    got.sort_unstable();
+    Ok(got)
 }
 
 /// `process.user.umask`, read from the `Umask:` line of /proc/self/status (Linux ≥ 4.7).
@@ -207,23 +224,9 @@ pub fn oom(c: &mut Checker) {
 /// The supplementary groups are `additionalGids` without repeats, each once (runc removes
 /// duplicates; a group listed twice must not show twice in getgroups(2)).
 pub fn groups_exact(c: &mut Checker) {
-    let mut want: Vec<u32> = c.config["process"]["user"]["additionalGids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|g| g.as_u64())
-                .map(|g| g as u32)
-                .collect()
-        })
-        .unwrap_or_default();
-    want.sort_unstable();
-    want.dedup();
-    match nix::unistd::getgroups() {
-        Ok(g) => {
-            let mut got: Vec<u32> = g.iter().map(|g| g.as_raw()).collect();
-            got.sort_unstable();
-            c.eq("process.user.additionalGids.each-once", want, got);
-        }
-        Err(e) => c.fail("process.user.additionalGids.each-once", e.to_string()),
+    let name = "process.user.additionalGids.each-once";
+    match groups() {
+        Ok(got) => c.eq(name, config_gids(c), got),
+        Err(e) => c.fail(name, e.to_string()),
     }
 }
