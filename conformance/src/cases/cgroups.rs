@@ -100,12 +100,12 @@ fn resource_case(ctx: &Ctx, resources: &Value, v1: &[Want], v2: &V2) -> Result<O
         let ctrl = w.ctrl;
         let files: Vec<&str> = w.candidates.iter().map(|(f, _)| *f).collect();
         if !ctx.host.has_controller(ctrl) {
-            let what = if ctx.host.unified {
-                "cgroup v2 controller"
+            let probed = if ctx.host.unified {
+                "/sys/fs/cgroup/cgroup.controllers"
             } else {
-                "cgroup hierarchy"
+                "the cgroup v1 hierarchies under /sys/fs/cgroup"
             };
-            return Ok(skip(format!("the host's {what}s"), format!("no {ctrl}")));
+            return Ok(skip(probed, format!("no {ctrl}")));
         }
         // Whether the kernel has the file at all shows at the v1 hierarchy's root (except
         // pids, whose root has no pids.max). The v2 root has no resource files: there a
