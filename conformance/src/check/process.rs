@@ -132,7 +132,9 @@ fn hex_field(key: &str) -> Option<u64> {
 /// The five capability sets, as execve(2) leaves them (capabilities(7), "Transformation of
 /// capabilities during execve()"): for a process whose real or effective uid is 0, permitted
 /// becomes inheritable ∪ bounding (clamped to the old permitted set under no_new_privs) and
-/// effective becomes permitted; for anyone else both become the ambient set.
+/// effective becomes permitted; for anyone else both become the ambient set. The config's
+/// `effective` set is therefore never visible here: it is what governs the runtime's own
+/// execve of the program, which the `capabilities/effective/*` cases observe instead.
 pub fn caps(c: &mut Checker) {
     let cfg = c.config["process"]["capabilities"].clone();
     let bnd = caps::mask(&cfg["bounding"]);
