@@ -318,25 +318,35 @@ impl Drop for Bundle<'_> {
     /// are left, so a broken runtime cannot make the suite leak processes or cgroups.
     fn drop(&mut self) {
         let _ = self.delete(true);
-        let dirs = self.cgroup_dirs();
-        for d in &dirs {
-            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
-            let _ = std::fs::write(d.join("cgroup.kill"), "1");
-            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    let _ = crate::sys::wait_pid_exit(pid, Duration::from_secs(5));
-                }
-            }
-        }
-        for d in &dirs {
-            let _ = std::fs::remove_dir(d);
+        for d in self.cgroup_dirs() {
+            remove_cgroup_tree(&d);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Thaws, kills and removes cgroup directory `d` and any child cgroups a runtime (or a mutant
+/// with a nested cgroupsPath) left in it, children first.
+fn remove_cgroup_tree(d: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(d) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+    let _ = std::fs::write(d.join("cgroup.kill"), "1");
+    if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = crate::sys::wait_pid_exit(pid, Duration::from_secs(5));
+        }
+    }
+    let _ = std::fs::remove_dir(d);
 }
 
 #[cfg(test)]

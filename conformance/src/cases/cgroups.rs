@@ -401,9 +401,9 @@ pub fn cases() -> Vec<Case> {
                 format!("outside {want}: {wrong:?} in {text:?}"),
             )
         })
-        .mutate_config("another cgroupsPath", |cfg| {
+        .mutate_config("a cgroupsPath nested in the case's", |cfg| {
             if let Some(p) = cfg["linux"]["cgroupsPath"].as_str() {
-                cfg["linux"]["cgroupsPath"] = json!(format!("{p}-mutant"));
+                cfg["linux"]["cgroupsPath"] = json!(format!("{p}/mutant"));
             }
         }),
     );
