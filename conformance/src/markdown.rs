@@ -132,7 +132,10 @@ fn merge_details(inner: &str, col: &Column) -> String {
         body.push_str("Every case passed.");
     }
     for (case, what) in col.not_passed {
-        body.push_str(&format!("- `{case}`: {}\n", what.replace('|', "\\|")));
+        body.push_str(&format!(
+            "- `{case}`: {}\n",
+            short(what).replace('|', "\\|")
+        ));
     }
     let body = body.trim_end().to_string();
     match parts.iter_mut().find(|(h, _)| *h == col.name) {
@@ -144,6 +147,16 @@ fn merge_details(inner: &str, col: &Column) -> String {
         out.push_str(&format!("#### {h}\n\n{b}\n\n"));
     }
     out
+}
+
+/// Longest reason listed, in characters: enough for the error, not for its quoted payload.
+const MAX_REASON: usize = 240;
+
+fn short(what: &str) -> String {
+    match what.char_indices().nth(MAX_REASON) {
+        Some((i, _)) => format!("{}…", &what[..i]),
+        None => what.to_string(),
+    }
 }
 
 /// Rewrites the marked parts of `file` with `col`.
