@@ -15,8 +15,9 @@ echo "== cargo build"
 cargo build --workspace --quiet
 echo "== cargo test"
 HAKO_BIN="$PWD/target/debug/hako" cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"
-echo "== conformance suite against hako (every case not skipped for this host must pass)"
-target/debug/hako-conformance --runtime "$PWD/target/debug/hako" | tail -n 25
+echo "== conformance self-test against hako: every case must pass, then fail against its mutant"
+# Includes the plain run: each case runs on hako first (it must pass or skip with its probe).
+target/debug/hako-conformance --runtime "$PWD/target/debug/hako" --self-test | tail -n 45
 echo "== conformance suite against runc, the oracle (its failures carry documented reasons)"
 target/debug/hako-conformance --runtime "$(command -v runc)" | tail -n 1 | sed 's/^/runc, the oracle, not gating: /' || true
 echo "== conformance suite against the binary as it ships (static musl release build)"

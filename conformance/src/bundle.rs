@@ -89,6 +89,11 @@ impl<'a> Bundle<'a> {
         Ok(())
     }
 
+    /// The context this bundle belongs to.
+    pub fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+
     /// Runs the runtime with `args`.
     pub fn runtime(&self, args: &[&str]) -> Result<Run> {
         self.ctx.rt.run(args, None)
@@ -111,12 +116,31 @@ impl<'a> Bundle<'a> {
 
     /// `create` with another bundle path (for bad-bundle cases), without writing anything.
     pub fn create_from(&self, bundle: &str) -> Result<Run> {
+        self.create_via(&self.ctx.rt, bundle)
+    }
+
+    /// `create` of `bundle` through `rt` (a wrapper around the runtime under test).
+    pub fn create_via(&self, rt: &crate::runtime::Runtime, bundle: &str) -> Result<Run> {
+        self.create_bounded(rt, bundle, crate::runtime::COMMAND_TIMEOUT)
+    }
+
+    /// `create` of `bundle`, killed after `timeout` (an error).
+    pub fn create_within(&self, bundle: &str, timeout: Duration) -> Result<Run> {
+        self.create_bounded(&self.ctx.rt, bundle, timeout)
+    }
+
+    fn create_bounded(
+        &self,
+        rt: &crate::runtime::Runtime,
+        bundle: &str,
+        timeout: Duration,
+    ) -> Result<Run> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.out_file())?;
         let pid_file = self.pid_file().to_string_lossy().into_owned();
-        self.ctx.rt.run(
+        rt.run_within(
             &[
                 "create",
                 "--bundle",
@@ -126,6 +150,7 @@ impl<'a> Bundle<'a> {
                 &self.id,
             ],
             Some(out),
+            timeout,
         )
     }
 
@@ -280,7 +305,10 @@ pub fn judge(out: &str) -> Outcome {
         if skips.is_empty() {
             return Outcome::Fail("the checker ran no check".into());
         }
-        return Outcome::Skip(skips.join("; "));
+        return Outcome::Skip(crate::case::Probe::new(
+            "inside the container",
+            skips.join("; "),
+        ));
     }
     Outcome::Pass
 }
@@ -290,25 +318,35 @@ impl Drop for Bundle<'_> {
     /// are left, so a broken runtime cannot make the suite leak processes or cgroups.
     fn drop(&mut self) {
         let _ = self.delete(true);
-        let dirs = self.cgroup_dirs();
-        for d in &dirs {
-            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
-            let _ = std::fs::write(d.join("cgroup.kill"), "1");
-            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    let _ = crate::sys::wait_pid_exit(pid, Duration::from_secs(5));
-                }
-            }
-        }
-        for d in &dirs {
-            let _ = std::fs::remove_dir(d);
+        for d in self.cgroup_dirs() {
+            remove_cgroup_tree(&d);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Thaws, kills and removes cgroup directory `d` and any child cgroups a runtime (or a mutant
+/// with a nested cgroupsPath) left in it, children first.
+fn remove_cgroup_tree(d: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(d) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+    let _ = std::fs::write(d.join("cgroup.kill"), "1");
+    if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = crate::sys::wait_pid_exit(pid, Duration::from_secs(5));
+        }
+    }
+    let _ = std::fs::remove_dir(d);
 }
 
 #[cfg(test)]
@@ -326,7 +364,10 @@ mod tests {
             Outcome::Fail(_)
         ));
         let skipped = "@conf {\"status\":\"skip\",\"check\":\"a\",\"detail\":\"r\"}\n@conf-end\n";
-        assert_eq!(judge(skipped), Outcome::Skip("a: r".into()));
+        assert_eq!(
+            judge(skipped),
+            Outcome::Skip(crate::case::Probe::new("inside the container", "a: r"))
+        );
         assert!(matches!(judge("@conf-end\n"), Outcome::Fail(_)));
     }
 }

@@ -1,10 +1,40 @@
-//! A case: a section of the spec, a name, a body that drives the runtime and judges, and the
-//! documented reasons a known runtime deviates from the spec on it.
+//! A case: a section of the spec, a name, a body that drives the runtime and judges, the
+//! mutation that must make it fail (see [`crate::mutation`]), and the documented reasons a
+//! known runtime deviates from the spec on it.
 
 use crate::bundle::Bundle;
 use crate::ctx::Ctx;
+use crate::mutation::{Misbehaviour, Mutation};
 use crate::runtime::Kind;
 use anyhow::Result;
+use serde_json::Value;
+use std::fmt;
+
+/// What a skip measured: the probe that ran and what it found. A skip cannot be built without
+/// one, so every skip names the host limit it rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// What was probed (a file, a capability, a kernel answer).
+    pub probed: String,
+    /// What the probe found.
+    pub found: String,
+}
+
+impl Probe {
+    /// A probe of `probed` that found `found`.
+    pub fn new(probed: impl Into<String>, found: impl Into<String>) -> Self {
+        Probe {
+            probed: probed.into(),
+            found: found.into(),
+        }
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "probed {}: {}", self.probed, self.found)
+    }
+}
 
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +43,8 @@ pub enum Outcome {
     Pass,
     /// It did not; why.
     Fail(String),
-    /// The host cannot run this case; why.
-    Skip(String),
+    /// The host cannot run this case: the probe that says so.
+    Skip(Probe),
 }
 
 /// The body of a case; an `Err` is a failure whose message is the error chain.
@@ -28,12 +58,14 @@ pub struct Case {
     pub name: String,
     /// What it does.
     pub body: Body,
+    /// The mutation of the runtime that must make this case fail.
+    pub mutation: Mutation,
     /// Known deviations: runtime kind and the reason it fails this case.
     pub notes: Vec<(Kind, &'static str)>,
 }
 
 impl Case {
-    /// A case with an arbitrary body.
+    /// A case with an arbitrary body; its mutant reverts the config to the base config.
     pub fn new(
         section: &'static str,
         name: impl Into<String>,
@@ -43,6 +75,7 @@ impl Case {
             section,
             name: name.into(),
             body: Box::new(body),
+            mutation: Mutation::Revert,
             notes: Vec::new(),
         }
     }
@@ -79,20 +112,7 @@ impl Case {
             if let Some(early) = setup(&mut b)? {
                 return Ok(early);
             }
-            let created = b.create()?;
-            if created.success() {
-                let started = b.start()?;
-                if started.success() {
-                    return Ok(Outcome::Fail("create and start both succeeded".into()));
-                }
-                return Ok(Outcome::Pass);
-            }
-            if b.runtime(&["state", &b.id])?.success() {
-                return Ok(Outcome::Fail(
-                    "create failed but left a container behind".into(),
-                ));
-            }
-            Ok(Outcome::Pass)
+            rejected(&b)
         })
     }
 
@@ -102,10 +122,50 @@ impl Case {
         self
     }
 
+    /// Replaces the default mutant (revert the config) with `m`.
+    pub fn mutant(mut self, m: Mutation) -> Self {
+        self.mutation = m;
+        self
+    }
+
+    /// A mutant that rewrites the config the runtime receives with `edit` (`what` says how).
+    pub fn mutate_config(self, what: &'static str, edit: fn(&mut Value)) -> Self {
+        self.mutant(Mutation::Config(what, edit))
+    }
+
+    /// A mutant runtime that misbehaves in one way.
+    pub fn misbehave(self, m: Misbehaviour) -> Self {
+        self.mutant(Mutation::Behave(m))
+    }
+
+    /// The documented reason runtime `kind` fails this case, if any.
+    pub fn note_for(&self, kind: Kind) -> Option<&'static str> {
+        self.notes.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n)
+    }
+
     /// `section/name`.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.section, self.name)
     }
+}
+
+/// Judges a bundle whose config must be refused: `create` (or `start`) fails and no container
+/// is left behind.
+pub fn rejected(b: &Bundle) -> Result<Outcome> {
+    let created = b.create()?;
+    if created.success() {
+        let started = b.start()?;
+        if started.success() {
+            return Ok(Outcome::Fail("create and start both succeeded".into()));
+        }
+        return Ok(Outcome::Pass);
+    }
+    if b.runtime(&["state", &b.id])?.success() {
+        return Ok(Outcome::Fail(
+            "create failed but left a container behind".into(),
+        ));
+    }
+    Ok(Outcome::Pass)
 }
 
 /// `Ok(Outcome::Pass)` if `cond`, else a failure saying `what`.
@@ -117,7 +177,7 @@ pub fn expect(cond: bool, what: impl Into<String>) -> Result<Outcome> {
     })
 }
 
-/// A skip with a reason.
-pub fn skip(reason: impl Into<String>) -> Result<Option<Outcome>> {
-    Ok(Some(Outcome::Skip(reason.into())))
+/// A skip resting on a probe of `probed` that found `found`.
+pub fn skip(probed: impl Into<String>, found: impl Into<String>) -> Outcome {
+    Outcome::Skip(Probe::new(probed, found))
 }

@@ -8,18 +8,19 @@ use crate::runtime::Runtime;
 use anyhow::Result;
 use std::cell::Cell;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 /// Shared state of one suite run.
 pub struct Ctx {
     /// The runtime under test.
     pub rt: Runtime,
     /// Host facts.
-    pub host: Host,
+    pub host: Rc<Host>,
     /// The rootfs template.
-    pub template: Template,
+    pub template: Rc<Template>,
     /// Directory under which every case's bundle lives.
     pub work: PathBuf,
-    seq: Cell<u32>,
+    seq: Rc<Cell<u32>>,
 }
 
 impl Ctx {
@@ -27,10 +28,21 @@ impl Ctx {
     pub fn new(rt: Runtime, host: Host, template: Template, work: PathBuf) -> Self {
         Ctx {
             rt,
-            host,
-            template,
+            host: Rc::new(host),
+            template: Rc::new(template),
             work,
-            seq: Cell::new(0),
+            seq: Rc::new(Cell::new(0)),
+        }
+    }
+
+    /// The same host, template, work directory and id sequence, driving runtime `rt`.
+    pub fn with_runtime(&self, rt: Runtime) -> Self {
+        Ctx {
+            rt,
+            host: Rc::clone(&self.host),
+            template: Rc::clone(&self.template),
+            work: self.work.clone(),
+            seq: Rc::clone(&self.seq),
         }
     }
 

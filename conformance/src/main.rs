@@ -1,9 +1,12 @@
 //! `hako-conformance`: an OCI runtime-spec conformance suite that drives any runtime binary
 //! (hako, runc, crun) through the standard CLI only and checks from inside real containers.
 //!
-//! `hako-conformance --runtime PATH [--root DIR] [--filter PATTERN] [--tap] [--table FILE]`
-//! runs the cases; the hidden `hako-conformance check GROUP...` is the in-container checker
-//! (see [`check`]). Exit status: 0 when no case failed, 1 otherwise, 2 on a harness error.
+//! `hako-conformance --runtime PATH [--root DIR] [--filter PATTERN] [--tap] [--table FILE]
+//! [--markdown FILE] [--self-test]` runs the cases; the hidden `hako-conformance check
+//! GROUP...` is the in-container checker (see [`check`]) and the hidden `hako-conformance
+//! mutant ...` the broken runtime of the self-test (see [`mutation`]). Exit status: 0 when no
+//! case failed (and, with `--self-test`, no mutant survived), 1 otherwise, 2 on a harness
+//! error.
 
 mod bundle;
 mod caps;
@@ -13,14 +16,16 @@ mod check;
 mod config;
 mod ctx;
 mod host;
+mod markdown;
+mod mutation;
 mod report;
 mod rlimits;
 mod rootfs;
 mod runtime;
+mod selftest;
 mod sys;
 
 use anyhow::{bail, Context, Result};
-use case::Outcome;
 use clap::Parser;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -45,6 +50,12 @@ struct Args {
     /// Also write the per-section markdown table to this file.
     #[arg(long)]
     table: Option<PathBuf>,
+    /// Also write the results between the markers of this markdown file (repeatable).
+    #[arg(long)]
+    markdown: Vec<PathBuf>,
+    /// Run every case plainly (it must pass) and then against its mutant (it must fail).
+    #[arg(long)]
+    self_test: bool,
     /// List the cases and exit.
     #[arg(long)]
     list: bool,
@@ -91,29 +102,65 @@ fn run(args: Args) -> Result<bool> {
     let ctx = ctx::Ctx::new(rt, host::Host::probe(), template, bundles);
     let label = format!("{} ({})", path.display(), ctx.rt.version);
     let mut report = report::Report::new(args.tap, cases.len(), &label);
-    for c in &cases {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.body)(&ctx)))
-            .unwrap_or_else(|_| Ok(Outcome::Fail("the case panicked".into())))
-            .unwrap_or_else(|e| Outcome::Fail(format!("{e:#}")));
-        let note = c
-            .notes
-            .iter()
-            .find(|(k, _)| *k == ctx.rt.kind)
-            .map(|(_, n)| *n);
-        report.record(c.section, &c.name, &outcome, note);
-    }
+    let started = std::time::Instant::now();
+    let tally = if args.self_test {
+        let wrapper = mutant_wrapper(work.path(), &path)?;
+        let mutant = ctx.with_runtime(runtime::Runtime::detect(&wrapper, ctx.rt.root.clone())?);
+        let spec = work.path().join("mutant.spec");
+        Some(selftest::run(&ctx, &mutant, &spec, &cases, &mut report)?)
+    } else {
+        for c in &cases {
+            let outcome = selftest::outcome(&ctx, c);
+            report.record(c.section, &c.name, &outcome, c.note_for(ctx.rt.kind));
+        }
+        None
+    };
     report.finish();
+    if let Some(t) = &tally {
+        t.finish();
+    }
+    eprintln!("took {:.0?}", started.elapsed());
     if let Some(t) = &args.table {
         let text = format!("Results for `{label}`\n\n{}", report.table());
         std::fs::write(t, text).with_context(|| format!("write {}", t.display()))?;
     }
-    Ok(report.totals()[1] == 0)
+    let col = markdown::Column {
+        name: markdown::column_name(ctx.rt.kind, &ctx.rt.version),
+        sections: report.sections(),
+        not_passed: &report.not_passed,
+    };
+    for f in &args.markdown {
+        markdown::update(f, &col)?;
+    }
+    let survived = tally.as_ref().map_or(0, |t| t.survived.len());
+    Ok(report.totals()[1] == 0 && survived == 0)
+}
+
+/// The mutant runtime: a script that hands every call to this binary's `mutant` mode in front
+/// of `real`; the case to mutate is read from `DIR/mutant.spec`.
+fn mutant_wrapper(dir: &std::path::Path, real: &std::path::Path) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locate this binary")?;
+    let real = std::fs::canonicalize(real).unwrap_or_else(|_| real.to_path_buf());
+    let path = dir.join("mutant-runtime");
+    let q = |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let script = format!(
+        "#!/bin/sh\nexec {} mutant --spec {} --runtime {} -- \"$@\"\n",
+        q(&exe),
+        q(&dir.join("mutant.spec")),
+        q(&real)
+    );
+    std::fs::write(&path, script)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
 }
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).is_some_and(|a| a == "check") {
         return ExitCode::from(u8::try_from(check::main(&argv[2..])).unwrap_or(1));
+    }
+    if argv.get(1).is_some_and(|a| a == "mutant") {
+        return ExitCode::from(u8::try_from(mutation::main(&argv[2..])).unwrap_or(1));
     }
     match run(Args::parse()) {
         Ok(true) => ExitCode::SUCCESS,

@@ -5,11 +5,17 @@ use crate::case::Outcome;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// Longest failure or skip reason printed, in characters.
+const MAX_LINE: usize = 600;
+
 /// Collects results as cases finish and prints them.
 pub struct Report {
     tap: bool,
     n: usize,
     sections: BTreeMap<&'static str, [usize; 3]>,
+    /// `(case, what)` of every case that did not pass: the probe of a skip, or the failure
+    /// and the documented deviation, for the markdown output.
+    pub not_passed: Vec<(String, String)>,
 }
 
 impl Report {
@@ -26,6 +32,7 @@ impl Report {
             tap,
             n: 0,
             sections: BTreeMap::new(),
+            not_passed: Vec::new(),
         }
     }
 
@@ -39,7 +46,14 @@ impl Report {
     ) {
         self.n += 1;
         let counts = self.sections.entry(section).or_insert([0; 3]);
-        let one_line = |s: &str| s.replace('\n', " ");
+        // A failure may quote a runtime's error, which may quote a payload: one line, bounded.
+        let one_line = |s: &str| {
+            let s = s.replace('\n', " ");
+            match s.char_indices().nth(MAX_LINE) {
+                Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
+                None => s,
+            }
+        };
         match outcome {
             Outcome::Pass => {
                 counts[0] += 1;
@@ -51,6 +65,11 @@ impl Report {
             }
             Outcome::Fail(why) => {
                 counts[1] += 1;
+                let what = match note {
+                    Some(n) => format!("FAIL, known deviation: {n}"),
+                    None => format!("FAIL: {}", one_line(why)),
+                };
+                self.not_passed.push((format!("{section}/{name}"), what));
                 if self.tap {
                     println!("not ok {} - {section}/{name}", self.n);
                     println!("  # {}", one_line(why));
@@ -66,13 +85,21 @@ impl Report {
             }
             Outcome::Skip(why) => {
                 counts[2] += 1;
+                let why = why.to_string();
+                self.not_passed
+                    .push((format!("{section}/{name}"), format!("skip: {why}")));
                 if self.tap {
-                    println!("ok {} - {section}/{name} # SKIP {}", self.n, one_line(why));
+                    println!("ok {} - {section}/{name} # SKIP {}", self.n, one_line(&why));
                 } else {
-                    println!("SKIP  {section}/{name}: {}", one_line(why));
+                    println!("SKIP  {section}/{name}: {}", one_line(&why));
                 }
             }
         }
+    }
+
+    /// `[passed, failed, skipped]` per section.
+    pub fn sections(&self) -> &BTreeMap<&'static str, [usize; 3]> {
+        &self.sections
     }
 
     /// `(passed, failed, skipped)` over all sections.

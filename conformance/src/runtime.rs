@@ -104,6 +104,16 @@ impl Runtime {
     /// inherits the runtime's stdio and would hold a pipe open. With `stdout`, the command's
     /// (and so the container's) standard output goes to that file instead.
     pub fn run(&self, args: &[&str], stdout: Option<File>) -> Result<Run> {
+        self.run_within(args, stdout, COMMAND_TIMEOUT)
+    }
+
+    /// [`Runtime::run`], killed after `timeout` instead.
+    pub fn run_within(
+        &self,
+        args: &[&str],
+        stdout: Option<File>,
+        timeout: Duration,
+    ) -> Result<Run> {
         let (out, keep) = match stdout {
             Some(f) => (f, false),
             None => (tempfile::tempfile()?, true),
@@ -119,11 +129,11 @@ impl Runtime {
         let start = Instant::now();
         let mut child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
         let pid = i32::try_from(child.id()).unwrap_or(0);
-        if !crate::sys::wait_pid_exit(pid, COMMAND_TIMEOUT)? {
+        if !crate::sys::wait_pid_exit(pid, timeout)? {
             let _ = child.kill();
             let _ = child.wait();
             bail!(
-                "{} {} timed out after {COMMAND_TIMEOUT:?}",
+                "{} {} timed out after {timeout:?}",
                 self.path.display(),
                 args.join(" ")
             );

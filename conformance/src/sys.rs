@@ -100,3 +100,42 @@ pub fn wait_pid_exit(pid: i32, timeout: Duration) -> std::io::Result<bool> {
     }
     Ok(rc > 0)
 }
+
+/// personality(2) `PER_LINUX`.
+pub const PER_LINUX: u64 = 0;
+/// personality(2) `PER_LINUX32`.
+pub const PER_LINUX32: u64 = 8;
+
+/// The calling thread's persona set to another for as long as this lives (personality(2)):
+/// processes spawned meanwhile, a runtime and the containers it clones, inherit it.
+pub struct Persona(u64);
+
+impl Persona {
+    /// Sets `persona`, remembering the current one.
+    pub fn set(persona: u64) -> std::io::Result<Self> {
+        // SAFETY: 0xffffffff only queries; personality takes and returns an integer.
+        let old = unsafe { libc::personality(0xffff_ffff) };
+        if old < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: as above; a plain persona value.
+        if unsafe { libc::personality(persona as libc::c_ulong) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Persona(old as u64))
+    }
+}
+
+impl Drop for Persona {
+    fn drop(&mut self) {
+        // SAFETY: restores the value personality(2) returned before.
+        unsafe { libc::personality(self.0 as libc::c_ulong) };
+    }
+}
+
+/// Takes ownership of a descriptor this process just received (SCM_RIGHTS), to close it.
+pub fn own_fd(raw: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed `raw` in this process for the caller, and nothing else
+    // owns it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}

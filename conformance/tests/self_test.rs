@@ -1,8 +1,9 @@
-//! The suite must catch a broken runtime: wrappers around hako that lose `hostname` or every
-//! hook before `create` must make those cases fail, while plain hako passes them.
+//! The suite must catch a broken runtime. `--self-test` runs each control case on hako (it
+//! must pass) and against its mutant (hako behind the suite's mutant wrapper: `hostname`
+//! reverted to the base config's, every hook dropped), which must fail; and with the
+//! mutations switched off, every mutant survives and the run fails, naming each survivor.
 
 use anyhow::{bail, Context, Result};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -32,31 +33,19 @@ fn hako() -> Result<PathBuf> {
     Ok(hako)
 }
 
-/// A wrapper script that runs `edit` (sed arguments) on the bundle's config.json before
-/// handing every command to hako unchanged.
-fn wrapper(dir: &Path, name: &str, edit: &str) -> Result<PathBuf> {
-    let path = dir.join(name);
-    let script = format!(
-        "#!/bin/sh\nprev=\nfor a in \"$@\"; do [ \"$prev\" = --bundle ] && bundle=$a; prev=$a; done\n\
-         if [ -n \"$bundle\" ] && [ -f \"$bundle/config.json\" ]; then sed -i {edit} \"$bundle/config.json\"; fi\n\
-         exec {} \"$@\"\n",
-        hako()?.display()
-    );
-    std::fs::write(&path, script)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(path)
-}
-
-/// Runs the suite on `runtime` with extra args, killed after two minutes: (exit code, stdout).
-fn suite(runtime: &Path, extra: &[&str]) -> Result<(i32, String)> {
+/// Runs the suite on `runtime` with extra args and env, killed after two minutes:
+/// (exit code, stdout).
+fn suite(runtime: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<(i32, String)> {
     let out = tempfile::tempfile()?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_hako-conformance"))
         .arg("--runtime")
         .arg(runtime)
         .args(["--filter", CASES])
         .args(extra)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
+        .stderr(Stdio::null())
         .spawn()?;
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -86,7 +75,7 @@ fn line_for<'a>(out: &'a str, case: &str) -> &'a str {
 
 #[test]
 fn plain_hako_passes_the_control_cases() -> Result<()> {
-    let (code, out) = suite(&hako()?, &[])?;
+    let (code, out) = suite(&hako()?, &[], &[])?;
     for case in CASES.split(',') {
         assert!(
             line_for(&out, case).starts_with("PASS"),
@@ -103,37 +92,44 @@ fn plain_hako_passes_the_control_cases() -> Result<()> {
 }
 
 #[test]
-fn a_runtime_that_drops_hostname_fails_the_hostname_case() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let broken = wrapper(dir.path(), "no-hostname", "'/^  \"hostname\": /d'")?;
-    let (code, out) = suite(&broken, &[])?;
-    assert!(line_for(&out, "hostname/set").starts_with("FAIL"), "{out}");
+fn the_self_test_kills_the_mutant_of_each_control_case() -> Result<()> {
+    let (code, out) = suite(&hako()?, &["--self-test"], &[])?;
     assert!(
-        line_for(&out, "hooks/createRuntime/runs").starts_with("PASS"),
+        out.contains("mutant killed (reverted hostname): hostname: want Some(\"conf-host\")"),
         "{out}"
     );
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.matches("mutant killed (reverted hooks)").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(code, 0, "{out}");
     assert_eq!(
         out.lines().last(),
-        Some("2 passed, 1 failed, 0 skipped"),
+        Some("3 mutants killed, 0 survived, 0 excused, 0 not judged (the plain run failed or skipped)"),
         "{out}"
     );
     Ok(())
 }
 
 #[test]
-fn a_runtime_that_never_runs_hooks_fails_the_hook_cases_in_tap() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let broken = wrapper(dir.path(), "no-hooks", "'/^  \"hooks\": {/,/^  },$/d'")?;
-    let (code, out) = suite(&broken, &["--tap"])?;
+fn a_surviving_mutant_fails_the_self_test_by_name() -> Result<()> {
+    let (code, out) = suite(
+        &hako()?,
+        &["--self-test", "--tap"],
+        &[("HAKO_CONFORMANCE_MUTANT", "off")],
+    )?;
     assert!(out.starts_with("TAP version 13\n1..3\n"), "{out}");
-    assert!(out.contains("not ok 1 - hooks/createRuntime/runs"), "{out}");
-    assert!(out.contains("not ok 2 - hooks/poststop/runs"), "{out}");
-    assert!(out.contains("\nok 3 - hostname/set"), "{out}");
+    for case in CASES.split(',') {
+        assert!(
+            out.contains(&format!("survived: {case}: the mutant")),
+            "{case}:\n{out}"
+        );
+    }
     assert_eq!(code, 1, "{out}");
     assert_eq!(
         out.lines().last(),
-        Some("1 passed, 2 failed, 0 skipped"),
+        Some("0 mutants killed, 3 survived, 0 excused, 0 not judged (the plain run failed or skipped)"),
         "{out}"
     );
     Ok(())

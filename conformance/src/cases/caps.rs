@@ -3,9 +3,11 @@
 //! checker derives what execve(2) must leave from the config, so a runtime that skips a set or
 //! adds one it was not asked for fails.
 
-use crate::case::{Case, Outcome};
+use crate::case::expect;
+use crate::case::{skip, Case};
 use crate::runtime::Kind;
 use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
 
 const S: &str = "capabilities";
 
@@ -15,9 +17,10 @@ pub fn cases() -> Vec<Case> {
     for (i, name) in crate::caps::NAMES.iter().enumerate() {
         v.push(Case::new(S, format!("only/{name}"), move |ctx| {
             if ctx.host.bounding & (1u64 << i) == 0 {
-                return Ok(Outcome::Skip(format!(
-                    "the host's bounding set lacks {name}"
-                )));
+                return Ok(skip(
+                    "CapBnd in /proc/self/status of the harness",
+                    format!("the bounding set lacks {name}"),
+                ));
             }
             let mut b = ctx.bundle()?;
             let set = json!([name]);
@@ -59,11 +62,73 @@ pub fn cases() -> Vec<Case> {
         ),
     ];
     for (name, caps, user) in shapes {
-        v.push(Case::check(S, name, &["caps", "user"], move |b| {
+        let mut c = Case::check(S, name, &["caps", "user"], move |b| {
             b.config["process"]["capabilities"] = caps.clone();
             b.config["process"]["user"] = user.clone();
             Ok(None)
-        }));
+        });
+        if name == "sets/default" {
+            c = c.mutate_config("drop CAP_KILL from every set", |cfg| {
+                if let Some(sets) = cfg["process"]["capabilities"].as_object_mut() {
+                    for set in sets.values_mut().filter_map(|s| s.as_array_mut()) {
+                        set.retain(|c| c != "CAP_KILL");
+                    }
+                }
+            });
+        }
+        v.push(c);
+    }
+    // execve(2) recomputes CapEff from CapPrm (root) or the ambient set (anyone else), so the
+    // config's effective set cannot be read back afterwards (capabilities(7)); it governs the
+    // runtime's own execve of the program, whose permission check for root needs
+    // CAP_DAC_OVERRIDE in the effective set when only the owner (another uid) may execute.
+    for (name, with_dac) in [
+        ("effective/governs-exec-without-dac-override", false),
+        ("effective/governs-exec-with-dac-override", true),
+    ] {
+        let mut c = Case::new(S, name, move |ctx| {
+            let mut b = ctx.bundle()?;
+            let private = b.rootfs().join("conf-private");
+            std::fs::create_dir(&private)?;
+            std::fs::copy("/bin/busybox", private.join("busybox"))?;
+            std::fs::set_permissions(
+                private.join("busybox"),
+                std::fs::Permissions::from_mode(0o700),
+            )?;
+            std::os::unix::fs::chown(private.join("busybox"), Some(1234), Some(1234))?;
+            let marker = b.rootfs().join(".conformance/ran");
+            b.args(&["/conf-private/busybox", "touch", "/.conformance/ran"]);
+            let all = crate::config::DEFAULT_CAPS.to_vec();
+            let eff: Vec<&str> = all
+                .iter()
+                .copied()
+                .filter(|c| with_dac || *c != "CAP_DAC_OVERRIDE")
+                .collect();
+            b.config["process"]["capabilities"] =
+                json!({"bounding": all, "permitted": all, "effective": eff});
+            let c = b.create()?;
+            if c.success() && b.start()?.success() {
+                b.wait_exit()?;
+            }
+            let ran = marker.exists();
+            expect(
+                ran == with_dac,
+                format!("the program ran: {ran}; CAP_DAC_OVERRIDE effective at exec: {with_dac}"),
+            )
+        });
+        c = if with_dac {
+            c.mutate_config("no CAP_DAC_OVERRIDE in the effective set", |cfg| {
+                if let Some(e) = cfg["process"]["capabilities"]["effective"].as_array_mut() {
+                    e.retain(|c| c != "CAP_DAC_OVERRIDE");
+                }
+            })
+        } else {
+            c.mutate_config("the effective set made the permitted set", |cfg| {
+                cfg["process"]["capabilities"]["effective"] =
+                    cfg["process"]["capabilities"]["permitted"].clone();
+            })
+        };
+        v.push(c);
     }
     v.push(
         Case::reject(S, "unknown-name-fails", |b| {

@@ -11,7 +11,7 @@
 //! so the device allow-list is checked from inside the container instead.
 
 use crate::bundle::Bundle;
-use crate::case::{expect, Case, Outcome};
+use crate::case::{expect, skip, Case, Outcome};
 use crate::ctx::Ctx;
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -23,6 +23,8 @@ const S: &str = "cgroups";
 struct Want {
     ctrl: &'static str,
     candidates: Vec<(&'static str, String)>,
+    /// The file must read exactly the text (not merely contain it).
+    exact: bool,
 }
 
 /// A [`Want`] with a single candidate file.
@@ -30,6 +32,15 @@ fn want(ctrl: &'static str, file: &'static str, text: impl Into<String>) -> Want
     Want {
         ctrl,
         candidates: vec![(file, text.into())],
+        exact: false,
+    }
+}
+
+/// A [`Want`] whose file must read exactly `text`.
+fn exactly(ctrl: &'static str, file: &'static str, text: impl Into<String>) -> Want {
+    Want {
+        exact: true,
+        ..want(ctrl, file, text)
     }
 }
 
@@ -75,7 +86,12 @@ fn resource_case(ctx: &Ctx, resources: &Value, v1: &[Want], v2: &V2) -> Result<O
     let wants: &[Want] = if ctx.host.unified {
         match v2 {
             Ok(w) => w,
-            Err(why) => return Ok(Outcome::Skip(format!("cgroup v2: {why}"))),
+            Err(why) => {
+                return Ok(skip(
+                    "/sys/fs/cgroup (cgroup2 unified mount)",
+                    format!("cgroup v2 has {why}"),
+                ))
+            }
         }
     } else {
         v1
@@ -84,21 +100,22 @@ fn resource_case(ctx: &Ctx, resources: &Value, v1: &[Want], v2: &V2) -> Result<O
         let ctrl = w.ctrl;
         let files: Vec<&str> = w.candidates.iter().map(|(f, _)| *f).collect();
         if !ctx.host.has_controller(ctrl) {
-            let what = if ctx.host.unified {
-                "cgroup v2 controller"
+            let probed = if ctx.host.unified {
+                "/sys/fs/cgroup/cgroup.controllers"
             } else {
-                "cgroup hierarchy"
+                "the cgroup v1 hierarchies under /sys/fs/cgroup"
             };
-            return Ok(Outcome::Skip(format!("the host has no {ctrl} {what}")));
+            return Ok(skip(probed, format!("no {ctrl}")));
         }
         // Whether the kernel has the file at all shows at the v1 hierarchy's root (except
         // pids, whose root has no pids.max). The v2 root has no resource files: there a
         // missing file shows in the container's own cgroup (see `compare`).
         let root = std::path::Path::new("/sys/fs/cgroup").join(ctrl);
         if !ctx.host.unified && ctrl != "pids" && !files.iter().any(|f| root.join(f).exists()) {
-            return Ok(Outcome::Skip(format!(
-                "the host's {ctrl} controller has none of {files:?}"
-            )));
+            return Ok(skip(
+                format!("{files:?} in {}", root.display()),
+                "none exists",
+            ));
         }
     }
     let mut b = ctx.bundle()?;
@@ -150,12 +167,15 @@ fn compare(ctx: &Ctx, b: &Bundle, wants: &[Want]) -> Result<Outcome> {
                 continue;
             }
             let files: Vec<&str> = w.candidates.iter().map(|(f, _)| *f).collect();
-            return Ok(Outcome::Skip(format!(
-                "the host's {ctrl} controller has none of {files:?}"
-            )));
+            return Ok(skip(
+                format!("{files:?} in {}", dir.display()),
+                "none exists",
+            ));
         };
         let got = norm(&std::fs::read_to_string(&file).unwrap_or_default());
-        if !got.contains(&norm(text)) {
+        if w.exact && got != norm(text) {
+            problems.push(format!("{}: {got:?} is not {text:?}", file.display()));
+        } else if !got.contains(&norm(text)) {
             problems.push(format!("{}: {got:?} lacks {text:?}", file.display()));
         }
     }
@@ -232,18 +252,6 @@ fn table() -> Vec<Row> {
             Ok(vec![want("cpu", "cpu.max", "50000 100000")]),
         ),
         (
-            "cpuset/cpus",
-            json!({"cpu": {"cpus": "0"}}),
-            vec![want("cpuset", "cpuset.cpus", "0")],
-            Ok(vec![want("cpuset", "cpuset.cpus", "0")]),
-        ),
-        (
-            "cpuset/mems",
-            json!({"cpu": {"mems": "0"}}),
-            vec![want("cpuset", "cpuset.mems", "0")],
-            Ok(vec![want("cpuset", "cpuset.mems", "0")]),
-        ),
-        (
             "blkio/weight",
             json!({"blockIO": {"weight": 500}}),
             vec![want("blkio", "blkio.weight", "500").or("blkio.bfq.weight", "500")],
@@ -289,8 +297,9 @@ pub fn cases() -> Vec<Case> {
     ] {
         v.push(Case::new(S, name, move |ctx| {
             let Some(dev) = ctx.host.block_device.clone() else {
-                return Ok(Outcome::Skip(
-                    "the host has no block device to throttle".into(),
+                return Ok(skip(
+                    "/sys/block (other than loop, ram, zram)",
+                    "no block device to throttle",
                 ));
             };
             let (major, minor) = dev.split_once(':').unwrap_or(("0", "0"));
@@ -315,6 +324,41 @@ pub fn cases() -> Vec<Case> {
             )
         }));
     }
+    // cpuset: a value that differs from what the container's cgroup inherits (the parent's
+    // set, here the root's), read back exactly; the last cpu/node, so that it exists.
+    for (name, key, file) in [
+        ("cpuset/cpus", "cpus", "cpuset.cpus"),
+        ("cpuset/mems", "mems", "cpuset.mems"),
+    ] {
+        v.push(Case::new(S, name, move |ctx| {
+            let root = if ctx.host.unified {
+                format!("/sys/fs/cgroup/{file}.effective")
+            } else {
+                format!("/sys/fs/cgroup/cpuset/{file}")
+            };
+            let all = std::fs::read_to_string(&root).unwrap_or_default();
+            let Some(last) = last_of_list(all.trim()) else {
+                return Ok(skip(&root, format!("{:?}: no cpuset to read", all.trim())));
+            };
+            if all.trim() == last.to_string() {
+                return Ok(skip(
+                    &root,
+                    format!(
+                        "{:?}: one {key} entry only, so no value differs from the inherited one",
+                        all.trim()
+                    ),
+                ));
+            }
+            let res = json!({"cpu": {key: last.to_string()}});
+            let w = vec![exactly("cpuset", file, last.to_string())];
+            resource_case(
+                ctx,
+                &res,
+                &w,
+                &Ok(vec![exactly("cpuset", file, last.to_string())]),
+            )
+        }));
+    }
     v.push(Case::new(S, "devices/allow-entry-listed", |ctx| {
         let res = json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}]});
         if ctx.host.unified {
@@ -327,50 +371,67 @@ pub fn cases() -> Vec<Case> {
             &Err("unused"),
         )
     }));
-    v.push(Case::new(S, "path/container-in-cgroups-path", |ctx| {
-        let mut b = ctx.bundle()?;
-        b.args(&["/bin/sleep", "600"]);
-        let c = b.create()?;
-        if !c.success() {
-            return Ok(Outcome::Fail(format!("create failed: {}", c.stderr.trim())));
-        }
-        let text = std::fs::read_to_string(format!("/proc/{}/cgroup", b.pid()?))?;
-        let want = b.cgroup_path().to_string();
-        // v1: one line per hierarchy; v2: the single "0::<path>" line.
-        let wrong: Vec<&str> = text
-            .lines()
-            .filter(|l| {
-                if ctx.host.unified {
-                    l.starts_with("0::")
-                } else {
-                    ["pids", "memory", "cpu,", "devices", "freezer", "blkio"]
-                        .iter()
-                        .any(|c| l.contains(c))
-                }
-            })
-            .filter(|l| !l.ends_with(&format!(":{want}")))
-            .collect();
-        let seen = !ctx.host.unified || text.lines().any(|l| l.starts_with("0::"));
-        expect(
-            wrong.is_empty() && !text.is_empty() && seen,
-            format!("outside {want}: {wrong:?} in {text:?}"),
-        )
-    }));
-    v.push(Case::new(S, "path/removed-on-delete", |ctx| {
-        let mut b = ctx.bundle()?;
-        b.args(&["/bin/sleep", "600"]);
-        b.config["linux"]["resources"]["pids"] = json!({"limit": 50});
-        b.create()?.ok("create")?;
-        anyhow::ensure!(
-            !b.cgroup_dirs().is_empty(),
-            "create made no cgroup directory for {}",
-            b.cgroup_path()
-        );
-        b.delete(true)?.ok("delete --force")?;
-        let left = b.cgroup_dirs();
-        expect(left.is_empty(), format!("left behind: {left:?}"))
-    }));
+    v.push(
+        Case::new(S, "path/container-in-cgroups-path", |ctx| {
+            let mut b = ctx.bundle()?;
+            b.args(&["/bin/sleep", "600"]);
+            let c = b.create()?;
+            if !c.success() {
+                return Ok(Outcome::Fail(format!("create failed: {}", c.stderr.trim())));
+            }
+            let text = std::fs::read_to_string(format!("/proc/{}/cgroup", b.pid()?))?;
+            let want = b.cgroup_path().to_string();
+            // v1: one line per hierarchy; v2: the single "0::<path>" line.
+            let wrong: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    if ctx.host.unified {
+                        l.starts_with("0::")
+                    } else {
+                        ["pids", "memory", "cpu,", "devices", "freezer", "blkio"]
+                            .iter()
+                            .any(|c| l.contains(c))
+                    }
+                })
+                .filter(|l| !l.ends_with(&format!(":{want}")))
+                .collect();
+            let seen = !ctx.host.unified || text.lines().any(|l| l.starts_with("0::"));
+            expect(
+                wrong.is_empty() && !text.is_empty() && seen,
+                format!("outside {want}: {wrong:?} in {text:?}"),
+            )
+        })
+        .mutate_config("a cgroupsPath nested in the case's", |cfg| {
+            if let Some(p) = cfg["linux"]["cgroupsPath"].as_str() {
+                cfg["linux"]["cgroupsPath"] = json!(format!("{p}/mutant"));
+            }
+        }),
+    );
+    v.push(
+        Case::new(S, "path/removed-on-delete", |ctx| {
+            let mut b = ctx.bundle()?;
+            b.args(&["/bin/sleep", "600"]);
+            b.config["linux"]["resources"]["pids"] = json!({"limit": 50});
+            b.create()?.ok("create")?;
+            anyhow::ensure!(
+                !b.cgroup_dirs().is_empty(),
+                "create made no cgroup directory for {}",
+                b.cgroup_path()
+            );
+            b.delete(true)?.ok("delete --force")?;
+            let left = b.cgroup_dirs();
+            expect(left.is_empty(), format!("left behind: {left:?}"))
+        })
+        .misbehave(crate::mutation::Misbehaviour::KeepCgroup),
+    );
     v
+}
+
+/// The highest number of a cpuset list (`0-3,6`).
+fn last_of_list(list: &str) -> Option<u32> {
+    list.split(',')
+        .filter_map(|r| r.rsplit('-').next()?.trim().parse().ok())
+        .max()
 }
 
 /// v2 has no devices.list to read: the allow list `res` (deny all, then allow `b 7:0 r`) is

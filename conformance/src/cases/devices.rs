@@ -3,6 +3,7 @@
 //! device the list denies fails with EPERM.
 
 use crate::case::Case;
+use crate::mutation::Misbehaviour;
 use crate::runtime::Kind;
 use serde_json::json;
 
@@ -20,12 +21,10 @@ pub fn cases() -> Vec<Case> {
         ("/dev/tty", 5, 0),
     ] {
         let group = format!("devnode={path}:c:{major}:{minor}");
-        v.push(Case::check(
-            S,
-            format!("default{path}"),
-            &[group.as_str()],
-            |_| Ok(None),
-        ));
+        v.push(
+            Case::check(S, format!("default{path}"), &[group.as_str()], |_| Ok(None))
+                .misbehave(Misbehaviour::RemoveAfterCreate(path)),
+        );
     }
     for (path, target) in [
         ("/dev/ptmx", "pts/ptmx"),
@@ -36,12 +35,10 @@ pub fn cases() -> Vec<Case> {
         ("/dev/core", "/proc/kcore"),
     ] {
         let group = format!("symlink={path}:{target}");
-        v.push(Case::check(
-            S,
-            format!("symlink{path}"),
-            &[group.as_str()],
-            |_| Ok(None),
-        ));
+        v.push(
+            Case::check(S, format!("symlink{path}"), &[group.as_str()], |_| Ok(None))
+                .misbehave(Misbehaviour::RemoveAfterCreate(path)),
+        );
     }
     let custom = [
         (
@@ -88,11 +85,8 @@ pub fn cases() -> Vec<Case> {
         ]);
         Ok(None)
     }));
-    v.push(Case::check(
-        S,
-        "allowlist/default-devices-open",
-        &["open"],
-        |b| {
+    v.push(
+        Case::check(S, "allowlist/default-devices-open", &["open"], |b| {
             for d in [
                 "/dev/null",
                 "/dev/zero",
@@ -103,8 +97,9 @@ pub fn cases() -> Vec<Case> {
                 b.annotate(&format!("org.hako.conformance.open:{d}"), "ok");
             }
             Ok(None)
-        },
-    ));
+        })
+        .misbehave(Misbehaviour::RemoveAfterCreate("/dev/null")),
+    );
     v.push(Case::check(S, "allowlist/denied-device-eperm", &["open"], |b| {
         b.config["linux"]["devices"] = json!([{"path": "/dev/conf-loop", "type": "b", "major": 7, "minor": 0, "fileMode": 432}]);
         b.annotate("org.hako.conformance.open:/dev/conf-loop", "errno=1");

@@ -5,6 +5,7 @@
 use super::{mkfifo, read_fifo};
 use crate::case::{expect, Case, Outcome};
 use crate::ctx::Ctx;
+use crate::mutation::Misbehaviour as M;
 use crate::runtime::Kind;
 use anyhow::{ensure, Result};
 use serde_json::json;
@@ -429,11 +430,19 @@ pub fn cases() -> Vec<Case> {
             })
         }),
     ];
+    for c in &mut v {
+        if let Some(m) = lifecycle_mutant(&c.name) {
+            c.mutation = crate::mutation::Mutation::Behave(m);
+        }
+        if c.name == "create/missing-executable-fails" {
+            c.mutation = crate::mutation::Mutation::Config("run /bin/true", |cfg| {
+                cfg["process"]["args"] = json!(["/bin/true"]);
+            });
+        }
+    }
     for sig in ["KILL", "SIGKILL", "9"] {
-        v.push(Case::new(
-            S,
-            format!("kill/signal-form-{sig}"),
-            move |ctx| {
+        v.push(
+            Case::new(S, format!("kill/signal-form-{sig}"), move |ctx| {
                 with(ctx, &SLEEP, |b| {
                     running(b)?;
                     b.kill(sig)?.ok("kill")?;
@@ -441,8 +450,41 @@ pub fn cases() -> Vec<Case> {
                     let s = b.status()?;
                     expect(s == "stopped", format!("status {s}"))
                 })
-            },
-        ));
+            })
+            .misbehave(M::Refuse("kill")),
+        );
     }
     v
+}
+
+/// The runtime behaviour each lifecycle case checks, broken (the config-shaped cases keep
+/// the default mutant, a reverted config).
+fn lifecycle_mutant(name: &str) -> Option<M> {
+    Some(match name {
+        "create/state-created" | "start/state-running" | "start/exit-means-stopped" => {
+            M::WrongStatus
+        }
+        "create/pid-file" => M::WrongPid,
+        "create/program-not-run-before-start" => M::StartAtCreate,
+        "start/twice-fails" | "start/stopped-fails" | "start/unknown-id-fails" => {
+            M::Swallow("start")
+        }
+        "kill/created" | "kill/running" => M::Noop("kill"),
+        "kill/stopped-fails" | "kill/unknown-id-fails" => M::Swallow("kill"),
+        "kill/delivers-signal" => M::KillWithKill,
+        "delete/stopped" => M::Noop("delete"),
+        "delete/removes-cgroup" | "delete/force-running" => M::KeepCgroup,
+        "delete/running-fails" | "delete/created-fails" => M::ForceDelete,
+        "delete/unknown-id-fails" => M::Swallow("delete"),
+        "state/unknown-id-fails" => M::Swallow("state"),
+        "create/duplicate-id-fails"
+        | "create/missing-bundle-fails"
+        | "create/missing-config-fails"
+        | "create/invalid-json-fails" => M::Swallow("create"),
+        "create/unknown-properties-ignored" | "create/without-process" => M::Refuse("create"),
+        "exec/running" => M::Noop("exec"),
+        "exec/env-and-cwd" | "exec/user" | "exec/same-namespaces" => M::ExecOnHost,
+        "exec/stopped-fails" => M::Swallow("exec"),
+        _ => return None,
+    })
 }

@@ -3,6 +3,7 @@
 mod caps;
 mod cgroups;
 mod devices;
+mod edges;
 mod features;
 mod hooks;
 mod lifecycle;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Case> {
     v.extend(sysctl::cases());
     v.extend(cgroups::cases());
     v.extend(features::cases());
+    v.extend(edges::cases());
     v
 }
 

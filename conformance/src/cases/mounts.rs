@@ -3,6 +3,8 @@
 
 use crate::bundle::Bundle;
 use crate::case::Case;
+use crate::mutation::Mutation;
+use crate::runtime::Kind;
 use serde_json::{json, Value};
 
 const S: &str = "mounts";
@@ -21,9 +23,29 @@ fn host_dir(b: &Bundle) -> anyhow::Result<String> {
     Ok(d.to_string_lossy().into_owned())
 }
 
+/// A runtime that loses the last option of the case's mount.
+fn drop_last_option(cfg: &mut Value) {
+    if let Some(a) = cfg["mounts"].as_array_mut() {
+        for m in a.iter_mut().filter(|m| m["destination"] == "/conf-mnt") {
+            if let Some(o) = m["options"].as_array_mut() {
+                o.pop();
+            }
+        }
+    }
+}
+
 /// The mount cases.
 pub fn cases() -> Vec<Case> {
-    let mut v = vec![Case::check(S, "base-set", &["mounts"], |_| Ok(None))];
+    let mut v = vec![
+        Case::check(S, "base-set", &["mounts"], |_| Ok(None)).mutate_config(
+            "drop the /dev/mqueue mount",
+            |cfg| {
+                if let Some(a) = cfg["mounts"].as_array_mut() {
+                    a.retain(|m| m["destination"] != "/dev/mqueue");
+                }
+            },
+        ),
+    ];
     let options = [
         "ro",
         "rw",
@@ -45,10 +67,33 @@ pub fn cases() -> Vec<Case> {
         "gid=1000",
     ];
     for opt in options {
-        v.push(Case::check(S, format!("tmpfs-option/{opt}"), &["mounts"], move |b| {
-            push(b, json!({"destination": "/conf-mnt", "type": "tmpfs", "source": "tmpfs", "options": [opt]}));
+        // An option that is the kernel's default comes after its opposite (the later one
+        // wins, mount(8)), so that a runtime ignoring it leaves the opposite and fails.
+        let opts = match opt {
+            "rw" => vec!["ro", "rw"],
+            "suid" => vec!["nosuid", "suid"],
+            "dev" => vec!["nodev", "dev"],
+            "exec" => vec!["noexec", "exec"],
+            "mode=1777" => vec!["mode=700", "mode=1777"],
+            _ => vec![opt],
+        };
+        let mut c = Case::check(S, format!("tmpfs-option/{opt}"), &["mounts"], move |b| {
+            push(b, json!({"destination": "/conf-mnt", "type": "tmpfs", "source": "tmpfs", "options": opts}));
             Ok(None)
-        }));
+        })
+        .mutate_config("drop the last option of /conf-mnt", drop_last_option);
+        if opt == "relatime" {
+            c = c.mutant(Mutation::Excused(
+                "relatime is the kernel's default for a new mount (mount(2), since Linux 2.6.30), and runc and crun let an earlier noatime win over a later relatime: no option order tells a runtime honouring it from one ignoring it",
+            ));
+        }
+        if ["rw", "suid", "dev", "exec"].contains(&opt) {
+            c = c.note(
+                Kind::Crun,
+                "crun 1.8 only ORs the flags options set: a later rw/suid/dev/exec does not clear an earlier ro/nosuid/nodev/noexec (runc applies them in order)",
+            );
+        }
+        v.push(c);
     }
     v.push(Case::check(S, "tmpfs-options/combined", &["mounts"], |b| {
         push(

@@ -3,7 +3,7 @@
 //! unshare(1)), the errors for bad paths and duplicates, and id maps.
 
 use crate::bundle::Bundle;
-use crate::case::{Case, Outcome};
+use crate::case::{skip, Case};
 use crate::runtime::Kind;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ use std::time::Duration;
 const S: &str = "namespaces";
 
 /// A process holding new net/ipc/uts/pid namespaces for containers to join; killed on drop.
-struct Holder {
+pub(super) struct Holder {
     child: Child,
     /// The pid whose namespaces are joined (unshare's forked child, pid 1 of the new pid ns).
     inner: i32,
@@ -23,7 +23,18 @@ struct Holder {
 
 impl Holder {
     fn spawn() -> Result<Self> {
+        Self::spawn_with(&[])
+    }
+
+    /// A holder with a private mount namespace too (`unshare --mount --propagation private`):
+    /// what a runtime mounts there after joining it never reaches the host.
+    pub(super) fn spawn_with_mount() -> Result<Self> {
+        Self::spawn_with(&["--mount", "--propagation", "private"])
+    }
+
+    fn spawn_with(extra: &[&str]) -> Result<Self> {
         let mut child = Command::new("unshare")
+            .args(extra)
             .args([
                 "--net",
                 "--ipc",
@@ -65,11 +76,11 @@ impl Holder {
         Ok(h)
     }
 
-    fn path(&self, file: &str) -> String {
+    pub(super) fn path(&self, file: &str) -> String {
         format!("/proc/{}/ns/{file}", self.inner)
     }
 
-    fn inode(&self, file: &str) -> Result<u64> {
+    pub(super) fn inode(&self, file: &str) -> Result<u64> {
         Ok(std::fs::metadata(self.path(file))?.ino())
     }
 }
@@ -97,14 +108,27 @@ const BASE: [&str; 5] = ["pid", "network", "ipc", "uts", "mount"];
 
 /// The namespace cases.
 pub fn cases() -> Vec<Case> {
-    let mut v = vec![Case::check(S, "new/base-five", &["ns"], |_| Ok(None))];
+    let mut v = vec![
+        Case::check(S, "new/base-five", &["ns"], |_| Ok(None)).mutate_config(
+            "no new ipc or uts namespace (and no hostname)",
+            |cfg| {
+                if let Some(a) = cfg["linux"]["namespaces"].as_array_mut() {
+                    a.retain(|n| n["type"] != "ipc" && n["type"] != "uts");
+                }
+                if let Some(o) = cfg.as_object_mut() {
+                    o.remove("hostname");
+                }
+            },
+        ),
+    ];
     for extra in ["cgroup", "time"] {
         v.push(
             Case::new(S, format!("new/{extra}"), move |ctx| {
                 if !ctx.host.ns.contains_key(extra) {
-                    return Ok(Outcome::Skip(format!(
-                        "the kernel has no {extra} namespace"
-                    )));
+                    return Ok(skip(
+                        format!("/proc/self/ns/{extra}"),
+                        "absent: the kernel has no such namespace",
+                    ));
                 }
                 let mut b = ctx.bundle()?;
                 if let Some(a) = b.config["linux"]["namespaces"].as_array_mut() {
@@ -240,9 +264,14 @@ pub fn cases() -> Vec<Case> {
         ]);
         Ok(None)
     }));
-    v.push(Case::check(S, "idmap/caps-in-userns", &["caps"], |b| {
-        userns(b);
-        Ok(None)
-    }));
+    v.push(Case::check(
+        S,
+        "idmap/caps-in-userns",
+        &["caps", "ns", "idmap"],
+        |b| {
+            userns(b);
+            Ok(None)
+        },
+    ));
     v
 }

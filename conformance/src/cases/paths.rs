@@ -2,7 +2,18 @@
 //! per path of runc's default lists plus paths the case puts in the rootfs.
 
 use crate::case::Case;
-use serde_json::json;
+use crate::mutation::Misbehaviour;
+use serde_json::{json, Value};
+
+/// A runtime that masks nothing.
+fn no_masked(cfg: &mut Value) {
+    cfg["linux"]["maskedPaths"] = json!([]);
+}
+
+/// A runtime that makes nothing read-only.
+fn no_readonly(cfg: &mut Value) {
+    cfg["linux"]["readonlyPaths"] = json!([]);
+}
 
 const S: &str = "paths";
 
@@ -32,15 +43,13 @@ const READONLY: [&str; 5] = [
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
     for p in MASKED {
-        v.push(Case::check(
-            S,
-            format!("masked{p}"),
-            &["masked"],
-            move |b| {
+        v.push(
+            Case::check(S, format!("masked{p}"), &["masked"], move |b| {
                 b.config["linux"]["maskedPaths"] = json!([p]);
                 Ok(None)
-            },
-        ));
+            })
+            .mutate_config("no masked paths", no_masked),
+        );
     }
     v.push(Case::check(S, "masked/rootfs-file", &["masked"], |b| {
         std::fs::write(b.rootfs().join("conf-secret"), "secret")?;
@@ -58,25 +67,21 @@ pub fn cases() -> Vec<Case> {
             Ok(None)
         },
     ));
-    v.push(Case::check(
-        S,
-        "masked/nonexistent-ignored",
-        &["args"],
-        |b| {
+    v.push(
+        Case::check(S, "masked/nonexistent-ignored", &["args"], |b| {
             b.config["linux"]["maskedPaths"] = json!(["/conf-no-such-path"]);
             Ok(None)
-        },
-    ));
+        })
+        .misbehave(Misbehaviour::Refuse("create")),
+    );
     for p in READONLY {
-        v.push(Case::check(
-            S,
-            format!("readonly{p}"),
-            &["readonly"],
-            move |b| {
+        v.push(
+            Case::check(S, format!("readonly{p}"), &["readonly"], move |b| {
                 b.config["linux"]["readonlyPaths"] = json!([p]);
                 Ok(None)
-            },
-        ));
+            })
+            .mutate_config("no read-only paths", no_readonly),
+        );
     }
     v.push(Case::check(
         S,
@@ -94,10 +99,15 @@ pub fn cases() -> Vec<Case> {
         b.annotate("org.hako.conformance.write:/conf-new-file", "errno=30");
         Ok(None)
     }));
-    v.push(Case::check(S, "root/writable", &["rootro", "write"], |b| {
-        b.config["root"]["readonly"] = json!(false);
-        b.annotate("org.hako.conformance.write:/conf-new-file", "ok");
-        Ok(None)
-    }));
+    v.push(
+        Case::check(S, "root/writable", &["rootro", "write"], |b| {
+            b.config["root"]["readonly"] = json!(false);
+            b.annotate("org.hako.conformance.write:/conf-new-file", "ok");
+            Ok(None)
+        })
+        .mutate_config("root.readonly true", |c| {
+            c["root"]["readonly"] = json!(true)
+        }),
+    );
     v
 }

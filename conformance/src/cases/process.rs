@@ -2,6 +2,14 @@
 //! groups, umask, PATH lookup of `args[0]`, noNewPrivileges and oomScoreAdj.
 
 use crate::case::{skip, Case};
+use serde_json::Value;
+
+/// A runtime that adds an argument.
+fn append_arg(cfg: &mut Value) {
+    if let Some(a) = cfg["process"]["args"].as_array_mut() {
+        a.push(json!("conformance-mutant-arg"));
+    }
+}
 use serde_json::json;
 
 const S: &str = "process";
@@ -9,7 +17,8 @@ const S: &str = "process";
 /// The process cases.
 pub fn cases() -> Vec<Case> {
     let mut v = vec![
-        Case::check(S, "args/plain", &["args"], |_| Ok(None)),
+        Case::check(S, "args/plain", &["args"], |_| Ok(None))
+            .mutate_config("append an argument", append_arg),
         Case::check(S, "args/spaces-unicode-empty", &["args"], |b| {
             let mut args = crate::config::checker_args(&["args", "--"]);
             if let Some(a) = args.as_array_mut() {
@@ -22,7 +31,8 @@ pub fn cases() -> Vec<Case> {
             }
             b.config["process"]["args"] = args;
             Ok(None)
-        }),
+        })
+        .mutate_config("append an argument", append_arg),
         Case::check(S, "env/exact-entries", &["env"], |b| {
             b.config["process"]["env"] = json!([
                 "PATH=/bin:/usr/bin",
@@ -47,7 +57,12 @@ pub fn cases() -> Vec<Case> {
             b.config["process"]["args"] = json!(["hako-conformance", "check", "args"]);
             Ok(None)
         }),
-        Case::check(S, "user/root", &["user"], |_| Ok(None)),
+        Case::check(S, "user/root", &["user"], |_| Ok(None)).mutate_config(
+            "run as uid 1000",
+            |c| {
+                c["process"]["user"]["uid"] = json!(1000);
+            },
+        ),
         Case::check(S, "user/uid-gid-1000", &["user"], |b| {
             b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
             Ok(None)
@@ -72,15 +87,22 @@ pub fn cases() -> Vec<Case> {
         Case::check(S, "user/no-additional-gids-as-root", &["user"], |b| {
             b.config["process"]["user"] = json!({"uid": 0, "gid": 0, "additionalGids": []});
             Ok(None)
+        })
+        .mutate_config("add group 5", |c| {
+            c["process"]["user"]["additionalGids"] = json!([5]);
         }),
         Case::check(S, "nnp/true", &["nnp"], |b| {
             b.config["process"]["noNewPrivileges"] = json!(true);
             Ok(None)
+        })
+        .mutate_config("noNewPrivileges false", |c| {
+            c["process"]["noNewPrivileges"] = json!(false);
         }),
         Case::new(S, "nnp/false", |ctx| {
             if ctx.host.nnp {
-                return Ok(crate::case::Outcome::Skip(
-                    "the harness already runs with no_new_privs".into(),
+                return Ok(skip(
+                    "NoNewPrivs in /proc/self/status of the harness",
+                    "1: the harness already runs with no_new_privs",
                 ));
             }
             let mut b = ctx.bundle()?;
@@ -102,11 +124,19 @@ pub fn cases() -> Vec<Case> {
     for adj in [-500i64, 0, 100, 500, 1000] {
         v.push(Case::new(S, format!("oomScoreAdj/{adj}"), move |ctx| {
             if adj < ctx.host.oom_score_adj && ctx.host.bounding & (1 << 24) == 0 {
-                return Ok(skip(format!(
-                    "lowering oom_score_adj below the host's {} needs CAP_SYS_RESOURCE, which the host lacks",
-                    ctx.host.oom_score_adj
-                ))?
-                .unwrap_or(crate::case::Outcome::Pass));
+                return Ok(skip(
+                    "CAP_SYS_RESOURCE in CapBnd of the harness",
+                    format!(
+                        "absent: lowering oom_score_adj below the harness's {} needs it",
+                        ctx.host.oom_score_adj
+                    ),
+                ));
+            }
+            if adj == ctx.host.oom_score_adj {
+                return Ok(skip(
+                    "/proc/self/oom_score_adj of the harness",
+                    format!("{adj}: the container inherits this value, so the case could not fail"),
+                ));
             }
             let mut b = ctx.bundle()?;
             b.config["process"]["oomScoreAdj"] = json!(adj);

@@ -2,7 +2,7 @@
 //! the host's hard limit (raising one needs CAP_SYS_RESOURCE) and different from the host's,
 //! so a runtime that ignores the entry fails; plus the errors the spec requires.
 
-use crate::case::{Case, Outcome};
+use crate::case::{skip, Case};
 use crate::runtime::Kind;
 use serde_json::json;
 
@@ -31,9 +31,10 @@ pub fn cases() -> Vec<Case> {
             let (_, host_hard) = crate::sys::getrlimit(res)?;
             let hard = if host_hard == u64::MAX { candidate(ty) } else { candidate(ty).min(host_hard / 2) };
             if hard < 2 {
-                return Ok(Outcome::Skip(format!(
-                    "the host's hard {ty} is {host_hard}: no lower value to tell a set limit from an inherited one"
-                )));
+                return Ok(skip(
+                    format!("getrlimit({ty}) of the harness"),
+                    format!("hard limit {host_hard}: no lower value to tell a set limit from an inherited one"),
+                ));
             }
             let mut b = ctx.bundle()?;
             b.config["process"]["rlimits"] = json!([{"type": ty, "soft": hard / 2, "hard": hard}]);

@@ -282,3 +282,17 @@ pub fn apparmor(c: &mut Checker) {
     let got = got.trim().trim_end_matches(" (enforce)").to_string();
     c.eq("apparmorProfile", want, got);
 }
+
+/// `process.selinuxLabel`: the context /proc/self/attr/current shows.
+pub fn selinux(c: &mut Checker) {
+    let want = c.config["process"]["selinuxLabel"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let got = std::fs::read_to_string("/proc/self/attr/current").unwrap_or_default();
+    c.eq(
+        "selinuxLabel",
+        want,
+        got.trim_end_matches('\0').trim().to_string(),
+    );
+}

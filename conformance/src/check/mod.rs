@@ -109,6 +109,7 @@ pub fn main(groups: &[String]) -> i32 {
             "env" => process::env(&mut c),
             "cwd" => process::cwd(&mut c),
             "user" => process::user(&mut c),
+            "groups-exact" => process::groups_exact(&mut c),
             "umask" => process::umask(&mut c),
             "caps" => process::caps(&mut c),
             "rlimits" => process::rlimits(&mut c),
@@ -135,6 +136,7 @@ pub fn main(groups: &[String]) -> i32 {
             "timens" => kernel::time_offsets(&mut c),
             "seccomp" => kernel::seccomp(&mut c),
             "apparmor" => kernel::apparmor(&mut c),
+            "selinux" => kernel::selinux(&mut c),
             other => c.fail("checker.group", format!("unknown check group {other:?}")),
         }
     }

@@ -42,7 +42,9 @@ pub fn cwd(c: &mut Checker) {
         .as_str()
         .unwrap_or("/")
         .to_string();
-    let got = std::env::current_dir()
+    // /proc/self/cwd rather than getcwd(2), which a seccomp case denies.
+    let got = std::fs::read_link("/proc/self/cwd")
+        .or_else(|_| std::env::current_dir())
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     c.eq("process.cwd", want, got);
@@ -70,24 +72,41 @@ pub fn user(c: &mut Checker) {
         ),
         Err(e) => c.fail("process.user.gid", e.to_string()),
     }
-    if let Some(extra) = u["additionalGids"].as_array() {
-        let mut want: Vec<u32> = extra
-            .iter()
-            .filter_map(|g| g.as_u64())
-            .map(|g| g as u32)
-            .collect();
-        want.sort_unstable();
-        want.dedup();
-        match nix::unistd::getgroups() {
-            Ok(g) => {
-                let mut got: Vec<u32> = g.iter().map(|g| g.as_raw()).collect();
-                got.sort_unstable();
+    if u["additionalGids"].is_array() {
+        match groups() {
+            Ok(mut got) => {
                 got.dedup();
-                c.eq("process.user.additionalGids", want, got);
+                c.eq("process.user.additionalGids", config_gids(c), got);
             }
             Err(e) => c.fail("process.user.additionalGids", e.to_string()),
         }
     }
+}
+
+/// `process.user.additionalGids`, sorted, each once.
+fn config_gids(c: &Checker) -> Vec<u32> {
+    let mut want: Vec<u32> = c.config["process"]["user"]["additionalGids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_u64())
+                .map(|g| g as u32)
+                .collect()
+        })
+        .unwrap_or_default();
+    want.sort_unstable();
+    want.dedup();
+    want
+}
+
+/// getgroups(2), sorted, repeats kept.
+fn groups() -> nix::Result<Vec<u32>> {
+    let mut got: Vec<u32> = nix::unistd::getgroups()?
+        .iter()
+        .map(|g| g.as_raw())
+        .collect();
+    got.sort_unstable();
+    Ok(got)
 }
 
 /// `process.user.umask`, read from the `Umask:` line of /proc/self/status (Linux ≥ 4.7).
@@ -113,7 +132,9 @@ fn hex_field(key: &str) -> Option<u64> {
 /// The five capability sets, as execve(2) leaves them (capabilities(7), "Transformation of
 /// capabilities during execve()"): for a process whose real or effective uid is 0, permitted
 /// becomes inheritable ∪ bounding (clamped to the old permitted set under no_new_privs) and
-/// effective becomes permitted; for anyone else both become the ambient set.
+/// effective becomes permitted; for anyone else both become the ambient set. The config's
+/// `effective` set is therefore never visible here: it is what governs the runtime's own
+/// execve of the program, which the `capabilities/effective/*` cases observe instead.
 pub fn caps(c: &mut Checker) {
     let cfg = c.config["process"]["capabilities"].clone();
     let bnd = caps::mask(&cfg["bounding"]);
@@ -200,4 +221,14 @@ pub fn oom(c: &mut Checker) {
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok());
     c.eq("process.oomScoreAdj", Some(want), got);
+}
+
+/// The supplementary groups are `additionalGids` without repeats, each once (runc removes
+/// duplicates; a group listed twice must not show twice in getgroups(2)).
+pub fn groups_exact(c: &mut Checker) {
+    let name = "process.user.additionalGids.each-once";
+    match groups() {
+        Ok(got) => c.eq(name, config_gids(c), got),
+        Err(e) => c.fail(name, e.to_string()),
+    }
 }
