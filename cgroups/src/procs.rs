@@ -46,16 +46,13 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), Error> {
 }
 
 impl Cgroup {
-    /// Every pid in the cgroup and its descendants, from the v1 freezer
-    /// hierarchy (or the cgroup2 dir, or else the first hierarchy), sorted.
+    /// Every pid in the cgroup and its descendants, in any of its hierarchies, sorted. All of
+    /// them, not one: a `create` killed while it wrote `cgroup.procs` hierarchy by hierarchy
+    /// leaves its init in some only.
     pub fn pids(&self) -> Result<Vec<i32>, Error> {
-        let dir = self
-            .v1_dir("freezer")
-            .or_else(|| self.v2_dir())
-            .or_else(|| self.hierarchies_ref().first().map(|h| h.dir.as_path()));
         let mut out = Vec::new();
-        if let Some(dir) = dir {
-            collect_pids(dir, &mut out)?;
+        for h in self.hierarchies_ref() {
+            collect_pids(&h.dir, &mut out)?;
         }
         out.sort_unstable();
         out.dedup();
@@ -65,6 +62,9 @@ impl Cgroup {
     /// Signal every process. SIGKILL with a cgroup2 dir (unified, or hybrid's)
     /// that has cgroup.kill → one atomic write. Otherwise freeze, kill(2)
     /// each pid (ESRCH ignored), thaw — the thaw happens even if a kill failed.
+    /// Only the directories that exist count: a cgroup whose `create` was killed
+    /// half-way has some hierarchies only, and a missing freezer means nothing
+    /// to freeze (its pids are signalled all the same).
     pub fn signal_all(&self, signal: i32) -> Result<(), Error> {
         let sig = Signal::try_from(signal).map_err(|_| Error::InvalidSignal { signal })?;
         if sig == Signal::SIGKILL {
@@ -72,7 +72,7 @@ impl Cgroup {
                 return files::write(dir, "cgroup.kill", "1");
             }
         }
-        let frozen = self.freezer().is_ok();
+        let frozen = self.freezer().is_ok_and(|f| f.exists());
         if frozen {
             self.freeze()?;
         }
