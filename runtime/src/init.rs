@@ -11,7 +11,7 @@ use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
 use crate::sync::{Message, RemoteError, SyncSocket};
 use crate::trampoline::{self, Trampoline};
-use crate::{console, fds, hooks, process, spawn};
+use crate::{console, fds, hooks, parent_death, process, spawn};
 
 /// What the child needs, all opened by the parent before clone.
 pub(crate) struct InitArgs<'a> {
@@ -88,6 +88,7 @@ pub(crate) fn not_dumpable() -> Result<()> {
 
 fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     not_dumpable()?;
+    parent_death::tie(&args.sync)?;
     let cfg = args.config;
     let Some(mut state) = wait_for_go(&args.sync)? else {
         // The parent died before releasing us: nothing to report to.
@@ -122,6 +123,8 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         nix::unistd::setresuid(root_uid, root_uid, root_uid)
             .map_err(Error::sys("setresuid(0) in the container's user namespace"))?;
     }
+    // Joins and setresuid changed our credentials, which clears the request.
+    parent_death::tie(&args.sync)?;
     cfg.namespaces.unshare_late()?;
     if cfg.namespaces.needs_pid_fork() {
         cfg.namespaces.unshare_pid()?;
@@ -129,7 +132,7 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
             // Our job is done: the parent learns the new pid from `Born` and reaps us.
             // SAFETY: see `run`.
             spawn::Forked::Parent(_) => unsafe { libc::_exit(0) },
-            spawn::Forked::Child => {}
+            spawn::Forked::Child => parent_death::tie(&args.sync)?,
         }
         args.sync.send(&Message::Born)?;
         // The state hooks see must carry this process's pid, which only now exists.
@@ -218,6 +221,7 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         fds::keep_on_exec(fd)?;
     }
     reset_signals()?;
+    parent_death::untie()?;
     args.sync.send(&Message::Ready)?;
     crate::fifo::wait_for_start(&args.fifo)?;
     if let Some(h) = hooks.start_container() {

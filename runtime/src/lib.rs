@@ -21,6 +21,7 @@ mod fifo;
 mod hooks;
 mod init;
 mod lsm;
+mod parent_death;
 mod pidfd;
 mod process;
 mod scheduling;

@@ -1,6 +1,7 @@
 //! Failure paths: errors reach the user (stderr and the `--log` JSON containerd reads) and leave
 //! nothing behind; a `create` killed at several points is cleaned up by `delete --force`.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -91,10 +92,16 @@ fn kill_create_during(kind: &str) -> Result<()> {
     create.kill()?;
     create.wait()?;
     let init_pid = b.state().ok().and_then(|s| s["pid"].as_i64());
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(hook_pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    if kind == "prestart" {
+        // create runs prestart hooks itself, outside the container's cgroup: once create is
+        // killed nobody can find the hook again (runc leaves it the same way). A createContainer
+        // hook runs in the container, and its `$$` is a pid of the container's namespace: the
+        // cgroup takes care of it.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(hook_pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     b.rt(&["delete", "--force", &b.id])?.ok()?;
     ensure!(
         b.rt(&["state", &b.id])?.code != 0,
@@ -136,6 +143,135 @@ fn killed_right_after_claiming_the_id() -> Result<()> {
     std::fs::create_dir_all(b.state_root().join(&b.id))?;
     b.rt(&["delete", "--force", &b.id])?.ok()?;
     ensure!(!b.state_root().join(&b.id).exists(), "state dir left");
+    Ok(())
+}
+
+/// Killed while writing its first state: the state file is written to a temporary name and
+/// renamed into place, so a half-written state is a temporary file next to no `state.json`.
+#[test]
+fn killed_while_writing_the_first_state() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "killed-writing", &["true"])?;
+    let dir = b.state_root().join(&b.id);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("state.tmp4242"), br#"{"id":"x","pid":0,"pidSt"#)?;
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    ensure!(!dir.exists(), "state dir left");
+    Ok(())
+}
+
+/// Moves `pid` to the root cgroup of the hierarchies named `names` and removes the container's
+/// directory there: the cgroup a `create` killed before those mkdirs leaves.
+fn drop_hierarchies(b: &Bundle, pid: Option<i32>, names: &[&str]) -> Result<()> {
+    for d in b.cgroup_dirs() {
+        let hierarchy = d
+            .strip_prefix("/sys/fs/cgroup")?
+            .components()
+            .next()
+            .context("hierarchy")?;
+        let name = hierarchy.as_os_str().to_string_lossy().into_owned();
+        if !names.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(pid) = pid {
+            std::fs::write(
+                Path::new("/sys/fs/cgroup").join(&name).join("cgroup.procs"),
+                pid.to_string(),
+            )?;
+        }
+        // A just-killed task can take a moment to leave the cgroup: bounded retries.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&d).is_err() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        ensure!(!d.exists(), "could not remove {}", d.display());
+    }
+    Ok(())
+}
+
+/// What `delete --force` must leave: no init, no cgroup directory, no state.
+fn nothing_left(b: &Bundle, pid: i32) -> Result<()> {
+    hako_tests::wait_pid_exit(pid, Duration::from_secs(10)).context("the init lives on")?;
+    ensure!(
+        b.cgroup_dirs().is_empty(),
+        "cgroup left: {:?}",
+        b.cgroup_dirs()
+    );
+    ensure!(!b.state_root().join(&b.id).exists(), "state dir left");
+    Ok(())
+}
+
+/// A live init in a cgroup that has no freezer and no cgroup2 directory (a `create` killed
+/// between its first and its freezer mkdir, or during its `cgroup.procs` writes): nothing to
+/// freeze, no `cgroup.kill`; `delete --force` kills the init through the hierarchies that exist.
+/// Before issue 12's fix it failed with `write "FROZEN" to .../freezer.state: No such file`.
+#[test]
+fn delete_force_without_freezer_cgroup_kills_the_init() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "nofreezer", &["sleep", "1000"])?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+    drop_hierarchies(&b, Some(pid), &["freezer", "unified"])?;
+    ensure!(!b.cgroup_dirs().is_empty(), "the other hierarchies stay");
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    nothing_left(&b, pid)
+}
+
+/// The init is dead and reaped, and the cgroup lost some hierarchies (a `delete` killed between
+/// two rmdirs, or an administrator): `delete --force` removes the rest.
+#[test]
+fn delete_force_after_init_reaped_and_part_of_the_cgroup_gone() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "partgone", &["sleep", "1000"])?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
+    drop_hierarchies(&b, None, &["cpu", "freezer", "unified"])?;
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    nothing_left(&b, pid)
+}
+
+/// A `create` killed while its init is busy elsewhere than on the sync socket (here in a
+/// createContainer hook that never ends): the init must not outlive it (PR_SET_PDEATHSIG), and
+/// with it goes the hook, which lives in the init's pid namespace. No `delete` is run before
+/// the check: an engine that saw its `create` die may never call one.
+#[test]
+fn init_dies_with_create_killed_during_a_create_container_hook() -> Result<()> {
+    let mut b = Bundle::new(Runtime::Hako, "orphan", &["sleep", "1000"])?;
+    let fifo = b.path().join("reached.fifo");
+    mkfifo(&fifo)?;
+    let f = fifo.to_string_lossy().into_owned();
+    b.config["hooks"] = json!({ "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {f}; exec sleep 1000")]}] });
+    b.write_config()?;
+    let mut create = b
+        .cmd()
+        .args(["create", "--bundle", &b.path().to_string_lossy(), &b.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    hako_tests::read_with_timeout(&fifo, Duration::from_secs(30))?;
+    let pids: Vec<i32> = b
+        .cgroup_dirs()
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    ensure!(pids.len() >= 2, "the init and the hook: {pids:?}");
+    create.kill()?;
+    create.wait()?;
+    for pid in pids {
+        hako_tests::wait_pid_exit(pid, Duration::from_secs(10))
+            .with_context(|| format!("process {pid} outlived the killed create"))?;
+    }
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    ensure!(b.cgroup_dirs().is_empty(), "cgroup left");
     Ok(())
 }
 
