@@ -67,6 +67,8 @@ enum KillPoint {
 /// What an engine does around one verb.
 struct Verb {
     name: &'static str,
+    /// Changes the config; returns what must outlive the trials (a pod's sandbox).
+    configure: fn(&mut Bundle) -> Result<Option<Bundle>>,
     /// Brings the container to where the verb starts from.
     prepare: fn(&Bundle) -> Result<()>,
     /// The verb's arguments after `--root`.
@@ -77,6 +79,42 @@ struct Verb {
 
 fn nothing(_: &Bundle) -> Result<()> {
     Ok(())
+}
+
+fn base(_: &mut Bundle) -> Result<Option<Bundle>> {
+    Ok(None)
+}
+
+/// A user namespace's maps, as the user-namespace tests use them.
+fn userns_maps() -> serde_json::Value {
+    serde_json::json!([{"containerID": 0, "hostID": 300000, "size": 65536}])
+}
+
+/// A new user namespace: the child changes its credentials (setresuid in it), which clears a
+/// parent-death signal.
+fn in_user_namespace(b: &mut Bundle) -> Result<Option<Bundle>> {
+    b.config["linux"]["namespaces"] = serde_json::json!([{"type": "user"}, {"type": "pid"},
+        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    b.config["linux"]["uidMappings"] = userns_maps();
+    b.config["linux"]["gidMappings"] = userns_maps();
+    Ok(None)
+}
+
+/// A Kubernetes user-namespace pod container: it joins its sandbox's user namespace and makes a
+/// pid namespace of its own, so the child stages the namespaces and forks pid 1 (`Born`).
+fn in_a_pod(b: &mut Bundle) -> Result<Option<Bundle>> {
+    let mut sandbox = Bundle::new(Runtime::Hako, "kill-sandbox", &["sleep", "1000"])?;
+    in_user_namespace(&mut sandbox)?;
+    sandbox.create()?.ok()?;
+    let spid = sandbox.state()?["pid"].as_i64().context("sandbox pid")?;
+    let path = |ns: &str| format!("/proc/{spid}/ns/{ns}");
+    b.config["linux"]["namespaces"] = serde_json::json!([
+        {"type": "user", "path": path("user")}, {"type": "network", "path": path("net")},
+        {"type": "ipc", "path": path("ipc")}, {"type": "uts", "path": path("uts")},
+        {"type": "pid"}, {"type": "mount"}]);
+    b.config["linux"]["uidMappings"] = userns_maps();
+    b.config["linux"]["gidMappings"] = userns_maps();
+    Ok(Some(sandbox))
 }
 
 fn created(b: &Bundle) -> Result<()> {
@@ -105,34 +143,54 @@ fn state_then_delete(b: &Bundle) -> Result<()> {
     delete_force(b)
 }
 
-static VERBS: [Verb; 4] = [
+fn create_args(b: &Bundle) -> Vec<String> {
+    vec![
+        "create".into(),
+        "--bundle".into(),
+        b.path().to_string_lossy().into_owned(),
+        b.id.clone(),
+    ]
+}
+
+static VERBS: [Verb; 6] = [
     Verb {
         name: "create",
+        configure: base,
         prepare: nothing,
-        args: |b| {
-            vec![
-                "create".into(),
-                "--bundle".into(),
-                b.path().to_string_lossy().into_owned(),
-                b.id.clone(),
-            ]
-        },
+        args: create_args,
+        recover: delete_force,
+    },
+    Verb {
+        name: "create-userns",
+        configure: in_user_namespace,
+        prepare: nothing,
+        args: create_args,
+        recover: delete_force,
+    },
+    Verb {
+        name: "create-pod",
+        configure: in_a_pod,
+        prepare: nothing,
+        args: create_args,
         recover: delete_force,
     },
     Verb {
         name: "start",
+        configure: base,
         prepare: created,
         args: |b| vec!["start".into(), b.id.clone()],
         recover: state_then_delete,
     },
     Verb {
         name: "exec",
+        configure: base,
         prepare: running,
         args: |b| vec!["exec".into(), b.id.clone(), "true".into()],
         recover: delete_force,
     },
     Verb {
         name: "delete",
+        configure: base,
         prepare: running,
         args: |b| vec!["delete".into(), "--force".into(), b.id.clone()],
         recover: delete_force,
@@ -468,7 +526,7 @@ fn measure(b: &Bundle, verb: &Verb) -> Result<(u32, Duration)> {
         Traced::Finished(n) => n,
         Traced::Killed => bail!("a whole run was killed"),
     };
-    if verb.name == "create" {
+    if verb.name.starts_with("create") {
         // The check sees hako's clones: the created init, before its execve, carries the mark.
         let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
         let marked = marked_processes(&mark);
@@ -511,13 +569,15 @@ fn syscall_points(syscalls: u32, rng: &mut Rng) -> Vec<u32> {
 fn sweep(verb: &Verb) -> Result<()> {
     let seed = seed();
     let started = Instant::now();
+    let mut sandboxes = Vec::new();
     let bundles = (0..WORKERS)
         .map(|w| {
-            let b = Bundle::new(
+            let mut b = Bundle::new(
                 Runtime::Hako,
                 &format!("kill-{}-{w}", verb.name),
                 &["sleep", "1000"],
             )?;
+            sandboxes.push((verb.configure)(&mut b)?);
             b.write_config()?;
             Ok(b)
         })
@@ -600,6 +660,16 @@ fn verb(name: &str) -> &'static Verb {
 #[test]
 fn create_killed_anywhere() -> Result<()> {
     sweep(verb("create"))
+}
+
+#[test]
+fn create_in_a_user_namespace_killed_anywhere() -> Result<()> {
+    sweep(verb("create-userns"))
+}
+
+#[test]
+fn create_of_a_pod_container_killed_anywhere() -> Result<()> {
+    sweep(verb("create-pod"))
 }
 
 #[test]
