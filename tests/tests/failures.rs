@@ -70,16 +70,16 @@ fn mkfifo(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Kills `hako create` while a hook of `kind` blocks, then checks `delete --force` leaves no
-/// process, cgroup or state behind.
-fn kill_create_during(kind: &str) -> Result<()> {
-    let mut b = Bundle::new(Runtime::Hako, &format!("killed-{kind}"), &["sleep", "1000"])?;
+/// Starts `hako create` with a hook of `kind` that never ends, and returns once the hook runs:
+/// the bundle, the running create and the hook's `$$`.
+fn create_blocked_in_hook(tag: &str, kind: &str) -> Result<(Bundle, std::process::Child, i32)> {
+    let mut b = Bundle::new(Runtime::Hako, tag, &["sleep", "1000"])?;
     let fifo = b.path().join("reached.fifo");
     mkfifo(&fifo)?;
     let f = fifo.to_string_lossy().into_owned();
     b.config["hooks"] = json!({ kind: [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {f}; exec sleep 1000")]}] });
     b.write_config()?;
-    let mut create = b
+    let create = b
         .cmd()
         .args(["create", "--bundle", &b.path().to_string_lossy(), &b.id])
         .stdin(Stdio::null())
@@ -89,6 +89,13 @@ fn kill_create_during(kind: &str) -> Result<()> {
     let hook_pid: i32 = hako_tests::read_with_timeout(&fifo, Duration::from_secs(30))?
         .trim()
         .parse()?;
+    Ok((b, create, hook_pid))
+}
+
+/// Kills `hako create` while a hook of `kind` blocks, then checks `delete --force` leaves no
+/// process, cgroup or state behind.
+fn kill_create_during(kind: &str) -> Result<()> {
+    let (b, mut create, hook_pid) = create_blocked_in_hook(&format!("killed-{kind}"), kind)?;
     create.kill()?;
     create.wait()?;
     let init_pid = b.state().ok().and_then(|s| s["pid"].as_i64());
@@ -159,9 +166,22 @@ fn killed_while_writing_the_first_state() -> Result<()> {
     Ok(())
 }
 
-/// Moves `pid` to the root cgroup of the hierarchies named `names` and removes the container's
-/// directory there: the cgroup a `create` killed before those mkdirs leaves.
-fn drop_hierarchies(b: &Bundle, pid: Option<i32>, names: &[&str]) -> Result<()> {
+/// A created container whose init was then killed (and reaped by the host); returns its pid.
+fn created_then_init_killed(rt: Runtime, tag: &str) -> Result<(Bundle, i32)> {
+    let b = Bundle::new(rt, tag, &["sleep", "1000"])?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
+    Ok((b, pid))
+}
+
+/// Moves `pid` to the root cgroup of the hierarchies named `names` (all with `None`) and removes
+/// the container's directory there: the cgroup a `create` killed before those mkdirs leaves.
+fn drop_hierarchies(b: &Bundle, pid: Option<i32>, names: Option<&[&str]>) -> Result<()> {
     for d in b.cgroup_dirs() {
         let hierarchy = d
             .strip_prefix("/sys/fs/cgroup")?
@@ -169,7 +189,7 @@ fn drop_hierarchies(b: &Bundle, pid: Option<i32>, names: &[&str]) -> Result<()> 
             .next()
             .context("hierarchy")?;
         let name = hierarchy.as_os_str().to_string_lossy().into_owned();
-        if !names.contains(&name.as_str()) {
+        if names.is_some_and(|n| !n.contains(&name.as_str())) {
             continue;
         }
         if let Some(pid) = pid {
@@ -209,7 +229,7 @@ fn delete_force_without_freezer_cgroup_kills_the_init() -> Result<()> {
     let b = Bundle::new(Runtime::Hako, "nofreezer", &["sleep", "1000"])?;
     b.create()?.ok()?;
     let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
-    drop_hierarchies(&b, Some(pid), &["freezer", "unified"])?;
+    drop_hierarchies(&b, Some(pid), Some(&["freezer", "unified"]))?;
     ensure!(!b.cgroup_dirs().is_empty(), "the other hierarchies stay");
     b.rt(&["delete", "--force", &b.id])?.ok()?;
     nothing_left(&b, pid)
@@ -219,15 +239,8 @@ fn delete_force_without_freezer_cgroup_kills_the_init() -> Result<()> {
 /// two rmdirs, or an administrator): `delete --force` removes the rest.
 #[test]
 fn delete_force_after_init_reaped_and_part_of_the_cgroup_gone() -> Result<()> {
-    let b = Bundle::new(Runtime::Hako, "partgone", &["sleep", "1000"])?;
-    b.create()?.ok()?;
-    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )?;
-    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
-    drop_hierarchies(&b, None, &["cpu", "freezer", "unified"])?;
+    let (b, pid) = created_then_init_killed(Runtime::Hako, "partgone")?;
+    drop_hierarchies(&b, None, Some(&["cpu", "freezer", "unified"]))?;
     b.rt(&["delete", "--force", &b.id])?.ok()?;
     nothing_left(&b, pid)
 }
@@ -238,20 +251,7 @@ fn delete_force_after_init_reaped_and_part_of_the_cgroup_gone() -> Result<()> {
 /// the check: an engine that saw its `create` die may never call one.
 #[test]
 fn init_dies_with_create_killed_during_a_create_container_hook() -> Result<()> {
-    let mut b = Bundle::new(Runtime::Hako, "orphan", &["sleep", "1000"])?;
-    let fifo = b.path().join("reached.fifo");
-    mkfifo(&fifo)?;
-    let f = fifo.to_string_lossy().into_owned();
-    b.config["hooks"] = json!({ "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {f}; exec sleep 1000")]}] });
-    b.write_config()?;
-    let mut create = b
-        .cmd()
-        .args(["create", "--bundle", &b.path().to_string_lossy(), &b.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    hako_tests::read_with_timeout(&fifo, Duration::from_secs(30))?;
+    let (b, mut create, _) = create_blocked_in_hook("orphan", "createContainer")?;
     let pids: Vec<i32> = b
         .cgroup_dirs()
         .iter()
@@ -310,21 +310,8 @@ both!(unsupported_field_is_an_error);
 /// The init died and someone removed its cgroup by hand: `delete --force` still cleans up the
 /// state and exits 0 (as runc does), instead of failing on the missing freezer file.
 fn delete_force_after_init_and_cgroup_vanished(rt: Runtime) -> Result<()> {
-    let b = Bundle::new(rt, "vanished", &["sleep", "1000"])?;
-    b.create()?.ok()?;
-    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )?;
-    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
-    for d in b.cgroup_dirs() {
-        // A just-killed task can take a moment to leave the cgroup: bounded retries.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::fs::remove_dir(&d).is_err() && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
-        }
-    }
+    let (b, _) = created_then_init_killed(rt, "vanished")?;
+    drop_hierarchies(&b, None, None)?;
     ensure!(
         b.cgroup_dirs().is_empty(),
         "could not remove the cgroup by hand"

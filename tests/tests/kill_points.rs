@@ -225,6 +225,16 @@ impl Leftovers {
     }
 }
 
+impl std::fmt::Display for Leftovers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failed recoveries, {} processes, {} cgroup dirs, {} mounts, {} state dirs",
+            self.recovery_failed, self.processes, self.cgroups, self.mounts, self.state
+        )
+    }
+}
+
 /// A small xorshift generator: the kill moments must be random yet replayable from a seed.
 struct Rng(u64);
 
@@ -624,27 +634,15 @@ fn sweep(verb: &Verb) -> Result<()> {
     ensure!(kills == total && kills >= MIN_KILLS, "{kills} kills");
     eprintln!(
         "{}: {kills} kills ({} of its {syscalls} syscalls + {random} random moments within \
-         {slowest:?}, seed {seed}) in {:.1?}; left: {} failed recoveries, {} processes, {} cgroup \
-         dirs, {} mounts, {} state dirs",
+         {slowest:?}, seed {seed}) in {:.1?}; left: {sum}",
         verb.name,
         kills - random,
         started.elapsed(),
-        sum.recovery_failed,
-        sum.processes,
-        sum.cgroups,
-        sum.mounts,
-        sum.state,
     );
     ensure!(
         !sum.any(),
-        "{} killed {kills} times (seed {seed}): {} failed recoveries, {} processes, {} cgroup \
-         dirs, {} mounts, {} state dirs left; first: {:#?}",
+        "{} killed {kills} times (seed {seed}): left {sum}; first: {:#?}",
         verb.name,
-        sum.recovery_failed,
-        sum.processes,
-        sum.cgroups,
-        sum.mounts,
-        sum.state,
         sum.detail
     );
     Ok(())
@@ -657,32 +655,23 @@ fn verb(name: &str) -> &'static Verb {
         .unwrap_or_else(|| panic!("no verb {name}"))
 }
 
-#[test]
-fn create_killed_anywhere() -> Result<()> {
-    sweep(verb("create"))
+/// One test per verb, so that they run in parallel and fail one by one.
+macro_rules! killed_anywhere {
+    ($($test:ident: $verb:literal,)*) => {
+        $(
+            #[test]
+            fn $test() -> Result<()> {
+                sweep(verb($verb))
+            }
+        )*
+    };
 }
 
-#[test]
-fn create_in_a_user_namespace_killed_anywhere() -> Result<()> {
-    sweep(verb("create-userns"))
-}
-
-#[test]
-fn create_of_a_pod_container_killed_anywhere() -> Result<()> {
-    sweep(verb("create-pod"))
-}
-
-#[test]
-fn start_killed_anywhere() -> Result<()> {
-    sweep(verb("start"))
-}
-
-#[test]
-fn exec_killed_anywhere() -> Result<()> {
-    sweep(verb("exec"))
-}
-
-#[test]
-fn delete_killed_anywhere() -> Result<()> {
-    sweep(verb("delete"))
+killed_anywhere! {
+    create_killed_anywhere: "create",
+    create_in_a_user_namespace_killed_anywhere: "create-userns",
+    create_of_a_pod_container_killed_anywhere: "create-pod",
+    start_killed_anywhere: "start",
+    exec_killed_anywhere: "exec",
+    delete_killed_anywhere: "delete",
 }
