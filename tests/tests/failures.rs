@@ -1,6 +1,7 @@
 //! Failure paths: errors reach the user (stderr and the `--log` JSON containerd reads) and leave
 //! nothing behind; a `create` killed at several points is cleaned up by `delete --force`.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -64,16 +65,28 @@ fn bad_mount_fails_create(rt: Runtime) -> Result<()> {
 both!(bad_mount_fails_create);
 
 /// Makes a FIFO that a hook writes its pid into, so the test knows exactly when `create` has
-/// reached that hook (a real synchronisation point, no sleeping).
+/// reached that hook (a real synchronisation point, no sleeping). Writable by all: a hook in a
+/// user namespace runs as an unprivileged host uid.
 fn mkfifo(path: &std::path::Path) -> Result<()> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))?;
     Ok(())
 }
 
 /// Starts `hako create` with a hook of `kind` that never ends, and returns once the hook runs:
 /// the bundle, the running create and the hook's `$$`.
 fn create_blocked_in_hook(tag: &str, kind: &str) -> Result<(Bundle, std::process::Child, i32)> {
+    create_blocked_in_hook_with(tag, kind, |_| Ok(()))
+}
+
+/// [`create_blocked_in_hook`] with a config changed by `configure`.
+fn create_blocked_in_hook_with(
+    tag: &str,
+    kind: &str,
+    configure: impl FnOnce(&mut Bundle) -> Result<()>,
+) -> Result<(Bundle, std::process::Child, i32)> {
     let mut b = Bundle::new(Runtime::Hako, tag, &["sleep", "1000"])?;
+    configure(&mut b)?;
     let fifo = b.path().join("reached.fifo");
     mkfifo(&fifo)?;
     let f = fifo.to_string_lossy().into_owned();
@@ -249,9 +262,7 @@ fn delete_force_after_init_reaped_and_part_of_the_cgroup_gone() -> Result<()> {
 /// createContainer hook that never ends): the init must not outlive it (PR_SET_PDEATHSIG), and
 /// with it goes the hook, which lives in the init's pid namespace. No `delete` is run before
 /// the check: an engine that saw its `create` die may never call one.
-#[test]
-fn init_dies_with_create_killed_during_a_create_container_hook() -> Result<()> {
-    let (b, mut create, _) = create_blocked_in_hook("orphan", "createContainer")?;
+fn init_dies_with_killed_create(b: &Bundle, create: &mut std::process::Child) -> Result<()> {
     let pids: Vec<i32> = b
         .cgroup_dirs()
         .iter()
@@ -273,6 +284,32 @@ fn init_dies_with_create_killed_during_a_create_container_hook() -> Result<()> {
     b.rt(&["delete", "--force", &b.id])?.ok()?;
     ensure!(b.cgroup_dirs().is_empty(), "cgroup left");
     Ok(())
+}
+
+#[test]
+fn init_dies_with_create_killed_during_a_create_container_hook() -> Result<()> {
+    let (b, mut create, _) = create_blocked_in_hook("orphan", "createContainer")?;
+    init_dies_with_killed_create(&b, &mut create)
+}
+
+/// The same in a new user namespace: becoming its root (setresuid) clears the parent-death
+/// signal, which the init must ask for again.
+#[test]
+fn init_in_a_user_namespace_dies_with_create_killed_during_a_hook() -> Result<()> {
+    let (b, mut create, _) =
+        create_blocked_in_hook_with("orphan-userns", "createContainer", |b| {
+            let maps = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+            b.config["linux"]["namespaces"]
+                .as_array_mut()
+                .context("namespaces")?
+                .push(json!({"type": "user"}));
+            b.config["linux"]["uidMappings"] = maps.clone();
+            b.config["linux"]["gidMappings"] = maps;
+            // The hook runs as the namespace's root (host uid 300000): it must reach the FIFO.
+            std::fs::set_permissions(b.path(), std::fs::Permissions::from_mode(0o755))?;
+            Ok(())
+        })?;
+    init_dies_with_killed_create(&b, &mut create)
 }
 
 fn config_without_process_creates_but_does_not_start(rt: Runtime) -> Result<()> {
