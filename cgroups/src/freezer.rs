@@ -24,6 +24,16 @@ pub(crate) enum Freezer<'a> {
     V2(&'a Path),
 }
 
+impl Freezer<'_> {
+    /// Whether the directory exists. A `create` killed before its freezer mkdir leaves a cgroup
+    /// without one: nothing in it can be frozen, so nothing there is frozen or needs a thaw.
+    pub(crate) fn exists(&self) -> bool {
+        match self {
+            Freezer::V1(dir) | Freezer::V2(dir) => dir.is_dir(),
+        }
+    }
+}
+
 fn backoff() -> Backoff {
     Backoff::new(
         Duration::from_micros(100),
@@ -99,14 +109,23 @@ impl Cgroup {
         self.set_frozen(true)
     }
 
-    /// Thaw, waiting (bounded) until the kernel reports THAWED.
+    /// Thaw, waiting (bounded) until the kernel reports THAWED. A freezer directory that does
+    /// not exist holds nothing frozen: thawing it is done.
     pub fn thaw(&self) -> Result<(), Error> {
+        if !self.freezer()?.exists() {
+            return Ok(());
+        }
         self.set_frozen(false)
     }
 
-    /// Whether the cgroup is frozen (v1 "FROZEN"; FREEZING counts as not frozen).
+    /// Whether the cgroup is frozen (v1 "FROZEN"; FREEZING counts as not frozen); a freezer
+    /// directory that does not exist is not frozen.
     pub fn is_frozen(&self) -> Result<bool, Error> {
-        match self.freezer()? {
+        let freezer = self.freezer()?;
+        if !freezer.exists() {
+            return Ok(false);
+        }
+        match freezer {
             Freezer::V1(dir) => Ok(files::read(dir, "freezer.state")?.trim() == "FROZEN"),
             Freezer::V2(dir) => v2_frozen(dir),
         }

@@ -46,16 +46,13 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), Error> {
 }
 
 impl Cgroup {
-    /// Every pid in the cgroup and its descendants, from the v1 freezer
-    /// hierarchy (or the cgroup2 dir, or else the first hierarchy), sorted.
+    /// Every pid in the cgroup and its descendants, in any of its hierarchies, sorted. All of
+    /// them, not one: a `create` killed while it wrote `cgroup.procs` hierarchy by hierarchy
+    /// leaves its init in some only.
     pub fn pids(&self) -> Result<Vec<i32>, Error> {
-        let dir = self
-            .v1_dir("freezer")
-            .or_else(|| self.v2_dir())
-            .or_else(|| self.hierarchies_ref().first().map(|h| h.dir.as_path()));
         let mut out = Vec::new();
-        if let Some(dir) = dir {
-            collect_pids(dir, &mut out)?;
+        for h in self.hierarchies_ref() {
+            collect_pids(&h.dir, &mut out)?;
         }
         out.sort_unstable();
         out.dedup();
@@ -65,6 +62,9 @@ impl Cgroup {
     /// Signal every process. SIGKILL with a cgroup2 dir (unified, or hybrid's)
     /// that has cgroup.kill → one atomic write. Otherwise freeze, kill(2)
     /// each pid (ESRCH ignored), thaw — the thaw happens even if a kill failed.
+    /// Only the directories that exist count: a cgroup whose `create` was killed
+    /// half-way has some hierarchies only, and a missing freezer means nothing
+    /// to freeze (its pids are signalled all the same).
     pub fn signal_all(&self, signal: i32) -> Result<(), Error> {
         let sig = Signal::try_from(signal).map_err(|_| Error::InvalidSignal { signal })?;
         if sig == Signal::SIGKILL {
@@ -72,7 +72,7 @@ impl Cgroup {
                 return files::write(dir, "cgroup.kill", "1");
             }
         }
-        let frozen = self.freezer().is_ok();
+        let frozen = self.freezer().is_ok_and(|f| f.exists());
         if frozen {
             self.freeze()?;
         }
@@ -89,5 +89,97 @@ impl Cgroup {
         });
         let thawed = if frozen { self.thaw() } else { Ok(()) };
         result.and(thawed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::{Hierarchy, Mode};
+
+    /// A hybrid host's cgroup as a `create` killed between its mkdirs leaves it: `cpu` and
+    /// `memory` made, `freezer` and the cgroup2 one not yet.
+    fn half_made(tmp: &Path) -> Cgroup {
+        let h = |name: &str, fs_type: &'static str, options: &str| Hierarchy {
+            name: name.into(),
+            mount_point: tmp.join(name),
+            dir: tmp.join(name).join("c"),
+            fs_type,
+            options: options.into(),
+        };
+        let hierarchies = vec![
+            h("cpu", "cgroup", "cpu"),
+            h("memory", "cgroup", "memory"),
+            h("freezer", "cgroup", "freezer"),
+            h("unified", "cgroup2", ""),
+        ];
+        for made in &hierarchies[..2] {
+            std::fs::create_dir_all(&made.dir).unwrap();
+            std::fs::write(made.dir.join("cgroup.procs"), "").unwrap();
+        }
+        Cgroup::fake(Mode::Hybrid, hierarchies)
+    }
+
+    #[test]
+    fn pids_come_from_every_hierarchy_that_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cg = half_made(tmp.path());
+        std::fs::write(tmp.path().join("cpu/c/cgroup.procs"), "11\n12\n").unwrap();
+        std::fs::write(tmp.path().join("memory/c/cgroup.procs"), "13\n12\n").unwrap();
+        assert_eq!(cg.pids().unwrap(), [11, 12, 13]);
+    }
+
+    #[test]
+    fn a_missing_freezer_holds_nothing_frozen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cg = half_made(tmp.path());
+        assert!(!cg.is_frozen().unwrap());
+        cg.thaw().unwrap();
+        // Freezing is another matter: `pause` of such a cgroup must fail.
+        assert!(cg.freeze().is_err());
+    }
+
+    #[test]
+    fn kill_without_freezer_nor_cgroup_kill_reaches_the_pids_it_finds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cg = half_made(tmp.path());
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        std::fs::write(
+            tmp.path().join("memory/c/cgroup.procs"),
+            format!("{}\n", child.id()),
+        )
+        .unwrap();
+        let result = cg.signal_all(libc::SIGKILL);
+        let died = exits_within(child.id(), 10_000);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        result.unwrap();
+        assert!(died, "not killed");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+
+    /// Whether `pid` exits within `ms` milliseconds (pidfd_open(2) and poll(2)).
+    fn exits_within(pid: u32, ms: i32) -> bool {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        assert!(fd >= 0, "pidfd_open");
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the fd is ours and closed right after.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        // SAFETY: `fd` is ours, closed once.
+        unsafe { libc::close(fd) };
+        rc == 1
     }
 }

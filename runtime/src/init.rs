@@ -13,7 +13,7 @@ use crate::process::{Exec, ProcessConfig};
 use crate::seccomp::SeccompProgram;
 use crate::sync::{Message, RemoteError, SyncSocket};
 use crate::trampoline::{self, Trampoline};
-use crate::{console, fds, hooks, process, spawn, sys};
+use crate::{console, fds, hooks, parent_death, process, spawn, sys};
 
 /// What the child needs, all opened by the parent before clone.
 pub(crate) struct InitArgs<'a> {
@@ -83,6 +83,7 @@ pub(crate) fn not_dumpable() -> Result<()> {
 /// process's identity last, the seccomp filter as late as its need for privilege allows.
 fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     not_dumpable()?;
+    parent_death::tie(&args.sync)?;
     let mut state = released(wait_for_go(&args.sync)?);
     enter_namespaces(args)?;
     if args.config.namespaces.needs_pid_fork() {
@@ -103,6 +104,7 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         Some(p) => Some(prepare_exec(args, p)?),
         None => None,
     };
+    parent_death::untie()?;
     args.sync.send(&Message::Ready)?;
     crate::fifo::wait_for_start(&args.fifo)?;
     start_container_hooks(args, &state)?;
@@ -140,6 +142,9 @@ fn enter_namespaces(args: &mut InitArgs<'_>) -> Result<()> {
     }
     if ns.contains(oci_spec::runtime::LinuxNamespaceType::User) {
         become_namespace_root()?;
+        // Joining or making a user namespace and setresuid changed our credentials, which
+        // cleared the parent-death request (commit_creds).
+        parent_death::tie(&args.sync)?;
     }
     ns.unshare_late().map_err(Error::from)
 }
@@ -162,7 +167,8 @@ fn fork_pid1(args: &InitArgs<'_>) -> Result<String> {
     args.config.namespaces.unshare_pid()?;
     match spawn::fork_sibling()? {
         spawn::Forked::Parent(_) => sys::exit_now(0),
-        spawn::Forked::Child => {}
+        // A forked child does not inherit the parent-death request.
+        spawn::Forked::Child => parent_death::tie(&args.sync)?,
     }
     args.sync.send(&Message::Born)?;
     // The state hooks see must carry this process's pid, which only now exists.

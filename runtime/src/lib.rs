@@ -22,6 +22,7 @@ mod hooks;
 mod ids;
 mod init;
 mod lsm;
+mod parent_death;
 mod pidfd;
 mod process;
 mod scheduling;

@@ -86,6 +86,12 @@ pub(crate) struct SyncSocket {
     fd: OwnedFd,
 }
 
+impl AsFd for SyncSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 /// Creates the pair: (parent end, child end), both close-on-exec.
 pub(crate) fn pair() -> Result<(SyncSocket, SyncSocket)> {
     let (a, b) = socket::socketpair(

@@ -1,6 +1,8 @@
 //! Failure paths: errors reach the user (stderr and the `--log` JSON containerd reads) and leave
 //! nothing behind; a `create` killed at several points is cleaned up by `delete --force`.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -63,22 +65,34 @@ fn bad_mount_fails_create(rt: Runtime) -> Result<()> {
 both!(bad_mount_fails_create);
 
 /// Makes a FIFO that a hook writes its pid into, so the test knows exactly when `create` has
-/// reached that hook (a real synchronisation point, no sleeping).
+/// reached that hook (a real synchronisation point, no sleeping). Writable by all: a hook in a
+/// user namespace runs as an unprivileged host uid.
 fn mkfifo(path: &std::path::Path) -> Result<()> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))?;
     Ok(())
 }
 
-/// Kills `hako create` while a hook of `kind` blocks, then checks `delete --force` leaves no
-/// process, cgroup or state behind.
-fn kill_create_during(kind: &str) -> Result<()> {
-    let mut b = Bundle::new(Runtime::Hako, &format!("killed-{kind}"), &["sleep", "1000"])?;
+/// Starts `hako create` with a hook of `kind` that never ends, and returns once the hook runs:
+/// the bundle, the running create and the hook's `$$`.
+fn create_blocked_in_hook(tag: &str, kind: &str) -> Result<(Bundle, std::process::Child, i32)> {
+    create_blocked_in_hook_with(tag, kind, |_| Ok(()))
+}
+
+/// [`create_blocked_in_hook`] with a config changed by `configure`.
+fn create_blocked_in_hook_with(
+    tag: &str,
+    kind: &str,
+    configure: impl FnOnce(&mut Bundle) -> Result<()>,
+) -> Result<(Bundle, std::process::Child, i32)> {
+    let mut b = Bundle::new(Runtime::Hako, tag, &["sleep", "1000"])?;
+    configure(&mut b)?;
     let fifo = b.path().join("reached.fifo");
     mkfifo(&fifo)?;
     let f = fifo.to_string_lossy().into_owned();
     b.config["hooks"] = json!({ kind: [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {f}; exec sleep 1000")]}] });
     b.write_config()?;
-    let mut create = b
+    let create = b
         .cmd()
         .args(["create", "--bundle", &b.path().to_string_lossy(), &b.id])
         .stdin(Stdio::null())
@@ -88,13 +102,26 @@ fn kill_create_during(kind: &str) -> Result<()> {
     let hook_pid: i32 = hako_tests::read_with_timeout(&fifo, Duration::from_secs(30))?
         .trim()
         .parse()?;
+    Ok((b, create, hook_pid))
+}
+
+/// Kills `hako create` while a hook of `kind` blocks, then checks `delete --force` leaves no
+/// process, cgroup or state behind.
+fn kill_create_during(kind: &str) -> Result<()> {
+    let (b, mut create, hook_pid) = create_blocked_in_hook(&format!("killed-{kind}"), kind)?;
     create.kill()?;
     create.wait()?;
     let init_pid = b.state().ok().and_then(|s| s["pid"].as_i64());
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(hook_pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    if kind == "prestart" {
+        // create runs prestart hooks itself, outside the container's cgroup: once create is
+        // killed nobody can find the hook again (runc leaves it the same way). A createContainer
+        // hook runs in the container, and its `$$` is a pid of the container's namespace: the
+        // cgroup takes care of it.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(hook_pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     b.rt(&["delete", "--force", &b.id])?.ok()?;
     ensure!(
         b.rt(&["state", &b.id])?.code != 0,
@@ -139,6 +166,152 @@ fn killed_right_after_claiming_the_id() -> Result<()> {
     Ok(())
 }
 
+/// Killed while writing its first state: the state file is written to a temporary name and
+/// renamed into place, so a half-written state is a temporary file next to no `state.json`.
+#[test]
+fn killed_while_writing_the_first_state() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "killed-writing", &["true"])?;
+    let dir = b.state_root().join(&b.id);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("state.tmp4242"), br#"{"id":"x","pid":0,"pidSt"#)?;
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    ensure!(!dir.exists(), "state dir left");
+    Ok(())
+}
+
+/// A created container whose init was then killed (and reaped by the host); returns its pid.
+fn created_then_init_killed(rt: Runtime, tag: &str) -> Result<(Bundle, i32)> {
+    let b = Bundle::new(rt, tag, &["sleep", "1000"])?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
+    Ok((b, pid))
+}
+
+/// Moves `pid` to the root cgroup of the hierarchies named `names` (all with `None`) and removes
+/// the container's directory there: the cgroup a `create` killed before those mkdirs leaves.
+fn drop_hierarchies(b: &Bundle, pid: Option<i32>, names: Option<&[&str]>) -> Result<()> {
+    for d in b.cgroup_dirs() {
+        let hierarchy = d
+            .strip_prefix("/sys/fs/cgroup")?
+            .components()
+            .next()
+            .context("hierarchy")?;
+        let name = hierarchy.as_os_str().to_string_lossy().into_owned();
+        if names.is_some_and(|n| !n.contains(&name.as_str())) {
+            continue;
+        }
+        if let Some(pid) = pid {
+            std::fs::write(
+                Path::new("/sys/fs/cgroup").join(&name).join("cgroup.procs"),
+                pid.to_string(),
+            )?;
+        }
+        // A just-killed task can take a moment to leave the cgroup: bounded retries.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&d).is_err() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        ensure!(!d.exists(), "could not remove {}", d.display());
+    }
+    Ok(())
+}
+
+/// What `delete --force` must leave: no init, no cgroup directory, no state.
+fn nothing_left(b: &Bundle, pid: i32) -> Result<()> {
+    hako_tests::wait_pid_exit(pid, Duration::from_secs(10)).context("the init lives on")?;
+    ensure!(
+        b.cgroup_dirs().is_empty(),
+        "cgroup left: {:?}",
+        b.cgroup_dirs()
+    );
+    ensure!(!b.state_root().join(&b.id).exists(), "state dir left");
+    Ok(())
+}
+
+/// A live init in a cgroup that has no freezer and no cgroup2 directory (a `create` killed
+/// between its first and its freezer mkdir, or during its `cgroup.procs` writes): nothing to
+/// freeze, no `cgroup.kill`; `delete --force` kills the init through the hierarchies that exist.
+/// Before issue 12's fix it failed with `write "FROZEN" to .../freezer.state: No such file`.
+#[test]
+fn delete_force_without_freezer_cgroup_kills_the_init() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "nofreezer", &["sleep", "1000"])?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+    drop_hierarchies(&b, Some(pid), Some(&["freezer", "unified"]))?;
+    ensure!(!b.cgroup_dirs().is_empty(), "the other hierarchies stay");
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    nothing_left(&b, pid)
+}
+
+/// The init is dead and reaped, and the cgroup lost some hierarchies (a `delete` killed between
+/// two rmdirs, or an administrator): `delete --force` removes the rest.
+#[test]
+fn delete_force_after_init_reaped_and_part_of_the_cgroup_gone() -> Result<()> {
+    let (b, pid) = created_then_init_killed(Runtime::Hako, "partgone")?;
+    drop_hierarchies(&b, None, Some(&["cpu", "freezer", "unified"]))?;
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    nothing_left(&b, pid)
+}
+
+/// A `create` killed while its init is busy elsewhere than on the sync socket (here in a
+/// createContainer hook that never ends): the init must not outlive it (PR_SET_PDEATHSIG), and
+/// with it goes the hook, which lives in the init's pid namespace. No `delete` is run before
+/// the check: an engine that saw its `create` die may never call one.
+fn init_dies_with_killed_create(b: &Bundle, create: &mut std::process::Child) -> Result<()> {
+    let pids: Vec<i32> = b
+        .cgroup_dirs()
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    ensure!(pids.len() >= 2, "the init and the hook: {pids:?}");
+    create.kill()?;
+    create.wait()?;
+    for pid in pids {
+        hako_tests::wait_pid_exit(pid, Duration::from_secs(10))
+            .with_context(|| format!("process {pid} outlived the killed create"))?;
+    }
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    ensure!(b.cgroup_dirs().is_empty(), "cgroup left");
+    Ok(())
+}
+
+#[test]
+fn init_dies_with_create_killed_during_a_create_container_hook() -> Result<()> {
+    let (b, mut create, _) = create_blocked_in_hook("orphan", "createContainer")?;
+    init_dies_with_killed_create(&b, &mut create)
+}
+
+/// The same in a new user namespace: becoming its root (setresuid) clears the parent-death
+/// signal, which the init must ask for again.
+#[test]
+fn init_in_a_user_namespace_dies_with_create_killed_during_a_hook() -> Result<()> {
+    let (b, mut create, _) =
+        create_blocked_in_hook_with("orphan-userns", "createContainer", |b| {
+            let maps = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+            b.config["linux"]["namespaces"]
+                .as_array_mut()
+                .context("namespaces")?
+                .push(json!({"type": "user"}));
+            b.config["linux"]["uidMappings"] = maps.clone();
+            b.config["linux"]["gidMappings"] = maps;
+            // The hook runs as the namespace's root (host uid 300000): it must reach the FIFO.
+            std::fs::set_permissions(b.path(), std::fs::Permissions::from_mode(0o755))?;
+            Ok(())
+        })?;
+    init_dies_with_killed_create(&b, &mut create)
+}
+
 fn config_without_process_creates_but_does_not_start(rt: Runtime) -> Result<()> {
     let mut b = Bundle::new(rt, "noprocess", &["true"])?;
     if let Some(o) = b.config.as_object_mut() {
@@ -174,21 +347,8 @@ both!(unsupported_field_is_an_error);
 /// The init died and someone removed its cgroup by hand: `delete --force` still cleans up the
 /// state and exits 0 (as runc does), instead of failing on the missing freezer file.
 fn delete_force_after_init_and_cgroup_vanished(rt: Runtime) -> Result<()> {
-    let b = Bundle::new(rt, "vanished", &["sleep", "1000"])?;
-    b.create()?.ok()?;
-    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )?;
-    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
-    for d in b.cgroup_dirs() {
-        // A just-killed task can take a moment to leave the cgroup: bounded retries.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::fs::remove_dir(&d).is_err() && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
-        }
-    }
+    let (b, _) = created_then_init_killed(rt, "vanished")?;
+    drop_hierarchies(&b, None, None)?;
     ensure!(
         b.cgroup_dirs().is_empty(),
         "could not remove the cgroup by hand"

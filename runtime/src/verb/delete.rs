@@ -35,29 +35,23 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 /// Kills whatever is left of the container, removes its cgroup, runs poststop hooks and removes
 /// its state. Used by `delete`, `run` and failed creates alike.
 pub(crate) fn destroy(locked: Locked) -> Result<()> {
-    // None when a create was killed before it recorded the cgroup; `open` does not need the
-    // directories to exist, so a half-removed cgroup is finished off too.
+    // None when a create was killed before it recorded the cgroup (it records the path before
+    // its first mkdir). `open` does not need the directories to exist, and the kill, thaw and
+    // removal below each take the hierarchies that do: a create killed between two mkdirs, or a
+    // delete killed between two rmdirs, leaves any subset of them.
     let cgroup = locked
         .state
         .cgroup
         .as_ref()
-        .and_then(|p| hako_cgroups::Cgroup::open(p).ok());
+        .map(hako_cgroups::Cgroup::open)
+        .transpose()?;
     let init = locked.init();
     if let Some(cg) = &cgroup {
         // Also reaches descendants the init left behind when it has no pid namespace of its own.
-        let killed = cg.signal_all(libc::SIGKILL).and_then(|()| {
-            // A frozen task cannot act on SIGKILL: thaw after signalling (runc #3134).
-            if cg.is_frozen().unwrap_or(false) {
-                cg.thaw()
-            } else {
-                Ok(())
-            }
-        });
-        // With the init gone, a cgroup removed by someone else is nothing to clean up.
-        let gone = !cg.hierarchies().iter().any(|h| h.dir.exists());
-        match killed {
-            Err(_) if init.is_none() && gone => {}
-            other => other?,
+        cg.signal_all(libc::SIGKILL)?;
+        // A frozen task cannot act on SIGKILL: thaw after signalling (runc #3134).
+        if cg.is_frozen()? {
+            cg.thaw()?;
         }
     }
     if let Some(init) = init {
