@@ -100,11 +100,12 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         hooks::run_all("createContainer", h, &state)?;
     }
     enter_root(args)?;
+    // What could block is behind us; dropped before the seccomp filter, which may deny prctl.
+    parent_death::untie()?;
     let exec = match &args.config.process {
         Some(p) => Some(prepare_exec(args, p)?),
         None => None,
     };
-    parent_death::untie()?;
     args.sync.send(&Message::Ready)?;
     crate::fifo::wait_for_start(&args.fifo)?;
     start_container_hooks(args, &state)?;
