@@ -36,6 +36,6 @@ pub use error::Error;
 pub use idmap::IdMappings;
 pub use join::{join_process_namespaces, JoinFds, ProcessNamespaces};
 pub use ns::Namespaces;
-pub use rootfs::{CgroupMount, IdmappedTrees, Rootfs};
+pub use rootfs::{unmount_recorded, CgroupMount, IdmappedTrees, MountRecord, Rootfs};
 pub use sysctl::Sysctls;
 pub use uts::{set_domainname, set_hostname};

@@ -1,0 +1,253 @@
+//! Taking down the mounts a container made in a mount namespace it does not own (see `record`):
+//! what `delete` and a failed `create` do, so that nothing outlives the container (runc 1.1.5
+//! and crun 1.8.1 leave every one of them behind: measured).
+//!
+//! `delete` may run in another process, and in another mount namespace, than `create` did. The
+//! record names the namespace (device and inode of its nsfs file): if it is not the caller's,
+//! a process in it is looked for and the namespace entered with setns(2) for the unmounts, and
+//! left again; if no process is left in it, the namespace is gone and its mounts with it.
+//!
+//! Each recorded mount is taken down in reverse order, only after checking that it is still
+//! the one recorded: its current mount point (from mountinfo, by id) must lie under the rootfs,
+//! it is opened without following any symlink (`RESOLVE_NO_SYMLINKS`: a container may have
+//! replaced a directory with a link), and statx(2)'s mount id of what was opened must be the
+//! recorded id, or one of the mounts stacked on it (which the container made on top, and which
+//! go first). The unmount is `umount2(/proc/self/fd/N, MNT_DETACH)` on that very descriptor, so
+//! nothing is looked up twice, and with MNT_DETACH whatever is mounted below it goes too.
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, ResolveFlag};
+use nix::mount::MntFlags;
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+
+use crate::rootfs::record::{ns_id, own_mount_ns, parse_mountinfo, parse_record, under};
+use crate::rootfs::record::{MountInfo, Recorded};
+use crate::{sys, Error};
+
+/// How many mounts stacked on a recorded one are taken off before giving up.
+const MAX_STACKED: usize = 64;
+
+/// Unmounts every mount recorded at `path` (nothing if there is no record), in the mount
+/// namespace they were made in. Every recorded mount is tried; the first failure is returned.
+pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::MountRecord {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let Some(rec) = parse_record(&text, path)? else {
+        return Ok(());
+    };
+    if rec.mounts.is_empty() {
+        return Ok(());
+    }
+    // Opened in our own namespace: the one entered may have no /proc, and /proc/self/fd/N is
+    // what umount2 is given.
+    let proc_self = open_dir(Path::new("/proc/self"))?;
+    let cwd = open_dir(Path::new("."))?;
+    let done = if own_mount_ns()? == rec.ns {
+        unmount_all(&rec, proc_self.as_fd())
+    } else {
+        match find_namespace(rec.ns) {
+            // No process is left in it: the namespace, and its mounts, are gone.
+            None => Ok(()),
+            Some(target) => in_namespace(target.as_fd(), || unmount_all(&rec, proc_self.as_fd())),
+        }
+    };
+    let back = nix::unistd::fchdir(cwd.as_raw_fd()).map_err(|source| Error::Chdir {
+        path: ".".into(),
+        source,
+    });
+    done.and(back)
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
+    sys::open(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// An fd of the mount namespace `ns`, through a process that is in it.
+fn find_namespace(ns: (u64, u64)) -> Option<OwnedFd> {
+    let procs = std::fs::read_dir("/proc").ok()?;
+    procs.flatten().find_map(|e| {
+        let name = e.file_name();
+        name.to_str()?.parse::<u32>().ok()?;
+        let path = e.path().join("ns/mnt");
+        if ns_id(&path).ok()? != ns {
+            return None;
+        }
+        // The process may have exited (and its pid been reused) since: check the open fd.
+        let fd = sys::open(&path, OFlag::O_RDONLY).ok()?;
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).ok()?;
+        ((st.st_dev, st.st_ino) == ns).then_some(fd)
+    })
+}
+
+/// Runs `f` in the mount namespace `target`, then returns to ours (setns(2) needs a
+/// single-threaded caller for mount namespaces, as hako is).
+fn in_namespace(
+    target: BorrowedFd<'_>,
+    f: impl FnOnce() -> Result<(), Error>,
+) -> Result<(), Error> {
+    let own = sys::open(Path::new("/proc/self/ns/mnt"), OFlag::O_RDONLY).map_err(|source| {
+        Error::Open {
+            path: "/proc/self/ns/mnt".into(),
+            source,
+        }
+    })?;
+    let setns = |fd: BorrowedFd<'_>| {
+        nix::sched::setns(fd, CloneFlags::CLONE_NEWNS).map_err(|source| Error::Setns {
+            ns: "mount",
+            source,
+        })
+    };
+    setns(target)?;
+    let done = f();
+    setns(own.as_fd())?;
+    done
+}
+
+fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
+    let mut first = None;
+    for (id, _) in rec.mounts.iter().rev() {
+        if let Err(e) = unmount_one(*id, &rec.root, proc_self) {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+fn mountinfo(proc_self: BorrowedFd<'_>) -> Result<Vec<MountInfo>, Error> {
+    let fd = sys::openat(
+        Some(proc_self),
+        Path::new("mountinfo"),
+        OFlag::O_RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Mountinfo { source: e.into() })?;
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .read_to_string(&mut text)
+        .map_err(|source| Error::Mountinfo { source })?;
+    Ok(parse_mountinfo(&text))
+}
+
+/// True if `top` is stacked on `id` (one of its descendants in the mount tree).
+fn descends(info: &[MountInfo], top: u64, id: u64) -> bool {
+    let mut cur = top;
+    for _ in 0..info.len() {
+        match info.iter().find(|m| m.id == cur) {
+            Some(m) if m.parent == id => return true,
+            Some(m) if m.parent != m.id => cur = m.parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn unmount_one(id: u64, root: &Path, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
+    for _ in 0..MAX_STACKED {
+        let info = mountinfo(proc_self)?;
+        let Some(m) = info.iter().find(|m| m.id == id) else {
+            return Ok(());
+        };
+        let unsafe_unmount = |reason| Error::UnsafeUnmount {
+            id,
+            path: m.mount_point.clone(),
+            reason,
+        };
+        if !under(root, &m.mount_point) {
+            return Err(unsafe_unmount(
+                "its mount point is no longer under the rootfs",
+            ));
+        }
+        let slash = open_dir(Path::new("/"))?;
+        let fd = sys::openat2(
+            slash.as_fd(),
+            &m.mount_point,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+            ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        )
+        .map_err(|source| Error::Open {
+            path: m.mount_point.clone(),
+            source,
+        })?;
+        let top = sys::mount_id(fd.as_fd()).map_err(|source| Error::Stat {
+            path: m.mount_point.clone(),
+            source,
+        })?;
+        if top != id && !descends(&info, top, id) {
+            return Err(unsafe_unmount("a mount it does not hold covers it"));
+        }
+        umount_fd(fd.as_fd(), proc_self, &m.mount_point)?;
+        if top == id {
+            return Ok(());
+        }
+    }
+    Err(Error::UnsafeUnmount {
+        id,
+        path: root.to_path_buf(),
+        reason: "too many mounts are stacked on it",
+    })
+}
+
+/// `umount2(/proc/self/fd/N, MNT_DETACH)`, through our own /proc (the namespace we are in may
+/// have none): the magic link names exactly the mount that was checked.
+fn umount_fd(fd: BorrowedFd<'_>, proc_self: BorrowedFd<'_>, path: &Path) -> Result<(), Error> {
+    let fds = sys::openat(
+        Some(proc_self),
+        Path::new("fd"),
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|source| Error::Open {
+        path: "/proc/self/fd".into(),
+        source,
+    })?;
+    nix::unistd::fchdir(fds.as_raw_fd()).map_err(|source| Error::Chdir {
+        path: "/proc/self/fd".into(),
+        source,
+    })?;
+    let name = fd.as_raw_fd().to_string();
+    match nix::mount::umount2(Path::new(&name), MntFlags::MNT_DETACH) {
+        // Gone between the check and now (MNT_DETACH of a mount below took it): done.
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(source) => Err(Error::Umount {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacked_mounts_are_descendants() {
+        let m = |id, parent| MountInfo {
+            id,
+            parent,
+            mount_point: "/r/dev".into(),
+        };
+        let info = [m(1, 1), m(10, 1), m(11, 10), m(12, 11), m(20, 1)];
+        assert!(descends(&info, 11, 10));
+        assert!(descends(&info, 12, 10));
+        assert!(!descends(&info, 20, 10));
+        assert!(!descends(&info, 10, 11));
+        assert!(!descends(&info, 99, 10));
+    }
+}
