@@ -7,9 +7,14 @@
 //! a process in it is looked for and the namespace entered with setns(2) for the unmounts, and
 //! left again; if no process is left in it, the namespace is gone and its mounts with it.
 //!
+//! Mount ids and namespace inodes are reused once freed: a namespace that died with the
+//! container's init can have its inode given to a new one (the caller's own, even), and a mount
+//! id to another mount. So a recorded mount counts as still there only if the id is in the
+//! namespace's mountinfo *at the recorded mount point* (which lies under the rootfs); anything
+//! else is not the container's mount and is left alone.
+//!
 //! Each recorded mount is taken down in reverse order, only after checking that it is still
-//! the one recorded: its current mount point (from mountinfo, by id) must lie under the rootfs,
-//! it is opened without following any symlink (`RESOLVE_NO_SYMLINKS`: a container may have
+//! the one recorded: its mount point is opened without following any symlink (`RESOLVE_NO_SYMLINKS`: a container may have
 //! replaced a directory with a link), and statx(2)'s mount id of what was opened must be the
 //! recorded id, or one of the mounts stacked on it (which the container made on top, and which
 //! go first). The unmount is `umount2(/proc/self/fd/N, MNT_DETACH)` on that very descriptor, so
@@ -25,7 +30,7 @@ use nix::mount::MntFlags;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::rootfs::record::{ns_id, own_mount_ns, parse_mountinfo, parse_record, under};
+use crate::rootfs::record::{ns_id, own_mount_ns, parse_mountinfo, parse_record};
 use crate::rootfs::record::{MountInfo, Recorded};
 use crate::{sys, Error};
 
@@ -121,8 +126,8 @@ fn in_namespace(
 
 fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
     let mut first = None;
-    for (id, _) in rec.mounts.iter().rev() {
-        if let Err(e) = unmount_one(*id, &rec.root, proc_self) {
+    for (id, path) in rec.mounts.iter().rev() {
+        if let Err(e) = unmount_one(*id, path, proc_self) {
             first.get_or_insert(e);
         }
     }
@@ -157,10 +162,12 @@ fn descends(info: &[MountInfo], top: u64, id: u64) -> bool {
     false
 }
 
-fn unmount_one(id: u64, root: &Path, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
+/// Unmounts the mount `id` at `path` (under the rootfs: checked when the record was read), if
+/// it is still there.
+fn unmount_one(id: u64, path: &Path, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
     for _ in 0..MAX_STACKED {
         let info = mountinfo(proc_self)?;
-        let Some(m) = info.iter().find(|m| m.id == id) else {
+        let Some(m) = info.iter().find(|m| m.id == id && m.mount_point == path) else {
             return Ok(());
         };
         let unsafe_unmount = |reason| Error::UnsafeUnmount {
@@ -168,11 +175,6 @@ fn unmount_one(id: u64, root: &Path, proc_self: BorrowedFd<'_>) -> Result<(), Er
             path: m.mount_point.clone(),
             reason,
         };
-        if !under(root, &m.mount_point) {
-            return Err(unsafe_unmount(
-                "its mount point is no longer under the rootfs",
-            ));
-        }
         let slash = open_dir(Path::new("/"))?;
         let fd = sys::openat2(
             slash.as_fd(),
@@ -199,7 +201,7 @@ fn unmount_one(id: u64, root: &Path, proc_self: BorrowedFd<'_>) -> Result<(), Er
     }
     Err(Error::UnsafeUnmount {
         id,
-        path: root.to_path_buf(),
+        path: path.to_path_buf(),
         reason: "too many mounts are stacked on it",
     })
 }
