@@ -268,3 +268,13 @@ pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
 pub(crate) fn dup_above(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd, Errno> {
     nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min)).map(own)
 }
+
+/// `ioctl(fd, NS_GET_MNTNS_ID)`: the 64-bit id of a mount namespace, never reused while the
+/// system runs (unlike its nsfs inode); `ENOTTY` on kernels without it.
+pub(crate) fn mntns_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    let mut id: u64 = 0;
+    // SAFETY: NS_GET_MNTNS_ID writes one u64 through the pointer, which points to `id`, alive
+    // and writable for the call; the descriptor is valid for the duration of the borrow.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_MNTNS_ID, &mut id as *mut u64) };
+    Errno::result(ret).map(|_| id)
+}

@@ -144,18 +144,55 @@ pub(crate) fn under(root: &Path, p: &Path) -> bool {
     p.starts_with(root) && !p.components().any(|c| c == std::path::Component::ParentDir)
 }
 
-/// (device, inode) of the calling process's mount namespace.
-pub(crate) fn own_mount_ns() -> Result<(u64, u64), Error> {
-    ns_id(Path::new("/proc/self/ns/mnt"))
+/// A mount namespace's identity: the device and inode of its nsfs file (an inode is reused
+/// once the namespace is freed) and, where the kernel has `NS_GET_MNTNS_ID`, its 64-bit id,
+/// which is never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NsId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) unique: Option<u64>,
 }
 
-/// (device, inode) of the namespace file at `path`.
-pub(crate) fn ns_id(path: &Path) -> Result<(u64, u64), Error> {
-    let st = nix::sys::stat::stat(path).map_err(|source| Error::Stat {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok((st.st_dev, st.st_ino))
+impl NsId {
+    /// The identity of the namespace file at `path`.
+    pub(crate) fn of(path: &Path) -> Result<NsId, Error> {
+        let fd =
+            crate::sys::open(path, nix::fcntl::OFlag::O_RDONLY).map_err(|source| Error::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Self::of_fd(fd.as_fd(), path)
+    }
+
+    /// The identity of an open namespace fd.
+    pub(crate) fn of_fd(fd: std::os::fd::BorrowedFd<'_>, path: &Path) -> Result<NsId, Error> {
+        let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|source| {
+            Error::Stat {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(NsId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            unique: crate::sys::mntns_id(fd).ok(),
+        })
+    }
+
+    /// Same namespace: same inode, and the same unique id where both are known.
+    pub(crate) fn same(&self, other: &NsId) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+            && match (self.unique, other.unique) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+/// The calling process's mount namespace.
+pub(crate) fn own_mount_ns() -> Result<NsId, Error> {
+    NsId::of(Path::new("/proc/self/ns/mnt"))
 }
 
 /// The child's side: writes the header, then each new mount under the rootfs.
@@ -168,9 +205,15 @@ pub(crate) struct Recorder<'a> {
 impl<'a> Recorder<'a> {
     /// Notes the mounts that exist before the container's and writes the header.
     pub(crate) fn start(record: &'a MountRecord, root: &'a Path) -> Result<Self, Error> {
-        let (dev, ino) = own_mount_ns()?;
+        let ns = own_mount_ns()?;
         let seen = read_mountinfo()?.into_iter().map(|m| m.id).collect();
-        record.append(&format!("ns {dev} {ino}\nroot {}\n", escape(root)))?;
+        let unique = ns.unique.map_or("-".to_string(), |u| u.to_string());
+        record.append(&format!(
+            "ns {} {} {unique}\nroot {}\n",
+            ns.dev,
+            ns.ino,
+            escape(root)
+        ))?;
         Ok(Recorder { record, root, seen })
     }
 
@@ -199,8 +242,8 @@ impl<'a> Recorder<'a> {
 /// A record read back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Recorded {
-    /// (device, inode) of the mount namespace the mounts were made in.
-    pub(crate) ns: (u64, u64),
+    /// The mount namespace the mounts were made in.
+    pub(crate) ns: NsId,
     /// The rootfs every mount lies under.
     pub(crate) root: PathBuf,
     /// (mount id, mount point), in mount order.
@@ -220,11 +263,16 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
     for (i, l) in text.lines().enumerate() {
         let f: Vec<&str> = l.split(' ').collect();
         match (f.as_slice(), &root) {
-            (["ns", dev, ino], None) if ns.is_none() => {
-                ns = Some((
-                    dev.parse().map_err(|_| invalid(i + 1))?,
-                    ino.parse().map_err(|_| invalid(i + 1))?,
-                ));
+            (["ns", dev, ino, unique], None) if ns.is_none() => {
+                let num = |v: &str| v.parse::<u64>().map_err(|_| invalid(i + 1));
+                ns = Some(NsId {
+                    dev: num(dev)?,
+                    ino: num(ino)?,
+                    unique: match *unique {
+                        "-" => None,
+                        u => Some(num(u)?),
+                    },
+                });
             }
             (["root", p], None) if ns.is_some() => {
                 let p = unescape(p);
@@ -290,6 +338,20 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_inode_is_another_namespace_where_the_unique_id_says_so() {
+        let ns = |ino, unique| NsId {
+            dev: 4,
+            ino,
+            unique,
+        };
+        assert!(ns(5, Some(1)).same(&ns(5, Some(1))));
+        assert!(!ns(5, Some(1)).same(&ns(5, Some(2))));
+        assert!(!ns(5, Some(1)).same(&ns(6, Some(1))));
+        // A kernel without NS_GET_MNTNS_ID: the inode alone.
+        assert!(ns(5, None).same(&ns(5, Some(2))));
+    }
+
+    #[test]
     fn under_is_component_wise() {
         let root = Path::new("/b/rootfs");
         assert!(under(root, Path::new("/b/rootfs")));
@@ -302,12 +364,16 @@ mod tests {
     #[test]
     fn records_parse_and_refuse_what_hako_did_not_write() {
         let p = Path::new("/state/mounts");
-        let ok = "ns 4 4026531841\nroot /b/root\\040fs\nmount 80 /b/root\\040fs/proc\n\
+        let ok = "ns 4 4026531841 7\nroot /b/root\\040fs\nmount 80 /b/root\\040fs/proc\n\
                   mount 81 /b/root\\040fs/dev\n";
         assert_eq!(
             parse_record(ok, p).unwrap(),
             Some(Recorded {
-                ns: (4, 4026531841),
+                ns: NsId {
+                    dev: 4,
+                    ino: 4026531841,
+                    unique: Some(7)
+                },
                 root: "/b/root fs".into(),
                 mounts: vec![
                     (80, "/b/root fs/proc".into()),
@@ -317,13 +383,14 @@ mod tests {
         );
         assert_eq!(parse_record("", p).unwrap(), None);
         for (bad, line) in [
-            ("ns 4 5\nroot /r\nmount 9 /etc\n", 3),
-            ("ns 4 5\nroot /r\nmount 9 /r/../etc\n", 3),
-            ("ns 4 5\nroot /r\nmount 9 /r/a x\n", 3),
+            ("ns 4 5 -\nroot /r\nmount 9 /etc\n", 3),
+            ("ns 4 5 -\nroot /r\nmount 9 /r/../etc\n", 3),
+            ("ns 4 5 -\nroot /r\nmount 9 /r/a x\n", 3),
             ("root /r\n", 1),
-            ("ns 4 5\nroot r\n", 2),
-            ("ns 4 5\n", 1),
-            ("ns 4 5\nroot /r\nmount x /r/a\n", 3),
+            ("ns 4 5 -\nroot r\n", 2),
+            ("ns 4 5 -\n", 1),
+            ("ns 4 5 -\nroot /r\nmount x /r/a\n", 3),
+            ("ns 4 5\nroot /r\n", 1),
         ] {
             match parse_record(bad, p) {
                 Err(Error::MountRecordInvalid { line: l, .. }) => assert_eq!(l, line, "{bad}"),

@@ -30,7 +30,7 @@ use nix::mount::MntFlags;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::rootfs::record::{ns_id, own_mount_ns, parse_mountinfo, parse_record};
+use crate::rootfs::record::{own_mount_ns, parse_mountinfo, parse_record, NsId};
 use crate::rootfs::record::{MountInfo, Recorded};
 use crate::{sys, Error};
 
@@ -59,8 +59,13 @@ pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
     // Opened in our own namespace: the one entered may have no /proc, and /proc/self/fd/N is
     // what umount2 is given.
     let proc_self = open_dir(Path::new("/proc/self"))?;
-    let cwd = open_dir(Path::new("."))?;
-    let done = if own_mount_ns()? == rec.ns {
+    let cwd = sys::open(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|source| {
+        Error::Open {
+            path: ".".into(),
+            source,
+        }
+    })?;
+    let done = if own_mount_ns()?.same(&rec.ns) {
         unmount_all(&rec, proc_self.as_fd())
     } else {
         match find_namespace(rec.ns) {
@@ -84,19 +89,22 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
 }
 
 /// An fd of the mount namespace `ns`, through a process that is in it.
-fn find_namespace(ns: (u64, u64)) -> Option<OwnedFd> {
+fn find_namespace(ns: NsId) -> Option<OwnedFd> {
     let procs = std::fs::read_dir("/proc").ok()?;
     procs.flatten().find_map(|e| {
         let name = e.file_name();
         name.to_str()?.parse::<u32>().ok()?;
         let path = e.path().join("ns/mnt");
-        if ns_id(&path).ok()? != ns {
+        let st = nix::sys::stat::stat(&path).ok()?;
+        if (st.st_dev, st.st_ino) != (ns.dev, ns.ino) {
             return None;
         }
         // The process may have exited (and its pid been reused) since: check the open fd.
         let fd = sys::open(&path, OFlag::O_RDONLY).ok()?;
-        let st = nix::sys::stat::fstat(fd.as_raw_fd()).ok()?;
-        ((st.st_dev, st.st_ino) == ns).then_some(fd)
+        NsId::of_fd(fd.as_fd(), &path)
+            .ok()
+            .filter(|id| id.same(&ns))
+            .map(|_| fd)
     })
 }
 
