@@ -434,15 +434,14 @@ struct NamespaceHolder(Child);
 
 impl NamespaceHolder {
     fn new() -> Result<Self> {
+        Self::with_setup("true")
+    }
+
+    /// A holder whose namespace `setup` (a shell command) changes first.
+    fn with_setup(setup: &str) -> Result<Self> {
+        let script = format!("{setup} && echo ready; exec cat");
         let mut child = Command::new("unshare")
-            .args([
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                "echo ready; exec cat",
-            ])
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -474,6 +473,50 @@ impl Drop for NamespaceHolder {
         let _ = self.0.wait();
     }
 }
+
+/// The propagation of the caller's `/` is left as it was: a shared `/` (its own peer group,
+/// made in the holder's namespace) stays shared. runc 1.1.5 makes it a slave, then private
+/// (its `rootfsParentMountPrivate`, measured). `rootfsPropagation` applies to the rootfs's own
+/// mount, what the container sees as `/` (spec: it "sets the rootfs's mount propagation");
+/// runc applies it to the caller's `/` and then makes that private, so its container's `/`
+/// is not shared: only hako is held to it.
+fn callers_root_propagation_is_kept(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(
+        rt,
+        "nomntprop",
+        &["awk", "$5 == \"/\"", "/proc/self/mountinfo"],
+    )?;
+    without_mount_ns(&mut b, json!([{"type": "pid"}]), "inside")?;
+    b.config["linux"]["rootfsPropagation"] = json!("shared");
+    let holder = NamespaceHolder::with_setup("mount --make-shared /")?;
+    let root_line = || -> Result<String> {
+        let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", holder.pid()))?;
+        info.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .map(String::from)
+            .context("no /")
+    };
+    let before = root_line()?;
+    ensure!(before.contains(" shared:"), "{before}");
+    b.wrapper = holder.nsenter();
+    let r = b.run()?.ok()?;
+    let after = root_line()?;
+    match rt {
+        Runtime::Hako => {
+            ensure!(
+                after == before,
+                "the caller's / changed: {before} -> {after}"
+            );
+            ensure!(
+                r.stdout.contains(" shared:"),
+                "the container's / is shared: {r:?}"
+            );
+        }
+        Runtime::Runc => ensure!(!after.contains(" shared:"), "runc 1.1.5: {after}"),
+    }
+    Ok(())
+}
+both!(callers_root_propagation_is_kept);
 
 /// A mount namespace given by `path` is joined: the init is in it, chrooted into the rootfs
 /// (resolved in that namespace), with the mounts made there; `delete` (run from another
