@@ -643,6 +643,12 @@ fn missing_cwd_is_created_inside_root() {
     assert!(b.rootfs().join(inside).is_dir(), "created in the rootfs");
 }
 
+/// Sets the propagation of the test child's own `/` (its private namespace).
+fn set_root_propagation(flags: nix::mount::MsFlags) -> Result<(), String> {
+    nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .map_err(|e| e.to_string())
+}
+
 /// Without a mount namespace of its own (issue 12 item 1) the mounts are made in the caller's
 /// namespace (here the test child's private one) as runc makes them, each written to the
 /// record; `unmount_recorded` takes every one down; the root is chrooted, with or without
@@ -674,24 +680,10 @@ fn without_mount_namespace_mounts_are_recorded_and_taken_down() {
     rootfs.record_mounts(MountRecord::create(&record, 3).unwrap());
     in_child(CloneFlags::empty(), || {
         // The test's own namespace: nothing it mounts may propagate anywhere.
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| e.to_string())?;
+        set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
         // Then a shared `/` of its own peer group (no peer outside this namespace), which runc
         // would turn into a slave.
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            nix::mount::MsFlags::MS_SHARED,
-            None::<&str>,
-        )
-        .map_err(|e| e.to_string())?;
+        set_root_propagation(nix::mount::MsFlags::MS_SHARED)?;
         let root_before = mountinfo_line("/").ok_or("no / in mountinfo")?;
         check(root_before.contains(" shared:"), "/ is shared")?;
         rootfs
@@ -724,14 +716,7 @@ fn without_mount_namespace_mounts_are_recorded_and_taken_down() {
         std::fs::remove_file(&record).unwrap();
         rootfs.record_mounts(MountRecord::create(&record, 3).unwrap());
         in_child(CloneFlags::empty(), || {
-            nix::mount::mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(|e| e.to_string())?;
+            set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
             rootfs
                 .prepare(&[], Default::default())
                 .map_err(|e| chain(&e))?;
