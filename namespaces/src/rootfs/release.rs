@@ -108,8 +108,8 @@ fn find_namespace(ns: NsId) -> Option<OwnedFd> {
     })
 }
 
-/// Runs `f` in the mount namespace `target`, then returns to ours (setns(2) needs a
-/// single-threaded caller for mount namespaces, as hako is).
+/// Runs `f` in the mount namespace `target`, then returns to ours. Only the calling thread
+/// moves.
 fn in_namespace(
     target: BorrowedFd<'_>,
     f: impl FnOnce() -> Result<(), Error>,
@@ -126,6 +126,10 @@ fn in_namespace(
             source,
         })
     };
+    // setns(2) into a mount namespace is EINVAL while the fs_struct (root, cwd) is shared with
+    // other threads (`run -t` has its terminal threads): give this thread its own first.
+    nix::sched::unshare(CloneFlags::CLONE_FS)
+        .map_err(|source| Error::Unshare { ns: "fs", source })?;
     setns(target)?;
     let done = f();
     setns(own.as_fd())?;
