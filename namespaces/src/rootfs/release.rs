@@ -30,7 +30,7 @@ use nix::mount::MntFlags;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::rootfs::record::{own_mount_ns, parse_mountinfo, parse_record, NsId};
+use crate::rootfs::record::{parse_mountinfo, parse_record, NsId};
 use crate::rootfs::record::{MountInfo, Recorded};
 use crate::{sys, Error};
 
@@ -57,15 +57,16 @@ pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
         return Ok(());
     }
     // Opened in our own namespace: the one entered may have no /proc, and /proc/self/fd/N is
-    // what umount2 is given.
-    let proc_self = open_dir(Path::new("/proc/self"))?;
+    // what umount2 is given. thread-self: only this thread enters the other namespace, and
+    // /proc/self's mountinfo would show the main thread's.
+    let proc_self = open_dir(Path::new("/proc/thread-self"))?;
     let cwd = sys::open(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|source| {
         Error::Open {
             path: ".".into(),
             source,
         }
     })?;
-    let done = if own_mount_ns()?.same(&rec.ns) {
+    let done = if NsId::of(Path::new("/proc/thread-self/ns/mnt"))?.same(&rec.ns) {
         unmount_all(&rec, proc_self.as_fd())
     } else {
         match find_namespace(rec.ns) {
@@ -114,11 +115,10 @@ fn in_namespace(
     target: BorrowedFd<'_>,
     f: impl FnOnce() -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let own = sys::open(Path::new("/proc/self/ns/mnt"), OFlag::O_RDONLY).map_err(|source| {
-        Error::Open {
-            path: "/proc/self/ns/mnt".into(),
-            source,
-        }
+    let own_path = Path::new("/proc/thread-self/ns/mnt");
+    let own = sys::open(own_path, OFlag::O_RDONLY).map_err(|source| Error::Open {
+        path: own_path.into(),
+        source,
     })?;
     let setns = |fd: BorrowedFd<'_>| {
         nix::sched::setns(fd, CloneFlags::CLONE_NEWNS).map_err(|source| Error::Setns {
