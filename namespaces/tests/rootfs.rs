@@ -706,6 +706,18 @@ fn without_mount_namespace_mounts_are_recorded_and_taken_down() {
             mountinfo_line("/").as_deref() == Some(root_before.as_str()),
             "the caller's / is left as it was",
         )?;
+        // What the container itself could mount, not recorded: a tmpfs stacked on /dev (it
+        // covers the recorded one) and one under /proc's sibling /sys.
+        for (dest, what) in [("dev", "stacked on /dev"), ("sys/kernel", "under /sys")] {
+            nix::mount::mount(
+                Some("tmpfs"),
+                &b.rootfs().join(dest),
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            )
+            .map_err(|e| format!("{what}: {e}"))?;
+        }
         hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))?;
         check(!has_mounts_under(b.path()), "every mount taken down")?;
         // Again: nothing left to do.

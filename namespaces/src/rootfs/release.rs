@@ -13,7 +13,8 @@
 //! namespace's mountinfo *at the recorded mount point* (which lies under the rootfs); anything
 //! else is not the container's mount and is left alone.
 //!
-//! Each recorded mount is taken down in reverse order, only after checking that it is still
+//! Each recorded mount is taken down in reverse order (in passes, for the ones a mount of the
+//! container's hides), only after checking that it is still
 //! the one recorded: its mount point is opened without following any symlink (`RESOLVE_NO_SYMLINKS`: a container may have
 //! replaced a directory with a link), and statx(2)'s mount id of what was opened must be the
 //! recorded id, or one of the mounts stacked on it (which the container made on top, and which
@@ -136,14 +137,28 @@ fn in_namespace(
     done
 }
 
+/// Unmounts the recorded mounts in reverse order, in passes: a mount the container covered
+/// (a tmpfs it stacked on /dev hides the recorded /dev/pts) cannot be reached by its path, and
+/// is tried again after the others; detaching the one below usually takes it along. Stops when
+/// a pass removes nothing, with the first error of that pass.
 fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
-    let mut first = None;
-    for (id, path) in rec.mounts.iter().rev() {
-        if let Err(e) = unmount_one(*id, path, proc_self) {
-            first.get_or_insert(e);
+    let mut pending: Vec<&(u64, std::path::PathBuf)> = rec.mounts.iter().rev().collect();
+    loop {
+        let before = pending.len();
+        let mut first = None;
+        pending.retain(|(id, path)| match unmount_one(*id, path, proc_self) {
+            Ok(()) => false,
+            Err(e) => {
+                first.get_or_insert(e);
+                true
+            }
+        });
+        match first {
+            None => return Ok(()),
+            Some(e) if pending.len() == before => return Err(e),
+            Some(_) => {}
         }
     }
-    first.map_or(Ok(()), Err)
 }
 
 fn mountinfo(proc_self: BorrowedFd<'_>) -> Result<Vec<MountInfo>, Error> {
