@@ -14,6 +14,11 @@
 //! 5. [`Rootfs::finish`];
 //! 6. [`set_hostname`], [`set_domainname`], [`Sysctls::apply`].
 //!
+//! Without a mount namespace of the container's own ([`Rootfs::needs_mount_record`]), the
+//! runtime hands the plan a [`MountRecord`] in the container's state directory before the
+//! clone; the child writes each mount it makes in the caller's namespace there, and
+//! [`unmount_recorded`] takes them down when the container goes.
+//!
 //! Paths inside the container root are always resolved relative to a
 //! directory fd (openat2 `RESOLVE_IN_ROOT`), never by string joining: the
 //! image is untrusted.
