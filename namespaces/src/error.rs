@@ -195,13 +195,49 @@ pub enum Error {
         what: &'static str,
     },
 
-    /// A field that needs mounts in a mount namespace of the container's own, with the mount
-    /// namespace shared with the runtime or joined: mounts made there would outlive the
-    /// container (runc and crun leave them behind in the caller's namespace).
-    #[error("unable to apply {field} without a private mount namespace")]
-    NoPrivateMountNs {
-        /// The config field (`mounts`, `linux.maskedPaths`, ...).
+    /// Masked or read-only paths without a mount namespace of the container's own: they would
+    /// cover the caller's own /proc and /sys files. runc's words and refusal.
+    #[error("{field}: unable to restrict sys entries without a private MNT namespace")]
+    RestrictSysWithoutMountNs {
+        /// `linux.maskedPaths` or `linux.readonlyPaths`.
         field: &'static str,
+    },
+
+    /// Writing or reading the record of the mounts made outside a mount namespace of the
+    /// container's own failed.
+    #[error("record of the container's mounts {path}")]
+    MountRecord {
+        /// The record file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A record of mounts that hako did not write (a line that does not parse, a mount outside
+    /// the rootfs): nothing is unmounted on its word.
+    #[error("invalid record of the container's mounts {path} at line {line}")]
+    MountRecordInvalid {
+        /// The record file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+
+    /// The container shares a mount namespace but the runtime gave no record to write its
+    /// mounts to: they could never be taken down, so nothing is mounted.
+    #[error("mounts outside a mount namespace of the container's own need a record")]
+    MountRecordMissing,
+
+    /// A recorded mount that cannot be unmounted safely.
+    #[error("not unmounting mount {id} at {path}: {reason}")]
+    UnsafeUnmount {
+        /// Mount id (mountinfo).
+        id: u64,
+        /// Its mount point now.
+        path: PathBuf,
+        /// Why not.
+        reason: &'static str,
     },
 
     /// Creating `process.cwd` inside the rootfs failed.

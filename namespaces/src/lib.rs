@@ -14,6 +14,11 @@
 //! 5. [`Rootfs::finish`];
 //! 6. [`set_hostname`], [`set_domainname`], [`Sysctls::apply`].
 //!
+//! Without a mount namespace of the container's own ([`Rootfs::needs_mount_record`]), the
+//! runtime hands the plan a [`MountRecord`] in the container's state directory before the
+//! clone; the child writes each mount it makes in the caller's namespace there, and
+//! [`unmount_recorded`] takes them down when the container goes.
+//!
 //! Paths inside the container root are always resolved relative to a
 //! directory fd (openat2 `RESOLVE_IN_ROOT`), never by string joining: the
 //! image is untrusted.
@@ -36,6 +41,6 @@ pub use error::Error;
 pub use idmap::IdMappings;
 pub use join::{join_process_namespaces, JoinFds, ProcessNamespaces};
 pub use ns::Namespaces;
-pub use rootfs::{CgroupMount, IdmappedTrees, Rootfs};
+pub use rootfs::{unmount_recorded, CgroupMount, IdmappedTrees, MountRecord, Rootfs};
 pub use sysctl::Sysctls;
 pub use uts::{set_domainname, set_hostname};

@@ -239,3 +239,42 @@ pub(crate) fn setdomainname(name: &str) -> Result<(), Errno> {
 pub(crate) fn readlink_fd(fd: BorrowedFd<'_>) -> Result<PathBuf, Errno> {
     nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "").map(PathBuf::from)
 }
+
+/// The id of the mount `fd` lies on (`statx(2)` `STATX_MNT_ID`: the id /proc/PID/mountinfo
+/// shows first on each line).
+pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: the path is a NUL-terminated empty string (AT_EMPTY_PATH: `fd` itself is
+    // queried); `buf` is a writable statx buffer the kernel fills and that outlives the call.
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            buf.as_mut_ptr(),
+        )
+    };
+    Errno::result(ret)?;
+    // SAFETY: statx succeeded, so the kernel initialised the buffer (zeroed before anyway).
+    let st = unsafe { buf.assume_init() };
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(st.stx_mnt_id)
+}
+
+/// `fcntl(F_DUPFD_CLOEXEC, min)`: a close-on-exec copy of `fd` numbered `min` or above.
+pub(crate) fn dup_above(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd, Errno> {
+    nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min)).map(own)
+}
+
+/// `ioctl(fd, NS_GET_MNTNS_ID)`: the 64-bit id of a mount namespace, never reused while the
+/// system runs (unlike its nsfs inode); `ENOTTY` on kernels without it.
+pub(crate) fn mntns_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    let mut id: u64 = 0;
+    // SAFETY: NS_GET_MNTNS_ID writes one u64 through the pointer, which points to `id`, alive
+    // and writable for the call; the descriptor is valid for the duration of the borrow.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_MNTNS_ID, &mut id as *mut u64) };
+    Errno::result(ret).map(|_| id)
+}

@@ -80,7 +80,9 @@ fn is_our_netns(path: &Path) -> Result<bool, Error> {
 
 impl Sysctls {
     /// Validates `linux.sysctl` against the namespaces: each key needs the namespace it
-    /// belongs to, and all of them a new mount namespace (for the container's /proc/sys).
+    /// belongs to. Without a mount namespace of the container's own they are still written
+    /// through the container's /proc/sys, mounted in the caller's namespace (runc 1.1.5 and
+    /// crun 1.8.1 do the same: measured).
     pub fn from_spec(linux: Option<&Linux>, ns: &Namespaces) -> Result<Self, Error> {
         let Some(map) = linux.and_then(|l| l.sysctl().as_ref()) else {
             return Ok(Sysctls::default());
@@ -110,13 +112,6 @@ impl Sysctls {
                 }
             }
             entries.push((key.clone(), path, value.clone()));
-        }
-        // Written through the container's /proc/sys, which only a mount in a mount namespace
-        // of its own provides (without one, nothing is mounted: see `Rootfs::from_spec`).
-        if !entries.is_empty() && !ns.has_new(LinuxNamespaceType::Mount) {
-            return Err(Error::NoPrivateMountNs {
-                field: "linux.sysctl",
-            });
         }
         entries.sort();
         Ok(Sysctls { entries })
@@ -207,20 +202,15 @@ mod tests {
         Sysctls::from_spec(Some(&l), &n)
     }
 
+    /// Without a mount namespace of the container's own, inherited or joined, they are written
+    /// through the /proc the container mounts in the caller's namespace (runc and crun too).
     #[test]
-    fn need_a_new_mount_namespace() {
+    fn no_new_mount_namespace_needed() {
         use LinuxNamespaceType::*;
         for mount in [None, Some((Mount, Some("/proc/self/ns/mnt")))] {
             let ns: Vec<_> = [(Ipc, None)].into_iter().chain(mount).collect();
             let (l, n) = spec(&ns, &["kernel.shmmax"]);
-            assert!(matches!(
-                Sysctls::from_spec(Some(&l), &n),
-                Err(Error::NoPrivateMountNs {
-                    field: "linux.sysctl"
-                })
-            ));
-            let (l, n) = spec(&ns, &[]);
-            assert!(Sysctls::from_spec(Some(&l), &n).unwrap().is_empty());
+            assert!(!Sysctls::from_spec(Some(&l), &n).unwrap().is_empty());
         }
     }
 

@@ -31,6 +31,9 @@ const STATE_FILE: &str = "state.json";
 pub(crate) const FIFO_FILE: &str = "exec.fifo";
 /// Name of the FIFO on which the init reports a failing startContainer hook to `start`.
 pub(crate) const START_STATUS_FILE: &str = "start.status";
+/// The mounts a container without a mount namespace of its own made in the caller's (see the
+/// namespaces crate's `MountRecord`), for `delete` to take down.
+pub(crate) const MOUNTS_FILE: &str = "mounts";
 
 /// The runtime-spec status of a container (runtime.md, "State").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,6 +314,11 @@ impl Locked {
     /// Path of the start-status FIFO (only with startContainer hooks; see `fifo.rs`).
     pub(crate) fn start_status_path(&self) -> PathBuf {
         self.dir.join(START_STATUS_FILE)
+    }
+
+    /// Path of the record of the mounts made outside a mount namespace of the container's own.
+    pub(crate) fn mounts_path(&self) -> PathBuf {
+        self.dir.join(MOUNTS_FILE)
     }
 
     /// Writes `state.json` atomically.

@@ -165,31 +165,37 @@ both!(cwd_through_escaping_symlink_stays_inside);
 // ---------------------------------------------------------------------------------------------
 // Item 1: no mount namespace of the container's own.
 // runtime-spec config-linux.md: a namespace type that is not listed is inherited from the
-// runtime, one with a `path` is joined. runc 1.1.5 and crun 1.8.1 then still make every mount
-// of `mounts[]` in that namespace (runc also makes the caller's `/` a slave and bind-mounts the
-// rootfs onto itself) and leave them behind after `run` returns (measured: proc, dev and sys
-// under the rootfs); both chroot into the root. hako mounts nothing there and refuses what
-// needs a mount (see `plan::without_mount_ns`), so its configs below have no `mounts`; runc
-// gets a `/proc` mount, without which its init cannot start (`open /proc/self/fd`).
+// runtime, one with a `path` is joined. runc 1.1.5 and crun 1.8.1 then make every mount of
+// `mounts[]` under the rootfs in that namespace (runc first bind-mounts the rootfs onto itself
+// and makes the caller's `/` a slave, recursively), create the devices in the /dev tmpfs, write
+// sysctls through the /proc they mounted, chroot into the root, and leave every mount behind
+// after `delete` (measured: runc's default spec leaves 17 mounts under the rootfs, crun's 16).
+// runc refuses masked and read-only paths ("unable to restrict sys entries without a private
+// MNT namespace"; crun applies them). hako does what runc does, with runc's refusal, and
+// unmounts everything it mounted at `delete` and when `create` fails. Every test runs in a
+// private mount namespace of its own (`unshare -m --propagation private`, or a
+// [`NamespaceHolder`] whose namespace the runtime is run in with nsenter).
 // ---------------------------------------------------------------------------------------------
 
-/// The config without a mount namespace: no hostname (refused without a uts namespace by
-/// hako, runc and crun: "hostname requires the UTS namespace"), no masked or read-only paths
-/// (refused by hako and runc; crun 1.8.1 applies them in the caller's namespace), and, for
-/// hako, no mounts.
+/// The config without a mount namespace: the base config (runc's default spec) with
+/// `namespaces`, without masked and read-only paths (refused by runc and hako) and without a
+/// hostname unless there is a uts namespace (refused by hako, runc and crun: "unable to set
+/// hostname without a private UTS namespace").
 fn without_mount_ns(b: &mut Bundle, namespaces: serde_json::Value, tag_file: &str) -> Result<()> {
     std::fs::write(b.rootfs().join("whoami"), tag_file)?;
+    let uts = namespaces
+        .as_array()
+        .is_some_and(|n| n.iter().any(|n| n["type"] == "uts"));
     b.config["linux"]["namespaces"] = namespaces;
-    b.config["linux"]["maskedPaths"] = json!([]);
-    b.config["linux"]["readonlyPaths"] = json!([]);
-    b.config
-        .as_object_mut()
-        .context("config")?
-        .remove("hostname");
-    b.config["mounts"] = match b.runtime {
-        Runtime::Hako => json!([]),
-        Runtime::Runc => json!([{"destination": "/proc", "type": "proc", "source": "proc"}]),
-    };
+    let linux = b.config["linux"].as_object_mut().context("linux")?;
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    if !uts {
+        b.config
+            .as_object_mut()
+            .context("config")?
+            .remove("hostname");
+    }
     b.wrapper = ["unshare", "-m", "--propagation", "private"]
         .map(String::from)
         .to_vec();
@@ -198,6 +204,18 @@ fn without_mount_ns(b: &mut Bundle, namespaces: serde_json::Value, tag_file: &st
 
 fn ns_link(pid: i64) -> Result<PathBuf> {
     Ok(std::fs::read_link(format!("/proc/{pid}/ns/mnt"))?)
+}
+
+/// Mount points under `path` in the mount namespace of process `pid`.
+fn mounts_under_in(pid: i64, path: &Path) -> Result<Vec<String>> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))?;
+    let p = path.to_string_lossy();
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(p.as_ref()))
+        .map(String::from)
+        .collect())
 }
 
 /// `pid, network, ipc, uts` without `mount`: the container's init is in its caller's mount
@@ -230,15 +248,138 @@ fn no_mount_namespace_runs_in_callers(rt: Runtime) -> Result<()> {
         std::fs::read_to_string(format!("/proc/{pid}/root/whoami"))? == "inside",
         "the init's root is the rootfs"
     );
+    // Made in create's namespace, a private copy of ours: nothing reaches the test's.
     ensure!(!has_mounts_under(b.path())?, "a mount in our namespace");
-    if rt == Runtime::Hako {
-        // Nothing written into the image's /dev either (no devices without a /dev tmpfs).
-        ensure!(std::fs::read_dir(b.rootfs().join("dev"))?.next().is_none());
-    }
     b.rt(&["delete", "--force", &b.id])?.ok()?;
     Ok(())
 }
 both!(no_mount_namespace_runs_in_callers);
+
+/// runc's default spec (`runc spec`: its mounts, `root.readonly`) without the `mount`
+/// namespace, masked and read-only paths runs, with /proc, the default devices in the /dev
+/// tmpfs, /dev/pts, /sys and its cgroups, all made in the caller's mount namespace; after
+/// `run`, none of them is left in it for hako. runc leaves every one behind (checked below),
+/// and ignores `root.readonly` (the root stays writable; crun 1.8.1 too): the spec says the
+/// root MUST be read-only, so only hako is held to it (applied to the rootfs's own bind).
+fn default_spec_without_mount_namespace_runs(rt: Runtime) -> Result<()> {
+    let script = "cat /proc/self/stat >/dev/null && echo proc; \
+                  test -c /dev/null && echo hi > /dev/null && echo null; \
+                  test -c /dev/urandom && test -d /dev/pts && test -d /dev/shm && echo dev; \
+                  test -d /sys/kernel && test -d /sys/fs/cgroup/memory && echo sys; \
+                  touch /x 2>/dev/null && echo rw || echo ro";
+    let mut b = Bundle::new(rt, "nomntdef", &["sh", "-c", script])?;
+    without_mount_ns(
+        &mut b,
+        json!([{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}]),
+        "inside",
+    )?;
+    b.config["root"]["readonly"] = json!(true);
+    b.config["mounts"].as_array_mut().context("mounts")?.push(
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                     "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    );
+    let holder = NamespaceHolder::new()?;
+    b.wrapper = holder.nsenter();
+    let r = b.run()?.ok()?;
+    let left = mounts_under_in(holder.pid(), b.path())?;
+    match rt {
+        Runtime::Hako => {
+            ensure!(r.stdout == "proc\nnull\ndev\nsys\nro\n", "{r:?}");
+            ensure!(left.is_empty(), "left mounted after run: {left:?}");
+        }
+        Runtime::Runc => {
+            ensure!(r.stdout == "proc\nnull\ndev\nsys\nrw\n", "{r:?}");
+            ensure!(
+                left.len() > 10,
+                "runc 1.1.5 leaves its mounts behind: {left:?}"
+            );
+        }
+    }
+    ensure!(
+        !has_mounts_under(b.path())?,
+        "a mount in the test's namespace"
+    );
+    Ok(())
+}
+both!(default_spec_without_mount_namespace_runs);
+
+/// `create` mounts in the caller's namespace; `delete`, run from another mount namespace than
+/// create's (a fresh copy of the test's), finds create's and unmounts every one of them: what
+/// create recorded in the state directory. runc leaves them all.
+fn delete_unmounts_what_create_mounted(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "nomntdel", &["sleep", "100"])?;
+    without_mount_ns(&mut b, json!([{"type": "pid"}, {"type": "ipc"}]), "inside")?;
+    let holder = NamespaceHolder::new()?;
+    let unshare = std::mem::replace(&mut b.wrapper, holder.nsenter());
+    b.create()?.ok()?;
+    let made = mounts_under_in(holder.pid(), b.path())?;
+    ensure!(
+        made.len() >= 6,
+        "proc, dev, dev/pts, shm, mqueue, sys: {made:?}"
+    );
+    b.wrapper = unshare;
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    let left = mounts_under_in(holder.pid(), b.path())?;
+    match rt {
+        Runtime::Hako => ensure!(left.is_empty(), "left mounted after delete: {left:?}"),
+        Runtime::Runc => ensure!(left == made, "runc 1.1.5 leaves them: {left:?}"),
+    }
+    Ok(())
+}
+both!(delete_unmounts_what_create_mounted);
+
+/// A `create` that fails after some mounts (a bind whose source does not exist, last) leaves
+/// none of them, nor any state. runc 1.1.5 leaves the ones it made (measured below).
+fn failed_create_without_mount_namespace_unmounts(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "nomntfail", &["true"])?;
+    without_mount_ns(&mut b, json!([{"type": "pid"}]), "inside")?;
+    b.config["mounts"]
+        .as_array_mut()
+        .context("mounts")?
+        .push(json!({"destination": "/mnt/x", "type": "bind",
+                     "source": "/nonexistent-hako-source", "options": ["bind"]}));
+    let holder = NamespaceHolder::new()?;
+    b.wrapper = holder.nsenter();
+    let r = b.create()?;
+    // Failing on that mount: the ones before it were made.
+    ensure!(
+        r.code != 0 && r.stderr.contains("/nonexistent-hako-source"),
+        "{r:?}"
+    );
+    let left = mounts_under_in(holder.pid(), b.path())?;
+    match rt {
+        Runtime::Hako => {
+            ensure!(left.is_empty(), "left mounted by a failed create: {left:?}");
+            ensure!(b.rt(&["state", &b.id])?.code != 0, "no state left");
+        }
+        Runtime::Runc => ensure!(!left.is_empty(), "runc 1.1.5 leaves them: {r:?}"),
+    }
+    Ok(())
+}
+both!(failed_create_without_mount_namespace_unmounts);
+
+/// `linux.devices` and `linux.sysctl` without a mount namespace: the device in the /dev tmpfs,
+/// the sysctl written through the container's /proc (runc and crun do both: measured).
+fn devices_and_sysctl_without_mount_namespace(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(
+        rt,
+        "nomntdevs",
+        &["sh", "-c", "ls -l /dev/fuse; cat /proc/sys/kernel/shmmax"],
+    )?;
+    without_mount_ns(&mut b, json!([{"type": "pid"}, {"type": "ipc"}]), "inside")?;
+    b.config["linux"]["devices"] =
+        json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438}]);
+    b.config["linux"]["sysctl"] = json!({"kernel.shmmax": "1000000"});
+    let r = b.run()?.ok()?;
+    ensure!(
+        r.stdout.starts_with("crw-rw-rw-")
+            && r.stdout.contains("10, 229")
+            && r.stdout.ends_with("\n1000000\n"),
+        "{r:?}"
+    );
+    Ok(())
+}
+both!(devices_and_sysctl_without_mount_namespace);
 
 /// `exec` into a container without a mount namespace runs in the container's root. runc 1.1.5
 /// and crun 1.8.1 do not: their exec'd process joins the namespaces the config lists and keeps
@@ -257,61 +398,35 @@ fn exec_without_mount_namespace_stays_in_root(rt: Runtime) -> Result<()> {
 }
 both!(exec_without_mount_namespace_stays_in_root);
 
-/// What needs a mount is refused without a mount namespace, each with the field it names and
-/// nothing left behind. runc 1.1.5 refuses masked and read-only paths ("unable to restrict sys
-/// entries without a private MNT namespace") but makes the other mounts in the caller's
-/// namespace, where they outlive the container (and writes sysctls through the /proc it
-/// mounted there); crun 1.8.1 makes all of them. hako fails closed, so hako only.
-#[test]
-fn no_mount_namespace_refuses_what_needs_a_mount() -> Result<()> {
-    let cases = [
-        (
-            "mounts",
-            json!({"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}),
-        ),
-        ("linux.maskedPaths", json!({"maskedPaths": ["/proc/kcore"]})),
-        (
-            "linux.readonlyPaths",
-            json!({"readonlyPaths": ["/proc/sys"]}),
-        ),
-        ("root.readonly", json!({"root": true})),
-        (
-            "linux.rootfsPropagation",
-            json!({"rootfsPropagation": "private"}),
-        ),
-        // Written through /proc/sys, which nothing mounts without a mount namespace.
-        (
-            "linux.sysctl",
-            json!({"sysctl": {"kernel.shmmax": "1000000"}}),
-        ),
-        (
-            "linux.devices",
-            json!({"devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]}),
-        ),
-    ];
-    for (field, change) in cases {
-        let mut b = Bundle::new(Runtime::Hako, "nomntrefuse", &["true"])?;
+/// Masked and read-only paths are refused without a mount namespace of the container's own,
+/// in runc's words (they would restrict the caller's own /proc and /sys), with nothing mounted
+/// and nothing left behind. crun 1.8.1 applies them in the caller's namespace.
+fn no_mount_namespace_refuses_masked_and_readonly_paths(rt: Runtime) -> Result<()> {
+    for (field, paths) in [
+        ("maskedPaths", json!(["/proc/kcore"])),
+        ("readonlyPaths", json!(["/proc/sys"])),
+    ] {
+        let mut b = Bundle::new(rt, "nomntrefuse", &["true"])?;
         without_mount_ns(&mut b, json!([{"type": "pid"}, {"type": "ipc"}]), "inside")?;
-        let change = change.as_object().context("object")?;
-        for (k, v) in change {
-            match k.as_str() {
-                "mounts" => b.config["mounts"] = v.clone(),
-                "root" => b.config["root"]["readonly"] = v.clone(),
-                _ => b.config["linux"][k] = v.clone(),
-            }
-        }
+        b.config["linux"][field] = paths;
+        let holder = NamespaceHolder::new()?;
+        b.wrapper = holder.nsenter();
         let r = b.create()?;
-        let want = format!("unable to apply {field} without a private mount namespace");
-        ensure!(r.code != 0 && r.stderr.contains(&want), "{field}: {r:?}");
+        let want = "unable to restrict sys entries without a private MNT namespace";
+        ensure!(r.code != 0 && r.stderr.contains(want), "{field}: {r:?}");
+        if rt == Runtime::Hako {
+            ensure!(
+                r.stderr.contains(&format!("linux.{field}")),
+                "{field}: {r:?}"
+            );
+        }
         ensure!(b.rt(&["state", &b.id])?.code != 0, "{field}: no state left");
-        ensure!(std::fs::read_dir(b.rootfs().join("dev"))?.next().is_none());
-        ensure!(
-            !has_mounts_under(b.path())?,
-            "{field}: a mount in our namespace"
-        );
+        let left = mounts_under_in(holder.pid(), b.path())?;
+        ensure!(left.is_empty(), "{field}: {left:?}");
     }
     Ok(())
 }
+both!(no_mount_namespace_refuses_masked_and_readonly_paths);
 
 /// A process holding a private mount namespace of its own (a copy of the test's, so the
 /// bundle is visible in it) until dropped.
@@ -319,15 +434,14 @@ struct NamespaceHolder(Child);
 
 impl NamespaceHolder {
     fn new() -> Result<Self> {
+        Self::with_setup("true")
+    }
+
+    /// A holder whose namespace `setup` (a shell command) changes first.
+    fn with_setup(setup: &str) -> Result<Self> {
+        let script = format!("{setup} && echo ready; exec cat");
         let mut child = Command::new("unshare")
-            .args([
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                "echo ready; exec cat",
-            ])
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -343,6 +457,14 @@ impl NamespaceHolder {
     fn pid(&self) -> i64 {
         i64::from(self.0.id())
     }
+
+    /// A wrapper that runs the runtime in this namespace.
+    fn nsenter(&self) -> Vec<String> {
+        vec![
+            "nsenter".into(),
+            format!("--mount=/proc/{}/ns/mnt", self.pid()),
+        ]
+    }
 }
 
 impl Drop for NamespaceHolder {
@@ -352,12 +474,58 @@ impl Drop for NamespaceHolder {
     }
 }
 
+/// The propagation of the caller's `/` is left as it was: a shared `/` (its own peer group,
+/// made in the holder's namespace) stays shared. runc 1.1.5 makes it a slave, then private
+/// (its `rootfsParentMountPrivate`, measured). `rootfsPropagation` applies to the rootfs's own
+/// mount, what the container sees as `/` (spec: it "sets the rootfs's mount propagation");
+/// runc applies it to the caller's `/` and then makes that private, so its container's `/`
+/// is not shared: only hako is held to it.
+fn callers_root_propagation_is_kept(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(
+        rt,
+        "nomntprop",
+        &["awk", "$5 == \"/\"", "/proc/self/mountinfo"],
+    )?;
+    without_mount_ns(&mut b, json!([{"type": "pid"}]), "inside")?;
+    b.config["linux"]["rootfsPropagation"] = json!("shared");
+    let holder = NamespaceHolder::with_setup("mount --make-shared /")?;
+    let root_line = || -> Result<String> {
+        let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", holder.pid()))?;
+        info.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .map(String::from)
+            .context("no /")
+    };
+    let before = root_line()?;
+    ensure!(before.contains(" shared:"), "{before}");
+    b.wrapper = holder.nsenter();
+    let r = b.run()?.ok()?;
+    let after = root_line()?;
+    match rt {
+        Runtime::Hako => {
+            ensure!(
+                after == before,
+                "the caller's / changed: {before} -> {after}"
+            );
+            ensure!(
+                r.stdout.contains(" shared:"),
+                "the container's / is shared: {r:?}"
+            );
+        }
+        Runtime::Runc => ensure!(!after.contains(" shared:"), "runc 1.1.5: {after}"),
+    }
+    Ok(())
+}
+both!(callers_root_propagation_is_kept);
+
 /// A mount namespace given by `path` is joined: the init is in it, chrooted into the rootfs
-/// (resolved in that namespace). runc 1.1.5 joins it too (and makes its mounts and pivot_root
-/// there, moving every process of that namespace into the container's root); runc and crun
-/// both fail to join another container's namespace, where the rootfs path does not exist
-/// (`open /proc/self/mountinfo: no such file or directory`, `chdir(.): No such file or
-/// directory`), so the holder here is a copy of the test's own namespace.
+/// (resolved in that namespace), with the mounts made there; `delete` (run from another
+/// namespace) takes them down again. runc 1.1.5 joins it too (and makes its mounts and
+/// pivot_root there, moving every process of that namespace into the container's root, and
+/// leaves the mounts); runc and crun both fail to join another container's namespace, where
+/// the rootfs path does not exist (`open /proc/self/mountinfo: no such file or directory`,
+/// `chdir(.): No such file or directory`), so the holder here is a copy of the test's own
+/// namespace.
 fn joined_mount_namespace_is_entered(rt: Runtime) -> Result<()> {
     let holder = NamespaceHolder::new()?;
     let path = format!("/proc/{}/ns/mnt", holder.pid());
@@ -374,7 +542,16 @@ fn joined_mount_namespace_is_entered(rt: Runtime) -> Result<()> {
         "joined the holder's"
     );
     ensure!(std::fs::read_to_string(format!("/proc/{pid}/root/whoami"))? == "joined");
+    // runc's pivot_root moved the holder into the container's root too: its mountinfo no
+    // longer shows the bundle's paths, so only hako's mounts are counted.
+    if rt == Runtime::Hako {
+        ensure!(!mounts_under_in(holder.pid(), b.path())?.is_empty());
+    }
     b.rt(&["delete", "--force", &b.id])?.ok()?;
+    if rt == Runtime::Hako {
+        let left = mounts_under_in(holder.pid(), b.path())?;
+        ensure!(left.is_empty(), "left in the joined namespace: {left:?}");
+    }
     Ok(())
 }
 both!(joined_mount_namespace_is_entered);

@@ -115,7 +115,8 @@ impl Rootfs {
     /// After [`Rootfs::enter`]: creates `process.cwd` if it is missing, then
     /// `linux.maskedPaths`, `linux.readonlyPaths`,
     /// `root.readonly`, then `linux.rootfsPropagation` on "/" (runc applies it
-    /// after pivot, runc#3137).
+    /// after pivot, runc#3137). Without a mount namespace of the container's own
+    /// "/" is the rootfs's bind onto itself (see `prepare`), never the caller's.
     pub fn finish(&self) -> Result<(), Error> {
         let root = Root::open(Path::new("/"))?;
         if let Some(cwd) = &self.cwd {

@@ -10,9 +10,10 @@
 //! applies the final propagation.
 //!
 //! Without a mount namespace of its own (runtime-spec config-linux.md: a namespace that is not
-//! listed is inherited, one with a `path` is joined), the plan holds no mount at all (see
-//! `plan::without_mount_ns`): `prepare` does nothing, `enter` chroots, `finish` only creates
-//! `process.cwd`.
+//! listed is inherited, one with a `path` is joined), the mounts are made in that namespace as
+//! runc makes them (see `plan::without_mount_ns`), without touching the propagation of its `/`;
+//! each one is written to a [`MountRecord`] as it is made, `enter` chroots, and
+//! [`unmount_recorded`] takes them all down when the container goes (see `record`, `release`).
 
 mod devices;
 mod enter;
@@ -21,6 +22,8 @@ mod idmapped;
 mod mount;
 mod plan;
 mod prepare;
+mod record;
+mod release;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,8 @@ use crate::Error;
 
 pub use idmapped::IdmappedTrees;
 pub(crate) use plan::{DevicePlan, MountKind, MountPlan};
+pub use record::MountRecord;
+pub use release::unmount_recorded;
 
 /// One cgroup hierarchy to expose at a `cgroup` mount.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,8 +71,11 @@ pub struct Rootfs {
     /// The container has its own cgroup namespace (created or joined).
     pub(crate) cgroupns: bool,
     /// The container gets a new mount namespace: without one (shared with the runtime or
-    /// joined) nothing is mounted, and the root is entered with chroot(2).
+    /// joined) every mount is recorded in `record`, the caller's `/` keeps its propagation,
+    /// and the root is entered with chroot(2).
     pub(crate) private_mount_ns: bool,
+    /// Where the mounts made without a mount namespace of the container's own are written.
+    pub(crate) record: Option<MountRecord>,
     /// `process.cwd`, created inside the root if missing (as runc does, for images whose
     /// `WORKDIR` is not in their layers).
     pub(crate) cwd: Option<PathBuf>,
@@ -89,6 +97,18 @@ impl Rootfs {
     /// True if `root.readonly` is set.
     pub fn readonly(&self) -> bool {
         self.readonly
+    }
+
+    /// True if the container has no mount namespace of its own: its mounts are made in the
+    /// caller's (or a joined) one, and [`Rootfs::record_mounts`] must be given a record.
+    pub fn needs_mount_record(&self) -> bool {
+        !self.private_mount_ns
+    }
+
+    /// Where the child writes each mount it makes outside a mount namespace of its own, for
+    /// [`unmount_recorded`] to take them down.
+    pub fn record_mounts(&mut self, record: MountRecord) {
+        self.record = Some(record);
     }
 
     /// Rewrites each mount's filesystem data with `label(fstype, data)` (`"bind"` for bind

@@ -364,7 +364,7 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         && mounts
             .iter()
             .any(|m| m.destination == Path::new("/dev/pts") && m.fstype == "devpts");
-    let spec_devices: Vec<DevicePlan> = linux
+    let spec_devices = linux
         .and_then(|l| l.devices().as_ref())
         .into_iter()
         .flatten()
@@ -383,7 +383,6 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
             gid: 0,
         })
         .collect();
-    let has_spec_devices = !spec_devices.is_empty();
     devices.extend(spec_devices);
     let paths = |v: Option<&Vec<String>>| -> Vec<PathBuf> {
         v.into_iter()
@@ -414,6 +413,7 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
         cgroupns,
         private_mount_ns,
+        record: None,
         cwd: spec
             .process()
             .as_ref()
@@ -424,43 +424,31 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
     if private_mount_ns {
         Ok(rootfs)
     } else {
-        without_mount_ns(rootfs, has_spec_devices)
+        without_mount_ns(rootfs)
     }
 }
 
 /// The plan for a container without a mount namespace of its own (`mount` not listed, or
-/// joined by `path`): runtime-spec config-linux.md has it inherit or join one, and hako then
-/// mounts nothing at all, only chroots into the root. runc 1.1.5 and crun 1.8.1 make the
-/// mounts anyway, in the caller's namespace, where they outlive the container (measured:
-/// `proc`, `dev`, `sys` left under the rootfs after `run` returns; runc also makes the
-/// caller's `/` a slave: a shared `/` lost its peer group). So, fail closed: everything that
-/// needs a mount is refused, as runc refuses masked and read-only paths ("unable to restrict
-/// sys entries without a private MNT namespace"). No device node is created either: without
-/// a `/dev` tmpfs they would be written into the image. (`linux.sysctl`, written through the
-/// container's /proc, is refused by `Sysctls::from_spec`.)
-fn without_mount_ns(mut rootfs: Rootfs, has_spec_devices: bool) -> Result<Rootfs, Error> {
-    let refuse = |field| Err(Error::NoPrivateMountNs { field });
-    if !rootfs.mounts.is_empty() {
-        return refuse("mounts");
-    }
+/// joined by `path`: runtime-spec config-linux.md has it inherit or join one). Measured on
+/// runc 1.1.5 and crun 1.8.1, inside `unshare -m`: both make every `mounts[]` entry under the
+/// rootfs in that namespace, create the default and `linux.devices` nodes in the /dev tmpfs,
+/// write `linux.sysctl` through the /proc they mounted, chroot into the root, and refuse only
+/// what would restrict the caller's own files: runc refuses masked and read-only paths ("unable
+/// to restrict sys entries without a private MNT namespace"; crun applies them). hako does the
+/// same, with runc's refusal, and takes every mount down again when the container goes (see
+/// `record`, `release`; runc and crun leave them behind). Where they differ from the spec, the
+/// spec decides: `root.readonly` (ignored by both: the root stays writable) and
+/// `rootfsPropagation` (runc sets it on the caller's `/`, then makes that private) are applied
+/// to the bind mount of the rootfs onto itself that `prepare` makes (runc makes it too), the
+/// rootfs's own mount; the caller's `/` is never touched (runc makes it a slave, recursively).
+fn without_mount_ns(rootfs: Rootfs) -> Result<Rootfs, Error> {
+    let refuse = |field| Err(Error::RestrictSysWithoutMountNs { field });
     if !rootfs.masked.is_empty() {
         return refuse("linux.maskedPaths");
     }
     if !rootfs.readonly_paths.is_empty() {
         return refuse("linux.readonlyPaths");
     }
-    if rootfs.readonly {
-        return refuse("root.readonly");
-    }
-    if rootfs.propagation.is_some() {
-        return refuse("linux.rootfsPropagation");
-    }
-    if has_spec_devices {
-        return refuse("linux.devices");
-    }
-    rootfs.devices.clear();
-    rootfs.setup_dev = false;
-    rootfs.ptmx_symlink = false;
     Ok(rootfs)
 }
 
@@ -491,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn without_mount_namespace_nothing_is_mounted() {
+    fn without_mount_namespace_mounts_as_runc_and_refuses_sys_restrictions() {
         let bundle = tempfile::tempdir().unwrap();
         std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
         let plan = |root_ro: bool, extra: &str| {
@@ -499,46 +487,37 @@ mod tests {
             v["root"]["readonly"] = serde_json::Value::Bool(root_ro);
             from_spec(&serde_json::from_value(v).unwrap(), bundle.path())
         };
-        // Not listed (inherited) or joined: no device, no /dev set-up, chroot.
+        let proc_mount = r#","mounts":[{"destination":"/proc","type":"proc","source":"proc"}]"#;
+        // Not listed (inherited) or joined: mounts, devices and /dev set-up as with a new one.
         for ns in [
             r#","linux":{"namespaces":[{"type":"pid"}]}"#,
             r#","linux":{"namespaces":[{"type":"mount","path":"/proc/1/ns/mnt"}]}"#,
             "",
         ] {
-            let r = plan(false, ns).unwrap();
-            assert!(!r.private_mount_ns, "{ns}");
-            assert!(r.devices.is_empty() && !r.setup_dev && !r.ptmx_symlink);
+            let r = plan(false, &format!("{proc_mount}{ns}")).unwrap();
+            assert!(!r.private_mount_ns && r.needs_mount_record(), "{ns}");
+            assert!(r.setup_dev && r.devices.len() == 6 && r.mounts.len() == 1);
+            let r = plan(true, ns).unwrap();
+            assert!(r.readonly && !r.private_mount_ns);
         }
-        let refused = |root_ro, extra: &str| match plan(root_ro, extra) {
-            Err(Error::NoPrivateMountNs { field }) => field,
+        let r = plan(false, r#","linux":{"rootfsPropagation":"private"}"#).unwrap();
+        assert!(r.propagation.is_some() && !r.private_mount_ns);
+        let refused = |extra: &str| match plan(false, extra) {
+            Err(Error::RestrictSysWithoutMountNs { field }) => field,
             other => panic!("{extra}: {other:?}"),
         };
-        let proc_mount = r#","mounts":[{"destination":"/proc","type":"proc","source":"proc"}]"#;
-        assert_eq!(refused(false, proc_mount), "mounts");
         assert_eq!(
-            refused(false, r#","linux":{"maskedPaths":["/proc/kcore"]}"#),
+            refused(r#","linux":{"maskedPaths":["/proc/kcore"]}"#),
             "linux.maskedPaths"
         );
         assert_eq!(
-            refused(false, r#","linux":{"readonlyPaths":["/proc/sys"]}"#),
+            refused(r#","linux":{"readonlyPaths":["/proc/sys"]}"#),
             "linux.readonlyPaths"
         );
-        assert_eq!(refused(true, ""), "root.readonly");
-        assert_eq!(
-            refused(false, r#","linux":{"rootfsPropagation":"private"}"#),
-            "linux.rootfsPropagation"
-        );
-        // Even a device that only restates a default one: it would be written into the image.
-        assert_eq!(
-            refused(
-                false,
-                r#","linux":{"devices":[{"path":"/dev/null","type":"c","major":1,"minor":3}]}"#
-            ),
-            "linux.devices"
-        );
-        // A new mount namespace keeps all of it.
+        // A new mount namespace keeps all of it, and needs no record.
         let r = from_spec(&spec_json("rootfs", proc_mount), bundle.path()).unwrap();
         assert!(r.private_mount_ns && r.setup_dev && r.devices.len() == 6);
+        assert!(!r.needs_mount_record());
         assert_eq!(r.mounts.len(), 1);
     }
 

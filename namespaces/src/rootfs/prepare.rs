@@ -7,6 +7,7 @@ use nix::mount::MsFlags;
 
 use crate::resolve::Root;
 use crate::rootfs::mount::{mount_entry, sys_mount};
+use crate::rootfs::record::Recorder;
 use crate::rootfs::{devices, CgroupMount, IdmappedTrees, Rootfs};
 use crate::Error;
 
@@ -42,13 +43,20 @@ fn make_parent_private(root: &Path) -> Result<(), Error> {
 }
 
 impl Rootfs {
-    /// In the container's new mount namespace, before pivot (without one, nothing: see
-    /// `plan::without_mount_ns`): sets `/` to
+    /// Before pivot: in the container's new mount namespace, sets `/` to
     /// `linux.rootfsPropagation` (default `MS_SLAVE|MS_REC`, as runc, so
-    /// nothing we mount propagates to the host), makes the rootfs a mount
-    /// point (`MS_BIND|MS_REC`), performs every `mounts[]` entry in order,
+    /// nothing we mount propagates to the host) and makes the rootfs a mount
+    /// point (`MS_BIND|MS_REC`); then performs every `mounts[]` entry in order,
     /// then, unless `/dev` is a bind mount, creates the device nodes, the
     /// `/dev` symlinks and `/dev/ptmx`.
+    ///
+    /// Without a mount namespace of its own (see `plan::without_mount_ns`) the
+    /// caller's `/` is left as it is: the rootfs is bound onto itself (as runc
+    /// does) and only that bind is made `MS_SLAVE|MS_REC`, so that what is
+    /// mounted on it propagates nowhere (on a shared `/` the bind would be a peer
+    /// of it, and every mount would be copied beneath, and into the peer
+    /// namespaces); every mount is written to the record as it is made (also
+    /// when a step fails midway).
     ///
     /// `cgroup_mounts` are the hierarchies to expose at `cgroup` mounts;
     /// `idmapped` the trees [`Rootfs::detach_idmapped`] made for the
@@ -58,29 +66,46 @@ impl Rootfs {
         cgroup_mounts: &[CgroupMount],
         mut idmapped: IdmappedTrees,
     ) -> Result<(), Error> {
-        if !self.private_mount_ns {
-            // The caller's (or a joined) mount namespace: nothing may be mounted there.
-            return Ok(());
-        }
-        let prop = self
-            .propagation
-            .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-        sys_mount(None, Path::new("/"), Path::new("/"), "", prop, "")?;
-        make_parent_private(&self.root)?;
-        sys_mount(
-            Some(&self.root),
-            &self.root,
-            &self.root,
-            "bind",
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            "",
-        )?;
+        let bind_root = || {
+            sys_mount(
+                Some(&self.root),
+                &self.root,
+                &self.root,
+                "bind",
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                "",
+            )
+        };
+        let mut record = if self.private_mount_ns {
+            let prop = self
+                .propagation
+                .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+            sys_mount(None, Path::new("/"), Path::new("/"), "", prop, "")?;
+            make_parent_private(&self.root)?;
+            bind_root()?;
+            None
+        } else {
+            let record = self.record.as_ref().ok_or(Error::MountRecordMissing)?;
+            let mut recorder = Recorder::start(record, &self.root)?;
+            recorder.track(|| {
+                bind_root()?;
+                let slave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+                sys_mount(None, &self.root, &self.root, "", slave, "")
+            })?;
+            Some(recorder)
+        };
+        let mut step = |f: &mut dyn FnMut() -> Result<(), Error>| match &mut record {
+            Some(r) => r.track(f),
+            None => f(),
+        };
         let root = Root::open(&self.root)?;
         for (i, m) in self.mounts.iter().enumerate() {
-            mount_entry(&root, m, cgroup_mounts, self.cgroupns, idmapped.take(i))?;
+            let mut tree = idmapped.take(i);
+            step(&mut || mount_entry(&root, m, cgroup_mounts, self.cgroupns, tree.take()))?;
         }
         if self.setup_dev {
-            devices::create_devices(&root, &self.devices)?;
+            // Device nodes are bind mounts in a user namespace (see `devices`).
+            step(&mut || devices::create_devices(&root, &self.devices))?;
             devices::dev_symlinks(&root, self.ptmx_symlink)?;
         }
         Ok(())

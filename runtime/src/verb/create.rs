@@ -54,6 +54,8 @@ struct Teardown {
     locked: Option<Locked>,
     cgroup: Option<hako_cgroups::Cgroup>,
     child: Option<Pid>,
+    /// The record of the mounts the child makes in a mount namespace it does not own.
+    mounts: Option<PathBuf>,
     armed: bool,
 }
 
@@ -83,6 +85,9 @@ impl Drop for Teardown {
         if let Some(pid) = self.child.take() {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(pid, None);
+        }
+        if let Some(record) = self.mounts.take() {
+            let _ = hako_namespaces::unmount_recorded(&record);
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.signal_all(libc::SIGKILL);
@@ -172,8 +177,16 @@ pub(crate) fn create_with_console(
         locked: Some(locked),
         cgroup: None,
         child: None,
+        mounts: None,
         armed: true,
     };
+    if config.rootfs.needs_mount_record() {
+        let path = guard.locked()?.mounts_path();
+        config
+            .rootfs
+            .record_mounts(hako_namespaces::MountRecord::create(&path, 3 + preserved)?);
+        guard.mounts = Some(path);
+    }
     let pid = spawn_init(&mut guard, &config, opts, preserved, console)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
@@ -275,6 +288,7 @@ fn spawn_init(
             guard.armed = false;
             guard.locked = None;
             guard.cgroup = None;
+            guard.mounts = None;
             init::run(InitArgs {
                 config,
                 sync: child_sock,

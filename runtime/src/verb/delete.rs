@@ -66,6 +66,8 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
     if let Some(cg) = &cgroup {
         cg.destroy()?;
     }
+    // A container without a mount namespace of its own made its mounts in the caller's.
+    hako_namespaces::unmount_recorded(&locked.mounts_path())?;
     let run_poststop = locked.state.created_done;
     let poststop = locked
         .state

@@ -1,0 +1,282 @@
+//! Taking down the mounts a container made in a mount namespace it does not own (see `record`):
+//! what `delete` and a failed `create` do, so that nothing outlives the container (runc 1.1.5
+//! and crun 1.8.1 leave every one of them behind: measured).
+//!
+//! `delete` may run in another process, and in another mount namespace, than `create` did. The
+//! record names the namespace (device and inode of its nsfs file): if it is not the caller's,
+//! a process in it is looked for and the namespace entered with setns(2) for the unmounts, and
+//! left again; if no process is left in it, the namespace is gone and its mounts with it.
+//!
+//! Mount ids and namespace inodes are reused once freed: a namespace that died with the
+//! container's init can have its inode given to a new one (the caller's own, even), and a mount
+//! id to another mount. So a recorded mount counts as still there only if the id is in the
+//! namespace's mountinfo *at the recorded mount point* (which lies under the rootfs); anything
+//! else is not the container's mount and is left alone.
+//!
+//! Each recorded mount is taken down in reverse order (in passes, for the ones a mount of the
+//! container's hides), only after checking that it is still
+//! the one recorded: its mount point is opened without following any symlink (`RESOLVE_NO_SYMLINKS`: a container may have
+//! replaced a directory with a link), and statx(2)'s mount id of what was opened must be the
+//! recorded id, or one of the mounts stacked on it (which the container made on top, and which
+//! go first). The unmount is `umount2(/proc/self/fd/N, MNT_DETACH)` on that very descriptor, so
+//! nothing is looked up twice, and with MNT_DETACH whatever is mounted below it goes too.
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, ResolveFlag};
+use nix::mount::MntFlags;
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+
+use crate::rootfs::record::{parse_mountinfo, parse_record, NsId};
+use crate::rootfs::record::{MountInfo, Recorded};
+use crate::{sys, Error};
+
+/// How many mounts stacked on a recorded one are taken off before giving up.
+const MAX_STACKED: usize = 64;
+
+/// Unmounts every mount recorded at `path` (nothing if there is no record), in the mount
+/// namespace they were made in. Every recorded mount is tried; the first failure is returned.
+pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::MountRecord {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let Some(rec) = parse_record(&text, path)? else {
+        return Ok(());
+    };
+    if rec.mounts.is_empty() {
+        return Ok(());
+    }
+    // Opened in our own namespace: the one entered may have no /proc, and /proc/self/fd/N is
+    // what umount2 is given. thread-self: only this thread enters the other namespace, and
+    // /proc/self's mountinfo would show the main thread's.
+    let proc_self = open_dir(Path::new("/proc/thread-self"))?;
+    let cwd = sys::open(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|source| {
+        Error::Open {
+            path: ".".into(),
+            source,
+        }
+    })?;
+    let done = if NsId::of(Path::new("/proc/thread-self/ns/mnt"))?.same(&rec.ns) {
+        unmount_all(&rec, proc_self.as_fd())
+    } else {
+        match find_namespace(rec.ns) {
+            // No process is left in it: the namespace, and its mounts, are gone.
+            None => Ok(()),
+            Some(target) => in_namespace(target.as_fd(), || unmount_all(&rec, proc_self.as_fd())),
+        }
+    };
+    let back = nix::unistd::fchdir(cwd.as_raw_fd()).map_err(|source| Error::Chdir {
+        path: ".".into(),
+        source,
+    });
+    done.and(back)
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
+    sys::open(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// An fd of the mount namespace `ns`, through a process that is in it.
+fn find_namespace(ns: NsId) -> Option<OwnedFd> {
+    let procs = std::fs::read_dir("/proc").ok()?;
+    procs.flatten().find_map(|e| {
+        let name = e.file_name();
+        name.to_str()?.parse::<u32>().ok()?;
+        let path = e.path().join("ns/mnt");
+        let st = nix::sys::stat::stat(&path).ok()?;
+        if (st.st_dev, st.st_ino) != (ns.dev, ns.ino) {
+            return None;
+        }
+        // The process may have exited (and its pid been reused) since: check the open fd.
+        let fd = sys::open(&path, OFlag::O_RDONLY).ok()?;
+        NsId::of_fd(fd.as_fd(), &path)
+            .ok()
+            .filter(|id| id.same(&ns))
+            .map(|_| fd)
+    })
+}
+
+/// Runs `f` in the mount namespace `target`, then returns to ours. Only the calling thread
+/// moves.
+fn in_namespace(
+    target: BorrowedFd<'_>,
+    f: impl FnOnce() -> Result<(), Error>,
+) -> Result<(), Error> {
+    let own_path = Path::new("/proc/thread-self/ns/mnt");
+    let own = sys::open(own_path, OFlag::O_RDONLY).map_err(|source| Error::Open {
+        path: own_path.into(),
+        source,
+    })?;
+    let setns = |fd: BorrowedFd<'_>| {
+        nix::sched::setns(fd, CloneFlags::CLONE_NEWNS).map_err(|source| Error::Setns {
+            ns: "mount",
+            source,
+        })
+    };
+    // setns(2) into a mount namespace is EINVAL while the fs_struct (root, cwd) is shared with
+    // other threads (`run -t` has its terminal threads): give this thread its own first.
+    nix::sched::unshare(CloneFlags::CLONE_FS)
+        .map_err(|source| Error::Unshare { ns: "fs", source })?;
+    setns(target)?;
+    let done = f();
+    setns(own.as_fd())?;
+    done
+}
+
+/// Unmounts the recorded mounts in reverse order, in passes: a mount the container covered
+/// (a tmpfs it stacked on /dev hides the recorded /dev/pts) cannot be reached by its path, and
+/// is tried again after the others; detaching the one below usually takes it along. Stops when
+/// a pass removes nothing, with the first error of that pass.
+fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
+    let mut pending: Vec<&(u64, std::path::PathBuf)> = rec.mounts.iter().rev().collect();
+    loop {
+        let before = pending.len();
+        let mut first = None;
+        pending.retain(|(id, path)| match unmount_one(*id, path, proc_self) {
+            Ok(()) => false,
+            Err(e) => {
+                first.get_or_insert(e);
+                true
+            }
+        });
+        match first {
+            None => return Ok(()),
+            Some(e) if pending.len() == before => return Err(e),
+            Some(_) => {}
+        }
+    }
+}
+
+fn mountinfo(proc_self: BorrowedFd<'_>) -> Result<Vec<MountInfo>, Error> {
+    let fd = sys::openat(
+        Some(proc_self),
+        Path::new("mountinfo"),
+        OFlag::O_RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Mountinfo { source: e.into() })?;
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .read_to_string(&mut text)
+        .map_err(|source| Error::Mountinfo { source })?;
+    Ok(parse_mountinfo(&text))
+}
+
+/// True if `top` is stacked on `id` (one of its descendants in the mount tree).
+fn descends(info: &[MountInfo], top: u64, id: u64) -> bool {
+    let mut cur = top;
+    for _ in 0..info.len() {
+        match info.iter().find(|m| m.id == cur) {
+            Some(m) if m.parent == id => return true,
+            Some(m) if m.parent != m.id => cur = m.parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Unmounts the mount `id` at `path` (under the rootfs: checked when the record was read), if
+/// it is still there.
+fn unmount_one(id: u64, path: &Path, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
+    for _ in 0..MAX_STACKED {
+        let info = mountinfo(proc_self)?;
+        let Some(m) = info.iter().find(|m| m.id == id && m.mount_point == path) else {
+            return Ok(());
+        };
+        let unsafe_unmount = |reason| Error::UnsafeUnmount {
+            id,
+            path: m.mount_point.clone(),
+            reason,
+        };
+        let slash = open_dir(Path::new("/"))?;
+        let fd = sys::openat2(
+            slash.as_fd(),
+            &m.mount_point,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+            ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        )
+        .map_err(|source| Error::Open {
+            path: m.mount_point.clone(),
+            source,
+        })?;
+        let top = sys::mount_id(fd.as_fd()).map_err(|source| Error::Stat {
+            path: m.mount_point.clone(),
+            source,
+        })?;
+        if top != id && !descends(&info, top, id) {
+            return Err(unsafe_unmount("a mount it does not hold covers it"));
+        }
+        umount_fd(fd.as_fd(), proc_self, &m.mount_point)?;
+        if top == id {
+            return Ok(());
+        }
+    }
+    Err(Error::UnsafeUnmount {
+        id,
+        path: path.to_path_buf(),
+        reason: "too many mounts are stacked on it",
+    })
+}
+
+/// `umount2(/proc/self/fd/N, MNT_DETACH)`, through our own /proc (the namespace we are in may
+/// have none): the magic link names exactly the mount that was checked.
+fn umount_fd(fd: BorrowedFd<'_>, proc_self: BorrowedFd<'_>, path: &Path) -> Result<(), Error> {
+    let fds = sys::openat(
+        Some(proc_self),
+        Path::new("fd"),
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+        Mode::empty(),
+    )
+    .map_err(|source| Error::Open {
+        path: "/proc/self/fd".into(),
+        source,
+    })?;
+    nix::unistd::fchdir(fds.as_raw_fd()).map_err(|source| Error::Chdir {
+        path: "/proc/self/fd".into(),
+        source,
+    })?;
+    let name = fd.as_raw_fd().to_string();
+    match nix::mount::umount2(Path::new(&name), MntFlags::MNT_DETACH) {
+        // Gone between the check and now (MNT_DETACH of a mount below took it): done.
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(source) => Err(Error::Umount {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacked_mounts_are_descendants() {
+        let m = |id, parent| MountInfo {
+            id,
+            parent,
+            mount_point: "/r/dev".into(),
+        };
+        let info = [m(1, 1), m(10, 1), m(11, 10), m(12, 11), m(20, 1)];
+        assert!(descends(&info, 11, 10));
+        assert!(descends(&info, 12, 10));
+        assert!(!descends(&info, 20, 10));
+        assert!(!descends(&info, 10, 11));
+        assert!(!descends(&info, 99, 10));
+    }
+}
