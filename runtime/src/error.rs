@@ -48,6 +48,23 @@ pub enum Error {
         /// Its status now.
         status: crate::state::Status,
     },
+    /// `start` of a container that is not `created`, in runc's words.
+    #[error("cannot start {what}")]
+    CannotStart {
+        /// The container's id.
+        id: String,
+        /// Why, as runc says it (`a container in the paused state`, ...).
+        what: &'static str,
+    },
+    /// A container in the store whose state could not be read (`list` names it and goes on).
+    #[error("load container {id}")]
+    LoadContainer {
+        /// The directory's name.
+        id: String,
+        /// Why it could not be read.
+        #[source]
+        source: Box<Error>,
+    },
     /// `config.json` is not valid JSON or not a valid spec.
     #[error("parse {path}")]
     ParseConfig {

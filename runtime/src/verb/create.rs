@@ -268,10 +268,12 @@ fn spawn_init(
     match forked {
         Forked::Child => {
             drop(parent_sock);
-            // Close the state lock and forget the cgroup handle without tearing anything down:
-            // they belong to the parent.
+            // Close the state lock (without unlocking it: see `close_inherited`) and forget the
+            // cgroup handle without tearing anything down: they belong to the parent.
             guard.armed = false;
-            guard.locked = None;
+            if let Some(l) = guard.locked.take() {
+                l.close_inherited();
+            }
             guard.cgroup = None;
             init::run(InitArgs {
                 config,
@@ -333,11 +335,13 @@ fn parent_side(
     needs_add: bool,
 ) -> Result<Pid> {
     let locked = guard.locked_mut()?;
-    // Not saved yet: if `create` dies from here on, the init is either already in the cgroup
-    // (recorded at claim time, so `delete --force` kills it there) or not yet, and then it reads
-    // end-of-file on the sync socket and exits by itself.
+    // Saved at once, so that `state` reports `creating` with the init's pid while hooks run
+    // (runtime.md, "State"). If `create` dies from here on, the init is either already in the
+    // cgroup (recorded at claim time, so `delete --force` kills it there) or not yet, and then
+    // it reads end-of-file on the sync socket and exits by itself.
     locked.state.pid = pid.as_raw();
     locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
+    locked.save()?;
     if let Some(maps) = config
         .id_mappings
         .as_ref()
@@ -434,5 +438,6 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>) -> Result<P
     locked.state.pid_start_time = pidfd::stat(pid1.as_raw())
         .map(|s| s.start_time)
         .unwrap_or(0);
+    locked.save()?;
     Ok(pid1)
 }

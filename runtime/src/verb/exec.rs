@@ -77,8 +77,30 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
-/// Builds the process: from `--process`, or from the bundle's `process` overridden by the flags
-/// (what runc does).
+/// `--env` takes `KEY=VALUE` only: an entry without `=` is refused with runc's phrase (execve(2)
+/// would pass it on, and what the program makes of it is undefined).
+fn checked_env(entry: &str) -> Result<String> {
+    if entry.contains('=') {
+        return Ok(entry.to_string());
+    }
+    Err(Error::InvalidConfig {
+        field: "exec --env",
+        reason: format!("invalid environment variable: {entry:?}"),
+    })
+}
+
+/// `--cwd` must be absolute, as `process.cwd` (config.md: "This value MUST be an absolute
+/// path"); runc's phrase.
+fn checked_cwd(cwd: &std::path::Path) -> Result<PathBuf> {
+    if cwd.is_absolute() {
+        return Ok(cwd.to_path_buf());
+    }
+    Err(Error::InvalidConfig {
+        field: "exec --cwd",
+        reason: "Cwd must be an absolute path".into(),
+    })
+}
+
 /// Reads `--process FILE`, once: it gives the process and may name its LSM labels.
 fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Process>> {
     let Some(path) = &opts.process else {
@@ -95,6 +117,8 @@ fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Pro
         })
 }
 
+/// Builds the process: from `--process`, or from the container's `process` overridden by the
+/// flags (what runc does).
 fn build_process(
     opts: &ExecOptions,
     process_file: Option<&oci_spec::runtime::Process>,
@@ -115,9 +139,14 @@ fn build_process(
     base.set_terminal(Some(opts.tty));
     base.set_console_size(None);
     let mut p = ProcessConfig::from_spec(&base)?;
-    p.env.extend(opts.env.iter().cloned());
+    p.env.extend(
+        opts.env
+            .iter()
+            .map(|e| checked_env(e))
+            .collect::<Result<Vec<_>>>()?,
+    );
     if let Some(cwd) = &opts.cwd {
-        p.cwd = cwd.clone();
+        p.cwd = checked_cwd(cwd)?;
     }
     if let Some(u) = &opts.user {
         let (uid, gid) = parse_user(u)?;
