@@ -70,7 +70,7 @@ impl Teardown {
     fn no_state() -> Error {
         Error::Protocol {
             expected: "state held by create",
-            got: "none".into(),
+            got: "none",
         }
     }
 }
@@ -312,13 +312,13 @@ pub(crate) fn forward_seccomp_listener(
     let (Some(program), Some(fd)) = (program, fd) else {
         return Err(Error::Protocol {
             expected: "a seccomp listener fd for a profile with SCMP_ACT_NOTIFY",
-            got: "none".into(),
+            got: "none",
         });
     };
     let Some(path) = program.listener_path() else {
         return Err(Error::Protocol {
             expected: "a listenerPath",
-            got: "none".into(),
+            got: "none",
         });
     };
     crate::seccomp::send_to_listener(path, fd.as_fd(), state_json, program.listener_metadata())?;
@@ -357,11 +357,16 @@ fn parent_side(
     sock.send(&Message::Go {
         state: state_json.clone(),
     })?;
+    // Every wait for the child is bounded; the one after `HooksDone` also spans the
+    // createContainer hooks the child runs (see `sync::child_hooks_bound`).
+    let setup = sync::setup_bound();
+    let mut bound = setup;
     loop {
-        let (msg, fd, sender) = match sock.recv_full()? {
+        let (msg, fd, sender) = match sock.recv_full_within(Some(bound))? {
             Some(r) => (Some(r.message), r.fd, r.sender),
             None => (None, None, None),
         };
+        bound = setup;
         match msg {
             Some(Message::MapIds) => {
                 if let Some(maps) = &config.id_mappings {
@@ -388,6 +393,14 @@ fn parent_side(
                     hooks::run_all("createRuntime", h, &state_json)?;
                 }
                 sock.send(&Message::HooksDone)?;
+                bound = sync::child_hooks_bound(
+                    config
+                        .hooks
+                        .create_container()
+                        .iter()
+                        .flatten()
+                        .map(|h| h.timeout()),
+                );
             }
             Some(Message::Ready) => return Ok(pid),
             Some(Message::Error { chain }) => {
@@ -396,12 +409,12 @@ fn parent_side(
             Some(other) => {
                 return Err(Error::Protocol {
                     expected: "ready",
-                    got: format!("{other:?}"),
+                    got: other.name(),
                 })
             }
             None => {
                 guard.child = None;
-                let status = match waitpid(pid, None) {
+                let status = match pidfd::reap_within(pid, setup) {
                     Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
                     Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
                     Ok(other) => format!("{other:?}"),
@@ -421,11 +434,15 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>) -> Result<P
         .map(Pid::from_raw)
         .ok_or(Error::Protocol {
             expected: "born, with the sender's credentials",
-            got: format!("{sender:?}"),
+            got: if sender.is_some() {
+                "another pid"
+            } else {
+                "no credentials"
+            },
         })?;
     // pid 1 is our child too (CLONE_PARENT): the guard kills it if anything fails from here.
     guard.child = Some(pid1);
-    match waitpid(child, None) {
+    match pidfd::reap_within(child, sync::setup_bound()) {
         Ok(WaitStatus::Exited(_, 0)) => {}
         other => {
             return Err(Error::InitDied {

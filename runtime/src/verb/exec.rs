@@ -322,21 +322,23 @@ fn parent(
         state: String::new(),
     })
     .map_err(fail)?;
-    let mut next = sock.recv_with_fd().map_err(fail)?;
+    // Bounded: a child stuck in its set-up is killed (by `fail`) and reported.
+    let bound = sync::setup_bound();
+    let mut next = sock.recv_with_fd_within(bound).map_err(fail)?;
     if let Some((Message::SeccompNotify, fd)) = next {
         forward_seccomp_listener(ctx.seccomp, fd, ctx.state_json).map_err(fail)?;
-        next = sock.recv_with_fd().map_err(fail)?;
+        next = sock.recv_with_fd_within(bound).map_err(fail)?;
     }
     match next.map(|(m, _)| m) {
         None => {}
         Some(Message::Error { chain }) => {
-            let _ = nix::sys::wait::waitpid(pid, None);
+            let _ = crate::pidfd::reap_within(pid, bound);
             return Err(Error::Init(RemoteError::from_chain(chain)));
         }
         Some(other) => {
             return Err(fail(Error::Protocol {
                 expected: "exec",
-                got: format!("{other:?}"),
+                got: other.name(),
             }))
         }
     }
