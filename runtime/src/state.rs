@@ -5,6 +5,7 @@
 //!     state.json           written atomically (temp file + rename(2))
 //!     exec.fifo            present while the container is `created` (see `fifo.rs`)
 //!     start.status         only with startContainer hooks: their failure, for `start`
+//!     config.json          the config `create` validated, as it read it (for `exec`)
 //! ```
 //! Every command that reads or changes a container holds an exclusive `flock(2)` on the directory,
 //! so concurrent commands on one id are serialised. The status is never stored: it is derived from
@@ -32,6 +33,10 @@ const STATE_FILE: &str = "state.json";
 pub(crate) const FIFO_FILE: &str = "exec.fifo";
 /// Name of the FIFO on which the init reports a failing startContainer hook to `start`.
 pub(crate) const START_STATUS_FILE: &str = "start.status";
+/// The `config.json` that `create` validated, byte for byte, for `exec` (seccomp, capabilities,
+/// LSM labels, the process to start from): never the bundle's, which may have been edited or
+/// removed since.
+const CONFIG_FILE: &str = "config.json";
 
 /// The runtime-spec status of a container (runtime.md, "State").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,6 +365,22 @@ impl Container {
         &self.dir
     }
 
+    /// The config `create` validated. A container made by a hako that did not keep it (an
+    /// upgrade under running containers) falls back to its bundle's, with a warning.
+    pub(crate) fn config(&self) -> Result<oci_spec::runtime::Spec> {
+        if self.dir.join(CONFIG_FILE).exists() {
+            return crate::config::load_spec(&self.dir);
+        }
+        crate::log::line(
+            "warning",
+            &format!(
+                "container {} has no stored config: using its bundle's",
+                self.state.id
+            ),
+        );
+        crate::config::load_spec(&self.state.bundle)
+    }
+
     /// Path of the exec fifo.
     pub(crate) fn fifo_path(&self) -> PathBuf {
         self.dir.join(FIFO_FILE)
@@ -460,6 +481,19 @@ impl Locked {
             source,
         })?;
         write_atomic(&self.dir.join(STATE_FILE), &bytes, 0o600)
+    }
+
+    /// Keeps the config `create` validated (its bytes as read) for later `exec`s.
+    pub(crate) fn save_config(&self, text: &[u8]) -> Result<()> {
+        let path = self.dir.join(CONFIG_FILE);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text))
+            .map_err(Error::io("write", &path))
     }
 
     /// Closes this process's copy of the lock's descriptor *without* unlocking: for a child

@@ -134,7 +134,7 @@ pub(crate) fn create_with_console(
     let bundle =
         std::fs::canonicalize(&opts.bundle).map_err(Error::io("resolve bundle", &opts.bundle))?;
     // containerd gives `root.path` relative to the bundle and runs us in it; resolve from there.
-    let spec = config::load_spec(&bundle)?;
+    let (spec, spec_text) = config::load_spec_text(&bundle)?;
     let mut config = ContainerConfig::from_spec(&spec, &bundle, &opts.id, opts.systemd_cgroup)?;
     for field in config.resources.ignored_fields() {
         crate::log::line(
@@ -172,6 +172,8 @@ pub(crate) fn create_with_console(
         child: None,
         armed: true,
     };
+    guard.locked()?.save_config(&spec_text)?;
+    drop(spec_text);
     let pid = spawn_init(&mut guard, &config, opts, preserved, console)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;

@@ -190,9 +190,10 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             })
         }
     }
-    // The bundle's config, read once: the base of the process, and the container's seccomp
+    // The config `create` validated (kept in the state directory, never re-read from the
+    // bundle, which may have changed): the base of the process, and the container's seccomp
     // filter, which applies to every process in it (runc: setns_init_linux.go).
-    let spec = config::load_spec(&locked.state.bundle)?;
+    let spec = locked.config()?;
     let process_json = read_process_file(opts)?;
     let mut p = build_process(opts, process_json.as_ref(), &spec)?;
     let seccomp = config::seccomp_of(&spec)?;
