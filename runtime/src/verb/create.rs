@@ -359,16 +359,31 @@ fn parent_side(
     sock.send(&Message::Go {
         state: state_json.clone(),
     })?;
-    // Every wait for the child is bounded; the one after `HooksDone` also spans the
-    // createContainer hooks the child runs (see `sync::child_hooks_bound`).
+    // Every wait for the child is bounded. The child runs the createContainer hooks right after
+    // `HooksDone` (or, with no prestart/createRuntime hooks to wait for, after `Go`): from that
+    // point each wait also spans them (see `sync::child_hooks_bound`).
     let setup = sync::setup_bound();
-    let mut bound = setup;
+    let with_child_hooks = sync::child_hooks_bound(
+        config
+            .hooks
+            .create_container()
+            .iter()
+            .flatten()
+            .map(|h| h.timeout()),
+    );
+    let runtime_hooks = [config.hooks.prestart(), config.hooks.create_runtime()]
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()));
+    let mut bound = if runtime_hooks {
+        setup
+    } else {
+        with_child_hooks
+    };
     loop {
         let (msg, fd, sender) = match sock.recv_full_within(Some(bound))? {
             Some(r) => (Some(r.message), r.fd, r.sender),
             None => (None, None, None),
         };
-        bound = setup;
         match msg {
             Some(Message::MapIds) => {
                 if let Some(maps) = &config.id_mappings {
@@ -395,14 +410,7 @@ fn parent_side(
                     hooks::run_all("createRuntime", h, &state_json)?;
                 }
                 sock.send(&Message::HooksDone)?;
-                bound = sync::child_hooks_bound(
-                    config
-                        .hooks
-                        .create_container()
-                        .iter()
-                        .flatten()
-                        .map(|h| h.timeout()),
-                );
+                bound = with_child_hooks;
             }
             Some(Message::Ready) => return Ok(pid),
             Some(Message::Error { chain }) => {
