@@ -132,32 +132,14 @@ impl Process {
                     0,
                 )
             };
-            return match rc {
-                0.. => Ok(()),
-                _ => match nix::Error::last() {
-                    nix::Error::ESRCH => Ok(()),
-                    source => Err(Error::Sys {
-                        syscall: "pidfd_send_signal",
-                        source,
-                    }),
-                },
-            };
+            return signalled(rc >= 0, "pidfd_send_signal");
         }
         if !stat(self.pid).is_some_and(|s| s.is_live(self.start_time)) {
             return Ok(());
         }
         // SAFETY: kill(2) with a pid we just checked is the process we mean, and a signal number.
         let rc = unsafe { libc::kill(self.pid, signal) };
-        match rc {
-            0 => Ok(()),
-            _ => match nix::Error::last() {
-                nix::Error::ESRCH => Ok(()),
-                source => Err(Error::Sys {
-                    syscall: "kill",
-                    source,
-                }),
-            },
-        }
+        signalled(rc == 0, "kill")
     }
 
     /// Waits until the process has exited, at most `timeout`; whether it did. Works for
@@ -178,6 +160,18 @@ impl Process {
             }
             std::thread::sleep(left.min(Duration::from_millis(5)));
         }
+    }
+}
+
+/// The outcome of a signalling call that returned `ok`: a process that is gone already (ESRCH)
+/// is not an error.
+fn signalled(ok: bool, syscall: &'static str) -> Result<()> {
+    if ok {
+        return Ok(());
+    }
+    match nix::Error::last() {
+        nix::Error::ESRCH => Ok(()),
+        source => Err(Error::Sys { syscall, source }),
     }
 }
 
