@@ -74,15 +74,15 @@ fn run_with_annotations(rt: Runtime, tag: &str, annotations: Value) -> Result<()
     Ok(())
 }
 
-/// Item 2: 100 annotations of 1,000 bytes (Kubernetes allows 256 KiB per object). runc and crun
-/// run it.
+/// Item 2: 100 annotations of 1,000 bytes (Kubernetes allows 256 KiB per object). runc 1.1.5
+/// and crun 1.8.1 run it.
 fn large_state_100_annotations(rt: Runtime) -> Result<()> {
     run_with_annotations(rt, "annot100", annotations(100, 1000))
 }
 both!(large_state_100_annotations);
 
 /// Item 2: 1 MiB of annotations, more than one datagram can carry (the socket's send buffer is
-/// about 208 KiB). runc and crun run it.
+/// about 208 KiB). runc 1.1.5 and crun 1.8.1 run it.
 fn large_state_1mib_annotations(rt: Runtime) -> Result<()> {
     run_with_annotations(rt, "annot1m", annotations(16, 64 * 1024))
 }
@@ -267,7 +267,7 @@ fn deny_pidfd_open() -> nix::Result<()> {
 
 /// Item 15: with pidfd_open refused, every verb still sees the live container (pid and start
 /// time from /proc/PID/stat). Before the fix `state` read `stopped` and `start` refused. runc
-/// 1.1.5 does not use pidfd_open and passes; crun 1.8.1 neither.
+/// 1.1.5 does not use pidfd_open and passes.
 fn lifecycle_without_pidfd_open(rt: Runtime) -> Result<()> {
     let b = Bundle::new(rt, "nopidfd", &["sleep", "1000"])?;
     b.write_config()?;
@@ -324,8 +324,9 @@ both!(pause_of_a_created_container);
 /// Item 18: while `create` is still at work (a prestart hook blocks on a FIFO), `state` says
 /// `creating` with the init's pid (runtime.md, "State") and `list` shows it. runc 1.1.5 has not
 /// written its state yet: `state` fails with `container does not exist` and `list` warns
-/// `load container ID: container does not exist`; only hako is held to the spec. Before the fix
-/// hako said `stopped` with pid 0 and `list` left the container out.
+/// `load container ID: container does not exist`; crun 1.8.1's `state` fails (`error opening
+/// file .../status`) and its `list` leaves the container out. Only hako is held to the spec.
+/// Before the fix hako said `stopped` with pid 0 and `list` left the container out.
 fn state_and_list_while_creating(rt: Runtime) -> Result<()> {
     let mut b = Bundle::new(rt, "creating", &["sleep", "1000"])?;
     let reached = b.path().join("reached.fifo");
@@ -444,7 +445,8 @@ fn exec_refuses_relative_cwd_and_bare_env(rt: Runtime) -> Result<()> {
 both!(exec_refuses_relative_cwd_and_bare_env);
 
 /// Item 19: `kill ID 0` delivers signal 0, the existence probe (kill(2)): exit 0 while the init
-/// lives, and it stays alive; an error once it is gone. runc 1.1.5 and crun 1.8.1 do the same.
+/// lives, and it stays alive; an error once it is gone. runc 1.1.5 does the same; crun 1.8.1
+/// delivers it too (exit 0 on a running container).
 fn kill_zero_probes(rt: Runtime) -> Result<()> {
     let b = Bundle::new(rt, "killzero", &["sleep", "1000"])?;
     b.create()?.ok()?;
