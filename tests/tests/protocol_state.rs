@@ -299,7 +299,7 @@ both!(lifecycle_without_pidfd_open);
 
 /// Item 17: `pause` of a created container makes it `paused`, and `start` refuses it until
 /// `resume` (runc 1.1.5: `cannot start a container in the paused state`). crun 1.8.1 freezes it
-/// but still reports `created`, and its `start` returns 0 with the init frozen.
+/// but still reports `created`, and its `start` returns 0 (hako did the same before the fix).
 fn pause_of_a_created_container(rt: Runtime) -> Result<()> {
     let b = Bundle::new(rt, "pausecreated", &["sleep", "1000"])?;
     b.create()?.ok()?;
@@ -410,8 +410,8 @@ fn list_names_an_unreadable_state(rt: Runtime) -> Result<()> {
 both!(list_names_an_unreadable_state);
 
 /// Item 19: `exec --cwd` must be absolute and `-e` must be `KEY=VALUE`, with runc 1.1.5's
-/// phrases. crun 1.8.1 accepts both and then fails inside (`chdir \`rel\``, and `-e FOO`
-/// replaces the environment so that `true` is not found).
+/// phrases. crun 1.8.1 takes both and fails later: ``chdir `rel`: No such file or directory``,
+/// and with `-e FOO` ``executable file `true` not found in $PATH``.
 fn exec_refuses_relative_cwd_and_bare_env(rt: Runtime) -> Result<()> {
     let b = Bundle::new(rt, "execargs", &["sleep", "1000"])?;
     b.create()?.ok()?;
