@@ -80,12 +80,19 @@ impl Drop for Teardown {
         if !self.armed {
             return;
         }
-        if let Some(pid) = self.child.take() {
+        let child = self.child.take();
+        if let Some(pid) = child {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        // Before the reap: `signal_all` leaves the cgroup thawed, and a frozen child would never
+        // act on its SIGKILL (the reap would wait forever).
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.signal_all(libc::SIGKILL);
+        }
+        if let Some(pid) = child {
             let _ = waitpid(pid, None);
         }
         if let Some(cg) = self.cgroup.take() {
-            let _ = cg.signal_all(libc::SIGKILL);
             let _ = cg.destroy();
         }
         if let Some(l) = self.locked.take() {
