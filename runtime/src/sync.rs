@@ -522,6 +522,16 @@ mod tests {
     }
 
     #[test]
+    fn child_hooks_add_their_timeouts_or_one_setup_bound() {
+        let setup = setup_bound();
+        assert_eq!(child_hooks_bound(std::iter::empty()), setup);
+        assert_eq!(
+            child_hooks_bound([Some(5), None, Some(-1)].into_iter()),
+            setup + Duration::from_secs(5) + setup
+        );
+    }
+
+    #[test]
     fn a_silent_peer_times_out() {
         let (_p, c) = pair().expect("pair");
         let r = c.recv_full_within(Some(Duration::from_millis(50)));
