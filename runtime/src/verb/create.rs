@@ -344,13 +344,20 @@ fn parent_side(
     needs_add: bool,
 ) -> Result<Pid> {
     let locked = guard.locked_mut()?;
-    // Saved at once, so that `state` reports `creating` with the init's pid while hooks run
-    // (runtime.md, "State"). If `create` dies from here on, the init is either already in the
+    // `state` says `creating` for as long as we hold the lock; with hooks to run (which may take
+    // long, and may ask `state` themselves) the pid is saved too, so that it says which process.
+    // Without hooks `create` is over in milliseconds and the write is not worth it (a file
+    // creation and a rename). If `create` dies from here on, the init is either already in the
     // cgroup (recorded at claim time, so `delete --force` kills it there) or not yet, and then
     // it reads end-of-file on the sync socket and exits by itself.
     locked.state.pid = pid.as_raw();
     locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
-    locked.save()?;
+    let hooks = &config.hooks;
+    let runtime_hooks = any_hooks(&[hooks.prestart(), hooks.create_runtime()]);
+    let child_hooks = any_hooks(&[hooks.create_container()]);
+    if runtime_hooks || child_hooks {
+        locked.save()?;
+    }
     if let Some(maps) = config
         .id_mappings
         .as_ref()
@@ -378,9 +385,6 @@ fn parent_side(
             .flatten()
             .map(|h| h.timeout()),
     );
-    let runtime_hooks = [config.hooks.prestart(), config.hooks.create_runtime()]
-        .iter()
-        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()));
     let mut bound = if runtime_hooks {
         setup
     } else {
@@ -399,7 +403,7 @@ fn parent_side(
                 sock.send(&Message::IdsMapped)?;
             }
             Some(Message::Born) => {
-                pid = adopt_pid1(guard, pid, sender)?;
+                pid = adopt_pid1(guard, pid, sender, runtime_hooks || child_hooks)?;
                 let locked = guard.locked()?;
                 state_json = locked.hook_state(Status::Creating)?;
                 sock.send(&Message::Go {
@@ -443,9 +447,16 @@ fn parent_side(
     }
 }
 
+/// Whether any of these hook lists has a hook.
+fn any_hooks(lists: &[&Option<Vec<oci_spec::runtime::Hook>>]) -> bool {
+    lists
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()))
+}
+
 /// After `Born`: the container's pid 1 is `sender`, forked by our child `child` (which exits
 /// right after, and is reaped here). From now on the guard and the state track pid 1.
-fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>) -> Result<Pid> {
+fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>, save: bool) -> Result<Pid> {
     let pid1 = sender
         .filter(|&p| p > 0 && p != child.as_raw())
         .map(Pid::from_raw)
@@ -472,6 +483,8 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>) -> Result<P
     locked.state.pid_start_time = pidfd::stat(pid1.as_raw())
         .map(|s| s.start_time)
         .unwrap_or(0);
-    locked.save()?;
+    if save {
+        locked.save()?;
+    }
     Ok(pid1)
 }
