@@ -287,6 +287,8 @@ fn lifecycle_without_pidfd_open(rt: Runtime) -> Result<()> {
     );
     without_pidfd_open(&b, &["start", &b.id])?.ok()?;
     ensure!(status(&b)?["status"] == "running");
+    let r = without_pidfd_open(&b, &["exec", &b.id, "echo", "in"])?.ok()?;
+    ensure!(r.stdout == "in\n", "{r:?}");
     let pid = s["pid"].as_i64().context("pid")? as i32;
     without_pidfd_open(&b, &["kill", &b.id, "KILL"])?.ok()?;
     hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
