@@ -92,8 +92,9 @@ both!(large_state_1mib_annotations);
 /// is real: a prestart hook (which runs in `create` while the child waits for `HooksDone`)
 /// stops the init with SIGSTOP, so it never answers. `HAKO_TEST_SYNC_TIMEOUT` (documented in
 /// runtime/docs/protocol.md) brings the bound from 60 s down to 1 s. Before the fix `create`
-/// waited forever (the harness kills it after 30 s). runc 1.1.5 and crun 1.8.1 have no bound and
-/// wait forever too, so this holds hako alone to the project's rule.
+/// waited forever (the harness kills it after 30 s). runc 1.1.5 and crun 1.8.1 have no bound:
+/// on this input both were still waiting when killed (runc after 15 s, ignoring timeout(1)'s
+/// SIGTERM; crun after 12 s), so this holds hako alone to the project's rule.
 #[test]
 fn stopped_child_is_killed_and_reported() -> Result<()> {
     let mut b = Bundle::new(Runtime::Hako, "stalled", &["true"])?;
@@ -108,8 +109,8 @@ fn stopped_child_is_killed_and_reported() -> Result<()> {
 
 /// Item 10: a createContainer hook without a `timeout` that never returns (it blocks opening a
 /// FIFO nobody writes). The child runs it, so `create`'s wait spans it: the set-up bound plus
-/// each such hook's timeout (one set-up bound for a hook without one). runc and crun wait
-/// forever.
+/// each such hook's timeout (one set-up bound for a hook without one). runc and crun have no
+/// bound here either.
 #[test]
 fn child_hook_without_timeout_is_bounded() -> Result<()> {
     let mut b = Bundle::new(Runtime::Hako, "stallhook", &["true"])?;
