@@ -109,18 +109,29 @@ pub(crate) fn read_regular_file(field: &'static str, path: &Path) -> Result<Vec<
 
 /// Reads `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    Ok(load_spec_text(bundle)?.0)
+}
+
+/// [`load_spec`], and the bytes it parsed: `create` keeps them in the state directory, so that
+/// `exec` uses the config `create` validated, whatever happens to the bundle afterwards.
+pub(crate) fn load_spec_text(bundle: &Path) -> Result<(Spec, Vec<u8>)> {
     let path = bundle.join("config.json");
     let text = read_regular_file("config.json", &path)?;
+    let spec = parse_spec(&path, &text)?;
+    Ok((spec, text))
+}
+
+fn parse_spec(path: &Path, text: &[u8]) -> Result<Spec> {
     let parse_error = |source| Error::ParseConfig {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     // The detour through a `Value` is only for configs that need the rename.
     let needs_rename = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
     if !needs_rename(b"SCHED_FLAG_RESET_ON_FORK") && !needs_rename(b"SCHED_FLAG_DL_OVERRUN") {
-        return serde_json::from_slice(&text).map_err(parse_error);
+        return serde_json::from_slice(text).map_err(parse_error);
     }
-    let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(parse_error)?;
+    let mut value: serde_json::Value = serde_json::from_slice(text).map_err(parse_error)?;
     normalize_scheduler_flags(&mut value);
     // Back to text and through the same `from_slice` as above, not `serde_json::from_value`: a
     // second, `Value`-driven instance of the whole `Spec` deserializer is 270 KiB of program text,

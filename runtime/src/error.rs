@@ -48,6 +48,23 @@ pub enum Error {
         /// Its status now.
         status: crate::state::Status,
     },
+    /// `start` of a container that is not `created`, in runc's words.
+    #[error("cannot start {what}")]
+    CannotStart {
+        /// The container's id.
+        id: String,
+        /// Why, as runc says it (`a container in the paused state`, ...).
+        what: &'static str,
+    },
+    /// A container in the store whose state could not be read (`list` names it and goes on).
+    #[error("load container {id}")]
+    LoadContainer {
+        /// The directory's name.
+        id: String,
+        /// Why it could not be read.
+        #[source]
+        source: Box<Error>,
+    },
     /// `config.json` is not valid JSON or not a valid spec.
     #[error("parse {path}")]
     ParseConfig {
@@ -135,8 +152,40 @@ pub enum Error {
     Protocol {
         /// What the state machine waited for.
         expected: &'static str,
-        /// What arrived.
-        got: String,
+        /// What arrived: the message's type, never its payload.
+        got: &'static str,
+    },
+    /// A message could not be sent on the sync socket.
+    #[error("send {message} message ({bytes} bytes) on sync socket")]
+    SyncSend {
+        /// The message's type.
+        message: &'static str,
+        /// Its encoded length.
+        bytes: usize,
+        /// Why it failed.
+        #[source]
+        source: nix::Error,
+    },
+    /// A message on the sync socket is not one of the protocol's.
+    #[error("sync protocol: a message of {bytes} bytes is not a sync message")]
+    SyncDecode {
+        /// Its length (the payload itself is never pasted into an error).
+        bytes: usize,
+        /// Why it did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A datagram or its control data did not fit the receive buffer (`MSG_TRUNC`/`MSG_CTRUNC`).
+    #[error("sync protocol: a datagram was truncated to {capacity} bytes")]
+    SyncTruncated {
+        /// The receive buffer's size.
+        capacity: usize,
+    },
+    /// A message longer than the protocol accepts.
+    #[error("sync protocol: a message longer than {limit} bytes")]
+    SyncTooLarge {
+        /// The limit.
+        limit: usize,
     },
     /// A hook failed (exit status, timeout or exec failure).
     #[error("{kind} hook {path}")]

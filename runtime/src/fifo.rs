@@ -122,7 +122,7 @@ pub(crate) fn wait_for_start(fd: &OwnedFd) -> Result<()> {
             Ok(_) => {
                 return Err(Error::Protocol {
                     expected: "one byte on the exec fifo",
-                    got: "end of file".into(),
+                    got: "end of file",
                 })
             }
             Err(e) => return Err(Error::sys("read exec fifo")(e)),

@@ -305,7 +305,7 @@ fn wait_for_go(sync: &SyncSocket) -> Result<Option<String>> {
         None => Ok(None),
         Some(other) => Err(Error::Protocol {
             expected: "go",
-            got: format!("{other:?}"),
+            got: other.name(),
         }),
     }
 }

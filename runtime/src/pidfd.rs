@@ -5,9 +5,18 @@
 //! time (field 22 of `/proc/<pid>/stat`), opens a pidfd (pidfd_open(2)), and only then checks the
 //! start time again: from that moment the pidfd refers to exactly that process, so signals sent
 //! through it (pidfd_send_signal(2)) can never reach a stranger.
+//!
+//! Where pidfd_open(2) is refused (`ENOSYS` before Linux 5.3, or a seccomp profile on the caller,
+//! which `EPERM`s or `ENOSYS`es what it does not know), a process is identified by pid and start
+//! time alone, as runc does: a container must not read `stopped` because its caller is filtered.
+//! The start time is checked again right before each signal, which narrows pid reuse to the
+//! instant between that check and kill(2).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 
@@ -18,6 +27,13 @@ pub(crate) struct ProcStat {
     pub(crate) state: char,
     /// Start time in clock ticks since boot.
     pub(crate) start_time: u64,
+}
+
+impl ProcStat {
+    /// Whether this is the live (not zombie) process that started at `start_time`.
+    fn is_live(&self, start_time: u64) -> bool {
+        self.start_time == start_time && self.state != 'Z' && self.state != 'X'
+    }
 }
 
 /// Parses `/proc/<pid>/stat`; the command name may hold spaces and parentheses, so fields are
@@ -37,11 +53,42 @@ pub(crate) fn stat(pid: i32) -> Option<ProcStat> {
     parse_stat(&text)
 }
 
-/// A live process, held by pidfd.
+/// pidfd_open(2).
+fn open_pidfd(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: the syscall succeeded, so `raw` is a new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+}
+
+/// Waits until `fd` is readable (for a pidfd: the process exited), at most `timeout`; whether
+/// it became readable.
+fn poll_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::sys("poll(pidfd)")(e)),
+            Ok(0) if !left.is_zero() => continue,
+            Ok(n) => return Ok(n > 0),
+        }
+    }
+}
+
+/// A live process, held by pidfd where the kernel and the caller's seccomp filter allow it,
+/// else by pid and start time.
 #[derive(Debug)]
 pub(crate) struct Process {
-    fd: OwnedFd,
+    fd: Option<OwnedFd>,
     pid: i32,
+    start_time: u64,
 }
 
 impl Process {
@@ -50,19 +97,19 @@ impl Process {
         if pid <= 0 {
             return None;
         }
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if raw < 0 {
-            return None;
-        }
-        // SAFETY: the syscall succeeded, so `raw` is a new descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
-        match stat(pid) {
-            Some(s) if s.start_time == start_time && s.state != 'Z' && s.state != 'X' => {
-                Some(Process { fd, pid })
-            }
-            _ => None,
-        }
+        let fd = match open_pidfd(pid) {
+            Ok(fd) => Some(fd),
+            Err(nix::Error::ESRCH) => return None,
+            // ENOSYS, EPERM, EACCES: no pidfds for us here; fall back (see the module doc).
+            Err(_) => None,
+        };
+        stat(pid)
+            .filter(|s| s.is_live(start_time))
+            .map(|_| Process {
+                fd,
+                pid,
+                start_time,
+            })
     }
 
     /// The pid (in hako's pid namespace).
@@ -70,53 +117,86 @@ impl Process {
         self.pid
     }
 
-    /// Sends `signal` through the pidfd.
+    /// Sends `signal` through the pidfd (or, without one, kill(2) after checking the start
+    /// time again). A process that is gone already is not an error.
     pub(crate) fn signal(&self, signal: i32) -> Result<()> {
-        // SAFETY: the pidfd is valid for our lifetime; a null siginfo means "as kill(2) would".
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if rc < 0 {
-            let errno = nix::Error::last();
-            if errno == nix::Error::ESRCH {
-                return Ok(());
-            }
-            return Err(Error::Sys {
-                syscall: "pidfd_send_signal",
-                source: errno,
-            });
+        if let Some(fd) = &self.fd {
+            // SAFETY: the pidfd is valid for our lifetime; a null siginfo means "as kill(2)
+            // would".
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            return signalled(rc >= 0, "pidfd_send_signal");
         }
-        Ok(())
+        if !stat(self.pid).is_some_and(|s| s.is_live(self.start_time)) {
+            return Ok(());
+        }
+        // SAFETY: kill(2) with a pid we just checked is the process we mean, and a signal number.
+        let rc = unsafe { libc::kill(self.pid, signal) };
+        signalled(rc == 0, "kill")
     }
 
-    /// Waits until the process has exited (the pidfd becomes readable), at most `timeout`.
-    /// Works for processes that are not our children.
+    /// Waits until the process has exited, at most `timeout`; whether it did. Works for
+    /// processes that are not our children.
     pub(crate) fn wait_exit(&self, timeout: Duration) -> Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        if let Some(fd) = &self.fd {
+            return poll_readable(fd, timeout);
+        }
+        // Without a pidfd nothing can be waited on: look again every few milliseconds.
+        let deadline = Instant::now() + timeout;
         loop {
-            // SAFETY: one valid pollfd, count 1.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc < 0 && nix::Error::last() == nix::Error::EINTR {
-                continue;
+            if !stat(self.pid).is_some_and(|s| s.is_live(self.start_time)) {
+                return Ok(true);
             }
-            if rc < 0 {
-                return Err(Error::Sys {
-                    syscall: "poll(pidfd)",
-                    source: nix::Error::last(),
-                });
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
             }
-            return Ok(rc > 0);
+            std::thread::sleep(left.min(Duration::from_millis(5)));
+        }
+    }
+}
+
+/// The outcome of a signalling call that returned `ok`: a process that is gone already (ESRCH)
+/// is not an error.
+fn signalled(ok: bool, syscall: &'static str) -> Result<()> {
+    if ok {
+        return Ok(());
+    }
+    match nix::Error::last() {
+        nix::Error::ESRCH => Ok(()),
+        source => Err(Error::Sys { syscall, source }),
+    }
+}
+
+/// Reaps our child `pid`, waiting at most `bound` for it to exit by itself (it closed its end of
+/// the sync socket, so it is on its way out); after that it is killed (SIGKILL cannot be
+/// ignored) and reaped. Either way nothing waits forever on a stuck child.
+pub(crate) fn reap_within(pid: Pid, bound: Duration) -> nix::Result<WaitStatus> {
+    let deadline = Instant::now() + bound;
+    let pidfd = open_pidfd(pid.as_raw()).ok();
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG))? {
+            WaitStatus::StillAlive => {}
+            status => return Ok(status),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            return waitpid(pid, None);
+        }
+        match &pidfd {
+            Some(fd) => {
+                let _ = poll_readable(fd, left);
+            }
+            // Without pidfds (see `Process::open`), a short pause between two looks.
+            None => std::thread::sleep(left.min(Duration::from_millis(5))),
         }
     }
 }

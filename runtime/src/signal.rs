@@ -48,7 +48,9 @@ const RTMAX: i32 = 64;
 pub fn parse(text: &str) -> Result<i32> {
     let bad = || Error::InvalidSignal(text.to_string());
     if let Ok(n) = text.parse::<i32>() {
-        return if (1..=RTMAX).contains(&n) {
+        // 0 is no signal but a probe: kill(2) only checks that the process exists and may be
+        // signalled, which is what clients ask with `kill ID 0` (runc delivers it).
+        return if (0..=RTMAX).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
@@ -93,7 +95,8 @@ mod tests {
         assert_eq!(parse("TERM").expect("term"), 15);
         assert_eq!(parse("RTMIN+2").expect("rt"), 36);
         assert_eq!(parse("RTMAX-1").expect("rt"), 63);
-        for s in ["0", "65", "-1", "FOO", "SIG", "RTMIN+40"] {
+        assert_eq!(parse("0").expect("probe"), 0);
+        for s in ["65", "-1", "FOO", "SIG", "RTMIN+40"] {
             assert!(parse(s).is_err(), "{s}");
         }
     }

@@ -5,6 +5,7 @@
 //!     state.json           written atomically (temp file + rename(2))
 //!     exec.fifo            present while the container is `created` (see `fifo.rs`)
 //!     start.status         only with startContainer hooks: their failure, for `start`
+//!     config.json          the config `create` validated, as it read it (for `exec`)
 //! ```
 //! Every command that reads or changes a container holds an exclusive `flock(2)` on the directory,
 //! so concurrent commands on one id are serialised. The status is never stored: it is derived from
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +36,10 @@ pub(crate) const START_STATUS_FILE: &str = "start.status";
 /// The mounts a container without a mount namespace of its own made in the caller's (see the
 /// namespaces crate's `MountRecord`), for `delete` to take down.
 pub(crate) const MOUNTS_FILE: &str = "mounts";
+/// The `config.json` that `create` validated, byte for byte, for `exec` (seccomp, capabilities,
+/// LSM labels, the process to start from): never the bundle's, which may have been edited or
+/// removed since.
+const CONFIG_FILE: &str = "config.json";
 
 /// The runtime-spec status of a container (runtime.md, "State").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,13 +141,34 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// A container as read from its directory: what is kept about it, and the status derived from it.
+#[derive(Debug)]
+pub struct Container {
+    dir: PathBuf,
+    /// The state as read (or being written by `create`).
+    pub state: Persisted,
+    /// Whether this process holds the directory's lock (read through [`Store::load`]).
+    held: bool,
+}
+
 /// A container directory held under an exclusive lock for the lifetime of this value.
 #[derive(Debug)]
 pub struct Locked {
-    dir: PathBuf,
-    _lock: Flock<fs::File>,
-    /// The state as read (or being written by `create`).
-    pub state: Persisted,
+    container: Container,
+    lock: Flock<fs::File>,
+}
+
+impl std::ops::Deref for Locked {
+    type Target = Container;
+    fn deref(&self) -> &Container {
+        &self.container
+    }
+}
+
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut Container {
+        &mut self.container
+    }
 }
 
 /// Validates a container id as runc does.
@@ -217,9 +244,12 @@ impl Store {
             }
         };
         let locked = Locked {
-            dir,
-            _lock: lock,
-            state,
+            container: Container {
+                dir,
+                state,
+                held: true,
+            },
+            lock,
         };
         locked.save()?;
         Ok(locked)
@@ -236,31 +266,18 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let path = dir.join(STATE_FILE);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            // The directory vanished between open and lock (a concurrent delete), or create was
-            // killed before its first write: both mean "no such container" to the caller, but the
-            // latter leaves a directory that delete --force must still remove.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if dir.exists() {
-                    return Ok(Locked {
-                        dir,
-                        _lock: lock,
-                        state: Persisted::orphan(id),
-                    });
-                }
-                return Err(Error::NotExist { id: id.to_string() });
-            }
-            Err(e) => return Err(Error::io("read", &path)(e)),
-        };
-        let state =
-            serde_json::from_slice(&bytes).map_err(|source| Error::ParseState { path, source })?;
-        Ok(Locked {
-            dir,
-            _lock: lock,
-            state,
-        })
+        let mut container = read_container(dir, id)?;
+        container.held = true;
+        Ok(Locked { container, lock })
+    }
+
+    /// Reads a container without taking its lock: for `state` and `list`, which only look.
+    /// `create` holds the lock for as long as it runs (hooks included, which may call `state`
+    /// themselves), and the spec wants `state` to answer `creating` meanwhile; `state.json` is
+    /// only ever replaced by rename(2), so an unlocked reader sees a whole file.
+    pub fn read(&self, id: &str) -> Result<Container> {
+        validate_id(id)?;
+        read_container(self.dir(id), id)
     }
 
     /// Every container id in the store, sorted.
@@ -278,6 +295,51 @@ impl Store {
         ids.sort();
         Ok(ids)
     }
+}
+
+/// Reads `dir/state.json`.
+fn read_container(dir: PathBuf, id: &str) -> Result<Container> {
+    let path = dir.join(STATE_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        // The directory vanished (a concurrent delete), or create was killed before its first
+        // write: both mean "no such container" to the caller, but the latter leaves a directory
+        // that delete --force must still remove.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if dir.exists() {
+                return Ok(Container {
+                    dir,
+                    state: Persisted::orphan(id),
+                    held: false,
+                });
+            }
+            return Err(Error::NotExist { id: id.to_string() });
+        }
+        Err(e) => return Err(Error::io("read", &path)(e)),
+    };
+    let state =
+        serde_json::from_slice(&bytes).map_err(|source| Error::ParseState { path, source })?;
+    Ok(Container {
+        dir,
+        state,
+        held: false,
+    })
+}
+
+/// Whether another process holds the container directory's lock right now (a probe that never
+/// waits: flock(2) `LOCK_SH | LOCK_NB`).
+fn lock_is_held(dir: &Path) -> bool {
+    let Ok(f) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+    else {
+        return false;
+    };
+    matches!(
+        Flock::lock(f, FlockArg::LockSharedNonblock),
+        Err((_, nix::Error::EWOULDBLOCK))
+    )
 }
 
 impl Persisted {
@@ -300,10 +362,26 @@ impl Persisted {
     }
 }
 
-impl Locked {
+impl Container {
     /// The container's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The config `create` validated. A container made by a hako that did not keep it (an
+    /// upgrade under running containers) falls back to its bundle's, with a warning.
+    pub(crate) fn config(&self) -> Result<oci_spec::runtime::Spec> {
+        if self.dir.join(CONFIG_FILE).exists() {
+            return crate::config::load_spec(&self.dir);
+        }
+        crate::log::line(
+            "warning",
+            &format!(
+                "container {} has no stored config: using its bundle's",
+                self.state.id
+            ),
+        );
+        crate::config::load_spec(&self.state.bundle)
     }
 
     /// Path of the exec fifo.
@@ -321,24 +399,20 @@ impl Locked {
         self.dir.join(MOUNTS_FILE)
     }
 
-    /// Writes `state.json` atomically.
-    pub(crate) fn save(&self) -> Result<()> {
-        let bytes = serde_json::to_vec(&self.state).map_err(|source| Error::Encode {
-            what: "state",
-            source,
-        })?;
-        write_atomic(&self.dir.join(STATE_FILE), &bytes, 0o600)
-    }
-
     /// The init process, if it is still alive (and not a zombie).
     pub(crate) fn init(&self) -> Option<pidfd::Process> {
         pidfd::Process::open(self.state.pid, self.state.pid_start_time)
     }
 
-    /// The status, derived from the init, the exec fifo and the freezer.
+    /// The status, derived from the init, the lock, the freezer and the exec fifo.
     pub fn status(&self) -> Status {
         if !self.state.created_done {
-            return if self.init().is_some() {
+            // `create` is at work for as long as it holds the lock (before the clone there is no
+            // init yet); a `create` that was killed holds nothing, and its init (if any) reads
+            // end-of-file and exits: what is left is stopped, for `delete --force`. (A caller
+            // that holds the lock itself knows that no `create` runs.)
+            let creating = !self.held && lock_is_held(&self.dir);
+            return if creating || self.init().is_some() {
                 Status::Creating
             } else {
                 Status::Stopped
@@ -347,15 +421,17 @@ impl Locked {
         if self.init().is_none() {
             return Status::Stopped;
         }
-        if self.fifo_path().exists() {
-            return Status::Created;
-        }
+        // Frozen comes before the fifo: a `created` container can be paused too, and runc then
+        // reports it `paused` (and `start` refuses it) until it is resumed.
         if let Some(path) = &self.state.cgroup {
             if let Ok(cg) = hako_cgroups::Cgroup::open(path) {
                 if cg.is_frozen().unwrap_or(false) {
                     return Status::Paused;
                 }
             }
+        }
+        if self.fifo_path().exists() {
+            return Status::Created;
         }
         Status::Running
     }
@@ -402,6 +478,42 @@ impl Locked {
             what: "hook state",
             source,
         })
+    }
+}
+
+impl Locked {
+    /// Writes `state.json` atomically.
+    pub(crate) fn save(&self) -> Result<()> {
+        let bytes = serde_json::to_vec(&self.state).map_err(|source| Error::Encode {
+            what: "state",
+            source,
+        })?;
+        write_atomic(&self.dir.join(STATE_FILE), &bytes, 0o600)
+    }
+
+    /// Keeps the config `create` validated (its bytes as read) for later `exec`s.
+    pub(crate) fn save_config(&self, text: &[u8]) -> Result<()> {
+        let path = self.dir.join(CONFIG_FILE);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text))
+            .map_err(Error::io("write", &path))
+    }
+
+    /// Closes this process's copy of the lock's descriptor *without* unlocking: for a child
+    /// cloned while the parent holds the lock. A flock(2) belongs to the open file description
+    /// the two processes now share, so `LOCK_UN` (what dropping a `Flock` does) would release
+    /// the parent's lock too; closing one descriptor of several does not.
+    pub(crate) fn close_inherited(self) {
+        let raw = self.lock.as_raw_fd();
+        std::mem::forget(self.lock);
+        // SAFETY: `raw` is the lock's descriptor, which `forget` left open and owned by nothing
+        // else in this process; it is closed exactly once, here.
+        unsafe { libc::close(raw) };
     }
 
     /// Removes the container's directory and everything in it. The lock dies with `self`.

@@ -1,14 +1,28 @@
 //! The parent/child synchronisation protocol over one `SOCK_SEQPACKET` socketpair.
 //!
-//! One datagram is one message (seqpacket keeps boundaries, so no framing is needed), encoded as
-//! JSON. The same socket carries the child's error chain back to the parent, so a failure deep in
+//! A message is JSON, sent as one datagram when it fits in [`CHUNK`] bytes (every message but a
+//! `Go` with a large state), else as a run of datagrams: seqpacket keeps boundaries, so the only
+//! framing is one leading byte per datagram saying whether more of the message follows. A single
+//! datagram cannot carry any state the spec allows: the kernel refuses one larger than the socket's
+//! send buffer (`EMSGSIZE`, about 208 KiB by default, `net.core.wmem_default`), and 256 KiB of
+//! annotations is what Kubernetes allows per object. Chunks need no other system call than
+//! `sendmsg`/`recvmsg` (a memfd would need `memfd_create` in a child that may already run under
+//! its seccomp filter), and the receiver reads them while the sender writes, so the socket buffer
+//! never has to hold a whole message. A truncated datagram (`MSG_TRUNC`) or control message
+//! (`MSG_CTRUNC`) is an error, never a shortened message.
+//!
+//! The same socket carries the child's error chain back to the parent, so a failure deep in
 //! the container's set-up (a missing executable, a bad mount) is reported by `hako create` with
 //! every cause. An end-of-file on either side means the other process died: the child exits, the
-//! parent reaps it and reports how it ended. See `runtime/docs/protocol.md` for the diagram.
+//! parent reaps it and reports how it ended. Every receive of the parent is bounded
+//! ([`SyncSocket::recv_full_within`]): a stuck child is killed and reported, never waited on
+//! forever. See `runtime/docs/protocol.md` for the diagram.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
     self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
@@ -17,8 +31,53 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Largest message: an error chain or a state JSON fits easily.
-const MAX_MESSAGE: usize = 64 * 1024;
+/// Payload bytes per datagram: every message but a large state fits in one, and a datagram of
+/// this size is far below any socket's send buffer.
+pub(crate) const CHUNK: usize = 32 * 1024;
+/// The leading byte of a datagram: more of the message follows.
+const MORE: u8 = 1;
+/// The leading byte of a message's last (usually only) datagram.
+const LAST: u8 = 0;
+/// Largest message accepted: a bound on what a confused peer can make us allocate, far above any
+/// real state (Kubernetes allows 256 KiB of annotations; a whole config is rarely 1 MiB).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// How long the parent waits for the child between two messages while the child sets itself up.
+///
+/// That set-up (joins, mounts, pivot, credentials) takes about 2 ms on this project's test host:
+/// 60 s is four orders of magnitude above it, room for slow mount sources (NFS, FUSE) on a loaded
+/// host, and still under the kubelet's 2-minute `--runtime-request-timeout`, so that hako reports
+/// a stuck child itself (killed, cleaned up, an error naming the wait) before its caller gives
+/// up on it. Hooks that run in the child (createContainer) add their own time: see
+/// [`child_hooks_bound`].
+pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Test-only override of [`SETUP_TIMEOUT`], in seconds: the integration tests stall a child on
+/// purpose and cannot wait a minute for each. Documented in runtime/docs/protocol.md.
+const SETUP_TIMEOUT_ENV: &str = "HAKO_TEST_SYNC_TIMEOUT";
+
+/// The bound on each wait of the parent for the child's set-up ([`SETUP_TIMEOUT`], unless the
+/// test override is set).
+pub(crate) fn setup_bound() -> Duration {
+    std::env::var(SETUP_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(SETUP_TIMEOUT)
+}
+
+/// The bound on the wait that spans the child's createContainer hooks: the set-up bound plus
+/// each hook's own `timeout`, a hook without one counted as one more set-up bound (runc would
+/// wait for it forever; hako never waits forever).
+pub(crate) fn child_hooks_bound(timeouts: impl Iterator<Item = Option<i64>>) -> Duration {
+    let setup = setup_bound();
+    timeouts.fold(setup, |sum, t| {
+        sum.saturating_add(match t {
+            Some(secs) => Duration::from_secs(u64::try_from(secs).unwrap_or(0)),
+            None => setup,
+        })
+    })
+}
 
 /// What the parent and the child say to each other.
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,7 +115,8 @@ pub(crate) enum Message {
 }
 
 impl Message {
-    fn name(&self) -> &'static str {
+    /// The message's type, for errors (never its payload).
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Message::Go { .. } => "go",
             Message::RunHooks => "runHooks",
@@ -84,6 +144,8 @@ pub(crate) struct Received {
 #[derive(Debug)]
 pub(crate) struct SyncSocket {
     fd: OwnedFd,
+    /// The receive buffer, allocated on the first receive and reused for every datagram.
+    buf: RefCell<Vec<u8>>,
 }
 
 impl AsFd for SyncSocket {
@@ -101,47 +163,84 @@ pub(crate) fn pair() -> Result<(SyncSocket, SyncSocket)> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(Error::sys("socketpair(AF_UNIX, SOCK_SEQPACKET)"))?;
-    Ok((SyncSocket { fd: a }, SyncSocket { fd: b }))
+    Ok((SyncSocket::new(a), SyncSocket::new(b)))
 }
 
 impl SyncSocket {
-    /// Sends one message.
-    pub(crate) fn send(&self, msg: &Message) -> Result<()> {
-        let bytes = serde_json::to_vec(msg).map_err(|source| Error::Encode {
-            what: "sync message",
-            source,
-        })?;
-        socket::send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)
-            .map_err(Error::sys("send on sync socket"))?;
-        Ok(())
+    fn new(fd: OwnedFd) -> Self {
+        SyncSocket {
+            fd,
+            buf: RefCell::new(Vec::new()),
+        }
     }
 
-    /// Sends one message with a descriptor attached (SCM_RIGHTS).
+    /// Sends one message.
+    pub(crate) fn send(&self, msg: &Message) -> Result<()> {
+        self.send_chunks(msg, None)
+    }
+
+    /// Sends one message with a descriptor attached (SCM_RIGHTS, on its first datagram).
     pub(crate) fn send_with_fd(&self, msg: &Message, fd: BorrowedFd<'_>) -> Result<()> {
+        self.send_chunks(msg, Some(fd))
+    }
+
+    fn send_chunks(&self, msg: &Message, fd: Option<BorrowedFd<'_>>) -> Result<()> {
         let bytes = serde_json::to_vec(msg).map_err(|source| Error::Encode {
             what: "sync message",
             source,
         })?;
-        let fds = [fd.as_raw_fd()];
-        socket::sendmsg::<()>(
-            self.fd.as_raw_fd(),
-            &[IoSlice::new(&bytes)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .map_err(Error::sys("sendmsg on sync socket"))?;
+        let fds = fd.map(|fd| [fd.as_raw_fd()]);
+        let mut chunks = bytes.chunks(CHUNK).peekable();
+        let mut first = true;
+        while let Some(chunk) = chunks.next() {
+            let head = [if chunks.peek().is_some() { MORE } else { LAST }];
+            let iov = [IoSlice::new(&head), IoSlice::new(chunk)];
+            let rights;
+            let cmsgs: &[ControlMessage<'_>] = match &fds {
+                Some(fds) if first => {
+                    rights = [ControlMessage::ScmRights(fds)];
+                    &rights
+                }
+                _ => &[],
+            };
+            loop {
+                match socket::sendmsg::<()>(
+                    self.fd.as_raw_fd(),
+                    &iov,
+                    cmsgs,
+                    MsgFlags::MSG_NOSIGNAL,
+                    None,
+                ) {
+                    Err(nix::Error::EINTR) => continue,
+                    Err(e) => {
+                        return Err(Error::SyncSend {
+                            message: msg.name(),
+                            bytes: bytes.len(),
+                            source: e,
+                        })
+                    }
+                    Ok(_) => break,
+                }
+            }
+            first = false;
+        }
         Ok(())
     }
 
     /// Receives one message; `None` when the peer closed its end (it exited or exec'd).
     pub(crate) fn recv(&self) -> Result<Option<Message>> {
-        Ok(self.recv_with_fd()?.map(|(m, _)| m))
+        Ok(self.recv_full_within(None)?.map(|r| r.message))
     }
 
-    /// Receives one message and the descriptor that came with it, if any.
-    pub(crate) fn recv_with_fd(&self) -> Result<Option<(Message, Option<OwnedFd>)>> {
-        Ok(self.recv_full()?.map(|r| (r.message, r.fd)))
+    /// Receives one message and the descriptor that came with it, if any, waiting at most
+    /// `bound`.
+    pub(crate) fn recv_with_fd_within(
+        &self,
+        bound: Duration,
+    ) -> Result<Option<(Message, Option<OwnedFd>)>> {
+        Ok(self
+            .recv_full_within(Some(bound))?
+            .map(|r| (r.message, r.fd)))
     }
 
     /// Makes the kernel attach the sender's credentials to every message this end receives
@@ -155,13 +254,64 @@ impl SyncSocket {
     }
 
     /// Receives one message with its descriptor and, after [`SyncSocket::pass_credentials`],
-    /// the sender's pid.
-    pub(crate) fn recv_full(&self) -> Result<Option<Received>> {
-        let mut buf = vec![0u8; MAX_MESSAGE];
+    /// the sender's pid; `None` on end-of-file. With a `bound`, gives up with
+    /// [`Error::Timeout`] when the whole message has not arrived within it.
+    pub(crate) fn recv_full_within(&self, bound: Option<Duration>) -> Result<Option<Received>> {
+        let deadline = bound.map(|b| (Instant::now() + b, b));
+        let mut buf = self.buf.borrow_mut();
+        if buf.is_empty() {
+            buf.resize(1 + CHUNK, 0);
+        }
+        let mut fd = None;
+        let mut sender = None;
+        // Only a message of several datagrams is assembled; one of one is parsed in place.
+        let mut assembled: Vec<u8> = Vec::new();
+        loop {
+            if let Some((deadline, bound)) = deadline {
+                wait_readable(self.fd.as_fd(), deadline, bound)?;
+            }
+            let n = self.recv_datagram(&mut buf, &mut fd, &mut sender)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let (head, body) = (buf[0], &buf[1..n]);
+            if head == LAST && assembled.is_empty() {
+                return decode(body).map(|message| {
+                    Some(Received {
+                        message,
+                        fd,
+                        sender,
+                    })
+                });
+            }
+            if assembled.len() + body.len() > MAX_MESSAGE {
+                return Err(Error::SyncTooLarge { limit: MAX_MESSAGE });
+            }
+            assembled.extend_from_slice(body);
+            if head == LAST {
+                return decode(&assembled).map(|message| {
+                    Some(Received {
+                        message,
+                        fd,
+                        sender,
+                    })
+                });
+            }
+        }
+    }
+
+    /// One datagram into `buf`; its length (0: end-of-file). What the kernel attached is kept
+    /// in `fd` and `sender`.
+    fn recv_datagram(
+        &self,
+        buf: &mut [u8],
+        fd: &mut Option<OwnedFd>,
+        sender: &mut Option<i32>,
+    ) -> Result<usize> {
         let mut space = nix::cmsg_space!([RawFd; 1], libc::ucred);
-        let (n, fd, sender) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match socket::recvmsg::<()>(
+        loop {
+            let mut iov = [IoSliceMut::new(buf)];
+            let msg = match socket::recvmsg::<()>(
                 self.fd.as_raw_fd(),
                 &mut iov,
                 Some(&mut space),
@@ -169,43 +319,34 @@ impl SyncSocket {
             ) {
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(Error::sys("recvmsg on sync socket")(e)),
-                Ok(msg) => {
-                    let mut fd = None;
-                    let mut sender = None;
-                    for c in msg.cmsgs().map_err(Error::sys("recvmsg: control data"))? {
-                        match c {
-                            ControlMessageOwned::ScmRights(fds) => {
-                                for raw in fds {
-                                    // SAFETY: the kernel installed these descriptors for us
-                                    // with SCM_RIGHTS; nothing else owns them. Extra ones are
-                                    // closed.
-                                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                                    fd.get_or_insert(owned);
-                                }
-                            }
-                            ControlMessageOwned::ScmCredentials(c) => sender = Some(c.pid()),
-                            _ => {}
+                Ok(msg) => msg,
+            };
+            for c in msg.cmsgs().map_err(Error::sys("recvmsg: control data"))? {
+                match c {
+                    ControlMessageOwned::ScmRights(fds) => {
+                        for raw in fds {
+                            // SAFETY: the kernel installed these descriptors for us with
+                            // SCM_RIGHTS; nothing else owns them. Extra ones are closed.
+                            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                            fd.get_or_insert(owned);
                         }
                     }
-                    break (msg.bytes, fd, sender);
+                    ControlMessageOwned::ScmCredentials(c) => *sender = Some(c.pid()),
+                    _ => {}
                 }
             }
-        };
-        if n == 0 {
-            return Ok(None);
+            // recvmsg(2): MSG_TRUNC, the datagram was longer than the buffer (its tail is
+            // lost); MSG_CTRUNC, control data (a descriptor) was dropped. Neither is a message.
+            if msg
+                .flags
+                .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
+            {
+                return Err(Error::SyncTruncated {
+                    capacity: buf.len(),
+                });
+            }
+            return Ok(msg.bytes);
         }
-        serde_json::from_slice(&buf[..n])
-            .map(|message| {
-                Some(Received {
-                    message,
-                    fd,
-                    sender,
-                })
-            })
-            .map_err(|_| Error::Protocol {
-                expected: "a sync message",
-                got: String::from_utf8_lossy(&buf[..n]).into_owned(),
-            })
     }
 
     /// Receives and insists on one particular message (by name).
@@ -216,7 +357,7 @@ impl SyncSocket {
             Some(m) if m.name() == expected => Ok(Some(m)),
             Some(m) => Err(Error::Protocol {
                 expected,
-                got: m.name().to_string(),
+                got: m.name(),
             }),
         }
     }
@@ -224,9 +365,41 @@ impl SyncSocket {
     /// Moves the descriptor to a number at or above `min` (so it cannot collide with fds the
     /// container is asked to keep, `--preserve-fds`), keeping close-on-exec.
     pub(crate) fn move_above(self, min: i32) -> Result<Self> {
-        Ok(SyncSocket {
-            fd: crate::fds::dup_above(self.fd.as_fd(), min)?,
-        })
+        Ok(SyncSocket::new(crate::fds::dup_above(
+            self.fd.as_fd(),
+            min,
+        )?))
+    }
+}
+
+/// Parses one message; the error says how long it was, never what it said.
+fn decode(bytes: &[u8]) -> Result<Message> {
+    serde_json::from_slice(bytes).map_err(|source| Error::SyncDecode {
+        bytes: bytes.len(),
+        source,
+    })
+}
+
+/// Waits until `fd` is readable (a datagram or end-of-file), or fails with [`Error::Timeout`]
+/// once `deadline` has passed.
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant, bound: Duration) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::sys("poll(sync socket)")(e)),
+            Ok(0) if left.is_zero() => {
+                return Err(Error::Timeout {
+                    what: "the container's process on the sync socket",
+                    seconds: bound.as_secs(),
+                })
+            }
+            Ok(0) => continue,
+            Ok(_) => return Ok(()),
+        }
     }
 }
 
@@ -306,5 +479,68 @@ mod tests {
         );
         drop(c);
         assert!(p.recv().expect("recv").is_none(), "eof after peer closed");
+    }
+
+    #[test]
+    fn a_state_of_several_chunks_arrives_whole() {
+        let (p, c) = pair().expect("pair");
+        // 1 MiB: far over one datagram (the socket's send buffer is about 208 KiB).
+        let state: String = "a".repeat(1 << 20);
+        let sent = state.clone();
+        let sender = std::thread::spawn(move || p.send(&Message::Go { state: sent }).map(|()| p));
+        match c.recv_full_within(Some(Duration::from_secs(30))) {
+            Ok(Some(Received {
+                message: Message::Go { state: got },
+                ..
+            })) => assert!(got == state, "state arrived changed ({} bytes)", got.len()),
+            Ok(Some(r)) => panic!("unexpected {}", r.message.name()),
+            Ok(None) => panic!("eof"),
+            Err(e) => panic!("{e}"),
+        }
+        let p = sender.join().expect("join").expect("send");
+        // The socket is still in step: the next message is whole too.
+        c.send(&Message::Ready).expect("send");
+        assert!(matches!(p.recv(), Ok(Some(Message::Ready))));
+    }
+
+    #[test]
+    fn errors_name_the_message_never_its_payload() {
+        let (p, c) = pair().expect("pair");
+        let payload = format!("{}{}", "x".repeat(100), "SECRET");
+        socket::send(
+            p.fd.as_raw_fd(),
+            format!("\0{payload}").as_bytes(),
+            MsgFlags::empty(),
+        )
+        .expect("send");
+        let err = c.recv().expect_err("not a message");
+        let text = RemoteError::chain_of(&err).join(": ");
+        assert!(!text.contains("SECRET"), "{text}");
+        assert!(text.contains("106 bytes"), "{text}");
+    }
+
+    #[test]
+    fn a_datagram_longer_than_the_buffer_is_an_error() {
+        let (p, c) = pair().expect("pair");
+        let long = vec![LAST; 2 + CHUNK];
+        socket::send(p.fd.as_raw_fd(), &long, MsgFlags::empty()).expect("send");
+        assert!(matches!(c.recv(), Err(Error::SyncTruncated { .. })));
+    }
+
+    #[test]
+    fn child_hooks_add_their_timeouts_or_one_setup_bound() {
+        let setup = setup_bound();
+        assert_eq!(child_hooks_bound(std::iter::empty()), setup);
+        assert_eq!(
+            child_hooks_bound([Some(5), None, Some(-1)].into_iter()),
+            setup + Duration::from_secs(5) + setup
+        );
+    }
+
+    #[test]
+    fn a_silent_peer_times_out() {
+        let (_p, c) = pair().expect("pair");
+        let r = c.recv_full_within(Some(Duration::from_millis(50)));
+        assert!(matches!(r, Err(Error::Timeout { .. })));
     }
 }

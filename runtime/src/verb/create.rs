@@ -72,7 +72,7 @@ impl Teardown {
     fn no_state() -> Error {
         Error::Protocol {
             expected: "state held by create",
-            got: "none".into(),
+            got: "none",
         }
     }
 }
@@ -82,15 +82,22 @@ impl Drop for Teardown {
         if !self.armed {
             return;
         }
-        if let Some(pid) = self.child.take() {
+        let child = self.child.take();
+        if let Some(pid) = child {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        // Before the reap: `signal_all` leaves the cgroup thawed, and a frozen child would never
+        // act on its SIGKILL (the reap would wait forever).
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.signal_all(libc::SIGKILL);
+        }
+        if let Some(pid) = child {
             let _ = waitpid(pid, None);
         }
         if let Some(record) = self.mounts.take() {
             let _ = hako_namespaces::unmount_recorded(&record);
         }
         if let Some(cg) = self.cgroup.take() {
-            let _ = cg.signal_all(libc::SIGKILL);
             let _ = cg.destroy();
         }
         if let Some(l) = self.locked.take() {
@@ -141,7 +148,7 @@ pub(crate) fn create_with_console(
     let bundle =
         std::fs::canonicalize(&opts.bundle).map_err(Error::io("resolve bundle", &opts.bundle))?;
     // containerd gives `root.path` relative to the bundle and runs us in it; resolve from there.
-    let spec = config::load_spec(&bundle)?;
+    let (spec, spec_text) = config::load_spec_text(&bundle)?;
     let mut config = ContainerConfig::from_spec(&spec, &bundle, &opts.id, opts.systemd_cgroup)?;
     for field in config.resources.ignored_fields() {
         crate::log::line(
@@ -180,6 +187,8 @@ pub(crate) fn create_with_console(
         mounts: None,
         armed: true,
     };
+    guard.locked()?.save_config(&spec_text)?;
+    drop(spec_text);
     if config.rootfs.needs_mount_record() {
         let path = guard.locked()?.mounts_path();
         config
@@ -283,10 +292,12 @@ fn spawn_init(
     match forked {
         Forked::Child => {
             drop(parent_sock);
-            // Close the state lock and forget the cgroup handle without tearing anything down:
-            // they belong to the parent.
+            // Close the state lock (without unlocking it: see `close_inherited`) and forget the
+            // cgroup handle without tearing anything down: they belong to the parent.
             guard.armed = false;
-            guard.locked = None;
+            if let Some(l) = guard.locked.take() {
+                l.close_inherited();
+            }
             guard.cgroup = None;
             guard.mounts = None;
             init::run(InitArgs {
@@ -326,13 +337,13 @@ pub(crate) fn forward_seccomp_listener(
     let (Some(program), Some(fd)) = (program, fd) else {
         return Err(Error::Protocol {
             expected: "a seccomp listener fd for a profile with SCMP_ACT_NOTIFY",
-            got: "none".into(),
+            got: "none",
         });
     };
     let Some(path) = program.listener_path() else {
         return Err(Error::Protocol {
             expected: "a listenerPath",
-            got: "none".into(),
+            got: "none",
         });
     };
     crate::seccomp::send_to_listener(path, fd.as_fd(), state_json, program.listener_metadata())?;
@@ -349,11 +360,20 @@ fn parent_side(
     needs_add: bool,
 ) -> Result<Pid> {
     let locked = guard.locked_mut()?;
-    // Not saved yet: if `create` dies from here on, the init is either already in the cgroup
-    // (recorded at claim time, so `delete --force` kills it there) or not yet, and then it reads
-    // end-of-file on the sync socket and exits by itself.
+    // `state` says `creating` for as long as we hold the lock; with hooks to run (which may take
+    // long, and may ask `state` themselves) the pid is saved too, so that it says which process.
+    // Without hooks `create` is over in milliseconds and the write is not worth it (a file
+    // creation and a rename). If `create` dies from here on, the init is either already in the
+    // cgroup (recorded at claim time, so `delete --force` kills it there) or not yet, and then
+    // it reads end-of-file on the sync socket and exits by itself.
     locked.state.pid = pid.as_raw();
     locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
+    let hooks = &config.hooks;
+    let runtime_hooks = any_hooks(&[hooks.prestart(), hooks.create_runtime()]);
+    let child_hooks = any_hooks(&[hooks.create_container()]);
+    if runtime_hooks || child_hooks {
+        locked.save()?;
+    }
     if let Some(maps) = config
         .id_mappings
         .as_ref()
@@ -369,8 +389,25 @@ fn parent_side(
     sock.send(&Message::Go {
         state: state_json.clone(),
     })?;
+    // Every wait for the child is bounded. The child runs the createContainer hooks right after
+    // `HooksDone` (or, with no prestart/createRuntime hooks to wait for, after `Go`): from that
+    // point each wait also spans them (see `sync::child_hooks_bound`).
+    let setup = sync::setup_bound();
+    let with_child_hooks = sync::child_hooks_bound(
+        config
+            .hooks
+            .create_container()
+            .iter()
+            .flatten()
+            .map(|h| h.timeout()),
+    );
+    let mut bound = if runtime_hooks {
+        setup
+    } else {
+        with_child_hooks
+    };
     loop {
-        let (msg, fd, sender) = match sock.recv_full()? {
+        let (msg, fd, sender) = match sock.recv_full_within(Some(bound))? {
             Some(r) => (Some(r.message), r.fd, r.sender),
             None => (None, None, None),
         };
@@ -382,7 +419,7 @@ fn parent_side(
                 sock.send(&Message::IdsMapped)?;
             }
             Some(Message::Born) => {
-                pid = adopt_pid1(guard, pid, sender)?;
+                pid = adopt_pid1(guard, pid, sender, runtime_hooks || child_hooks)?;
                 let locked = guard.locked()?;
                 state_json = locked.hook_state(Status::Creating)?;
                 sock.send(&Message::Go {
@@ -400,6 +437,7 @@ fn parent_side(
                     hooks::run_all("createRuntime", h, &state_json)?;
                 }
                 sock.send(&Message::HooksDone)?;
+                bound = with_child_hooks;
             }
             Some(Message::Ready) => return Ok(pid),
             Some(Message::Error { chain }) => {
@@ -408,12 +446,12 @@ fn parent_side(
             Some(other) => {
                 return Err(Error::Protocol {
                     expected: "ready",
-                    got: format!("{other:?}"),
+                    got: other.name(),
                 })
             }
             None => {
                 guard.child = None;
-                let status = match waitpid(pid, None) {
+                let status = match pidfd::reap_within(pid, setup) {
                     Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
                     Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
                     Ok(other) => format!("{other:?}"),
@@ -425,19 +463,30 @@ fn parent_side(
     }
 }
 
+/// Whether any of these hook lists has a hook.
+fn any_hooks(lists: &[&Option<Vec<oci_spec::runtime::Hook>>]) -> bool {
+    lists
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()))
+}
+
 /// After `Born`: the container's pid 1 is `sender`, forked by our child `child` (which exits
 /// right after, and is reaped here). From now on the guard and the state track pid 1.
-fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>) -> Result<Pid> {
+fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>, save: bool) -> Result<Pid> {
     let pid1 = sender
         .filter(|&p| p > 0 && p != child.as_raw())
         .map(Pid::from_raw)
         .ok_or(Error::Protocol {
             expected: "born, with the sender's credentials",
-            got: format!("{sender:?}"),
+            got: if sender.is_some() {
+                "another pid"
+            } else {
+                "no credentials"
+            },
         })?;
     // pid 1 is our child too (CLONE_PARENT): the guard kills it if anything fails from here.
     guard.child = Some(pid1);
-    match waitpid(child, None) {
+    match pidfd::reap_within(child, sync::setup_bound()) {
         Ok(WaitStatus::Exited(_, 0)) => {}
         other => {
             return Err(Error::InitDied {
@@ -450,5 +499,8 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>) -> Result<P
     locked.state.pid_start_time = pidfd::stat(pid1.as_raw())
         .map(|s| s.start_time)
         .unwrap_or(0);
+    if save {
+        locked.save()?;
+    }
     Ok(pid1)
 }

@@ -80,8 +80,30 @@ fn parse_user(text: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
-/// Builds the process: from `--process`, or from the bundle's `process` overridden by the flags
-/// (what runc does).
+/// `--env` takes `KEY=VALUE` only: an entry without `=` is refused with runc's phrase (execve(2)
+/// would pass it on, and what the program makes of it is undefined).
+fn checked_env(entry: &str) -> Result<String> {
+    if entry.contains('=') {
+        return Ok(entry.to_string());
+    }
+    Err(Error::InvalidConfig {
+        field: "exec --env",
+        reason: format!("invalid environment variable: {entry:?}"),
+    })
+}
+
+/// `--cwd` must be absolute, as `process.cwd` (config.md: "This value MUST be an absolute
+/// path"); runc's phrase.
+fn checked_cwd(cwd: &std::path::Path) -> Result<PathBuf> {
+    if cwd.is_absolute() {
+        return Ok(cwd.to_path_buf());
+    }
+    Err(Error::InvalidConfig {
+        field: "exec --cwd",
+        reason: "Cwd must be an absolute path".into(),
+    })
+}
+
 /// Reads `--process FILE`, once: it gives the process and may name its LSM labels.
 fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Process>> {
     let Some(path) = &opts.process else {
@@ -98,6 +120,8 @@ fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Pro
         })
 }
 
+/// Builds the process: from `--process`, or from the container's `process` overridden by the
+/// flags (what runc does).
 fn build_process(
     opts: &ExecOptions,
     process_file: Option<&oci_spec::runtime::Process>,
@@ -118,9 +142,14 @@ fn build_process(
     base.set_terminal(Some(opts.tty));
     base.set_console_size(None);
     let mut p = ProcessConfig::from_spec(&base)?;
-    p.env.extend(opts.env.iter().cloned());
+    p.env.extend(
+        opts.env
+            .iter()
+            .map(|e| checked_env(e))
+            .collect::<Result<Vec<_>>>()?,
+    );
     if let Some(cwd) = &opts.cwd {
-        p.cwd = cwd.clone();
+        p.cwd = checked_cwd(cwd)?;
     }
     if let Some(u) = &opts.user {
         let (uid, gid) = parse_user(u)?;
@@ -166,9 +195,10 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             })
         }
     }
-    // The bundle's config, read once: the base of the process, and the container's seccomp
+    // The config `create` validated (kept in the state directory, never re-read from the
+    // bundle, which may have changed): the base of the process, and the container's seccomp
     // filter, which applies to every process in it (runc: setns_init_linux.go).
-    let spec = config::load_spec(&locked.state.bundle)?;
+    let spec = locked.config()?;
     let process_json = read_process_file(opts)?;
     let mut p = build_process(opts, process_json.as_ref(), &spec)?;
     let seccomp = config::seccomp_of(&spec)?;
@@ -297,21 +327,23 @@ fn parent(
         state: String::new(),
     })
     .map_err(fail)?;
-    let mut next = sock.recv_with_fd().map_err(fail)?;
+    // Bounded: a child stuck in its set-up is killed (by `fail`) and reported.
+    let bound = sync::setup_bound();
+    let mut next = sock.recv_with_fd_within(bound).map_err(fail)?;
     if let Some((Message::SeccompNotify, fd)) = next {
         forward_seccomp_listener(ctx.seccomp, fd, ctx.state_json).map_err(fail)?;
-        next = sock.recv_with_fd().map_err(fail)?;
+        next = sock.recv_with_fd_within(bound).map_err(fail)?;
     }
     match next.map(|(m, _)| m) {
         None => {}
         Some(Message::Error { chain }) => {
-            let _ = nix::sys::wait::waitpid(pid, None);
+            let _ = crate::pidfd::reap_within(pid, bound);
             return Err(Error::Init(RemoteError::from_chain(chain)));
         }
         Some(other) => {
             return Err(fail(Error::Protocol {
                 expected: "exec",
-                got: format!("{other:?}"),
+                got: other.name(),
             }))
         }
     }

@@ -8,10 +8,11 @@ use crate::state::{Status, Store};
 pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<()> {
     let locked = store.load(id)?;
     let status = locked.status();
-    if status == Status::Stopped && !all {
+    if status == Status::Stopped && (!all || signal == 0) {
         return Err(Error::NotRunning { id: id.to_string() });
     }
-    if all {
+    // Signal 0 is an existence probe (kill(2)): it goes to the init alone, even with --all.
+    if all && signal != 0 {
         if let Some(path) = &locked.state.cgroup {
             let cg = hako_cgroups::Cgroup::open(path)?;
             cg.signal_all(signal)?;

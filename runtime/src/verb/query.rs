@@ -5,23 +5,28 @@ use std::io::Write;
 use crate::error::{Error, Result};
 use crate::state::{StateView, Store};
 
-/// runc's `state ID` output: the state JSON, indented.
+/// runc's `state ID` output: the state JSON, indented. Read without the container's lock, so
+/// that a container being created answers `creating` instead of waiting for `create`.
 pub fn state(store: &Store, id: &str) -> Result<String> {
-    let locked = store.load(id)?;
-    serde_json::to_string_pretty(&locked.view()).map_err(|source| Error::Encode {
+    let container = store.read(id)?;
+    serde_json::to_string_pretty(&container.view()).map_err(|source| Error::Encode {
         what: "state",
         source,
     })
 }
 
-/// Every container's state; containers whose state cannot be read are skipped, as runc does.
+/// Every container's state, `creating` ones included. A container whose state cannot be read is
+/// named in a warning (runc: `load container ID: ...` on stderr) and the others are listed: an
+/// engine that cannot see a container can never clean it up.
 pub fn list(store: &Store) -> Result<Vec<StateView>> {
     let mut out = Vec::new();
     for id in store.ids()? {
-        if let Ok(l) = store.load(&id) {
-            if l.state.created_done {
-                out.push(l.view());
-            }
+        match store.read(&id) {
+            Ok(c) => out.push(c.view()),
+            Err(source) => crate::warn(&Error::LoadContainer {
+                id,
+                source: Box::new(source),
+            }),
         }
     }
     Ok(out)

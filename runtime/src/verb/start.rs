@@ -16,12 +16,18 @@ const START_HOOKS_TIMEOUT: Duration = Duration::from_secs(120);
 /// Starts the container `id`.
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let locked = store.load(id)?;
-    let status = locked.status();
-    if status != Status::Created {
-        return Err(Error::BadStatus {
-            verb: "start",
+    let what = match locked.status() {
+        Status::Created => None,
+        // runc 1.1.5's phrases (libcontainer/container_linux.go, `Exec`/`signal` checks).
+        Status::Paused => Some("a container in the paused state"),
+        Status::Running => Some("an already running container"),
+        Status::Stopped => Some("a container that has stopped"),
+        Status::Creating => Some("a container that is still being created"),
+    };
+    if let Some(what) = what {
+        return Err(Error::CannotStart {
             id: id.to_string(),
-            status,
+            what,
         });
     }
     if !locked.state.has_process {
