@@ -55,6 +55,8 @@ struct Teardown {
     cgroup: Option<hako_cgroups::Cgroup>,
     child: Option<Pid>,
     armed: bool,
+    /// `--debug`'s account of each stage (`log::Steps`).
+    steps: crate::log::Steps,
 }
 
 impl Teardown {
@@ -130,12 +132,17 @@ pub(crate) fn create_with_console(
     opts: &CreateOptions,
     console: Option<OwnedFd>,
 ) -> Result<Created> {
+    let mut steps = crate::log::Steps::start("create");
     state::validate_id(&opts.id)?;
     let bundle =
         std::fs::canonicalize(&opts.bundle).map_err(Error::io("resolve bundle", &opts.bundle))?;
     // containerd gives `root.path` relative to the bundle and runs us in it; resolve from there.
     let spec = config::load_spec(&bundle)?;
     let mut config = ContainerConfig::from_spec(&spec, &bundle, &opts.id, opts.systemd_cgroup)?;
+    steps.step(format_args!(
+        "loaded and validated {}/config.json",
+        bundle.display()
+    ));
     for field in config.resources.ignored_fields() {
         crate::log::line(
             "warning",
@@ -171,7 +178,11 @@ pub(crate) fn create_with_console(
         cgroup: None,
         child: None,
         armed: true,
+        steps,
     };
+    guard
+        .steps
+        .step(format_args!("claimed the id {:?}", opts.id));
     let pid = spawn_init(&mut guard, &config, opts, preserved, console)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
@@ -180,6 +191,10 @@ pub(crate) fn create_with_console(
     let mut locked = guard.locked.take().ok_or_else(Teardown::no_state)?;
     locked.state.created_done = true;
     locked.save()?;
+    guard
+        .steps
+        .step(format_args!("saved the state: created, init pid {pid}"));
+    guard.steps.done();
     Ok(Created {
         pid,
         _locked: locked,
@@ -226,6 +241,10 @@ fn spawn_init(
     let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
     let cgroup = guard.cgroup.insert(cgroup);
     cgroup.apply(&config.resources)?;
+    guard.steps.step(format_args!(
+        "made the cgroup {} and applied its resources",
+        config.cgroup_path.as_path().display()
+    ));
     let console: Option<OwnedFd> = match (&opts.console_socket, console) {
         (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
         (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
@@ -295,6 +314,10 @@ fn spawn_init(
             drop(joins);
             drop(idmapped);
             guard.child = Some(pid);
+            guard.steps.step(format_args!(
+                "cloned the init (pid {pid}, {:?})",
+                config.namespaces.clone_flags()
+            ));
             parent_side(guard, config, &parent_sock, pid, needs_add)
         }
     }
@@ -384,8 +407,16 @@ fn parent_side(
                     hooks::run_all("createRuntime", h, &state_json)?;
                 }
                 sock.send(&Message::HooksDone)?;
+                guard
+                    .steps
+                    .step(format_args!("ran the prestart and createRuntime hooks"));
             }
-            Some(Message::Ready) => return Ok(pid),
+            Some(Message::Ready) => {
+                guard.steps.step(format_args!(
+                    "the init set up the rootfs and the process and waits for start"
+                ));
+                return Ok(pid);
+            }
             Some(Message::Error { chain }) => {
                 return Err(Error::Init(sync::RemoteError::from_chain(chain)))
             }

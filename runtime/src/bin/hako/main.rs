@@ -209,6 +209,20 @@ fn ps_table(pids: &[i32], args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `--version`, line for line as runc prints it (`runc version`, `commit:`, `spec:`, then how it
+/// was built: runc names its Go and libseccomp, hako its seccomp compiler). The commit is what
+/// `HAKO_COMMIT` held at build time (scripts/build-release.sh sets it from git), as runc's
+/// Makefile passes its commit to `go build`.
+fn print_version() {
+    println!("hako version {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "commit: {}",
+        option_env!("HAKO_COMMIT").unwrap_or("unknown")
+    );
+    println!("spec: {}", hako::state::OCI_VERSION);
+    println!("seccomp: built-in compiler (no libseccomp)");
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     hako::log::init(hako::log::LogConfig {
@@ -217,21 +231,19 @@ fn main() -> ExitCode {
         debug: cli.debug,
     });
     if cli.version {
-        println!(
-            "hako version {}\nspec: {}",
-            env!("CARGO_PKG_VERSION"),
-            hako::state::OCI_VERSION
-        );
+        print_version();
         return ExitCode::SUCCESS;
     }
     let Some(command) = &cli.command else {
         eprintln!("hako: no command given; see `hako --help`");
         return ExitCode::from(1);
     };
-    hako::log::debug(&format!(
-        "command: {:?}",
-        std::env::args().collect::<Vec<_>>()
-    ));
+    if hako::log::debug_enabled() {
+        hako::log::debug(&format!(
+            "command: {:?}",
+            std::env::args().collect::<Vec<_>>()
+        ));
+    }
     match dispatch(&cli, command) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
