@@ -167,11 +167,46 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
                 .with_context(|| format!("write {}", path.display()))?;
         }
         Command::Features => print_json(&verb::features::features(), true)?,
+        Command::Setup(a) => setup(a)?,
         Command::Checkpoint(_) | Command::Restore(_) => {
             bail!("checkpoint/restore is not supported by hako")
         }
     }
     Ok(0)
+}
+
+/// `setup ENGINE [--write]`: the snippet on stdout, or merged into the engine's file.
+fn setup(a: &cli::SetupArgs) -> Result<()> {
+    use verb::setup::{self, Engine, Registration, Written};
+    let engine = Engine::from_name(&a.engine).context("unknown engine")?;
+    let binary = match &a.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().context("the path of this hako binary")?,
+    };
+    let reg = Registration::new(&a.name, binary)?;
+    let path = a.config.as_deref().or(engine.default_config());
+    if !a.write {
+        let existing = match path {
+            Some(p) => setup::read_existing(p)?,
+            None => String::new(),
+        };
+        print!("{}", setup::snippet(engine, &reg, &existing));
+        return Ok(());
+    }
+    let path = path
+        .context("kubernetes has no file to write: `hako setup kubernetes | kubectl apply -f -`")?;
+    match setup::write(engine, &reg, path)? {
+        Written::Unchanged => println!("{}: already registers {}", path.display(), reg.name),
+        Written::Created => println!("{}: created, registering {}", path.display(), reg.name),
+        Written::Changed { backup } => println!(
+            "{}: registers {} now (the file as it was: {})",
+            path.display(),
+            reg.name,
+            backup.display()
+        ),
+    }
+    println!("{}", engine.after_write().replace("NAME", &reg.name));
+    Ok(())
 }
 
 /// `ps ID [ps-args]`: runs ps(1) and keeps the header and the container's processes, as runc does.
