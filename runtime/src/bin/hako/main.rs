@@ -186,7 +186,8 @@ fn setup(a: &cli::SetupArgs) -> Result<()> {
     let reg = Registration::new(&a.name, binary)?;
     let path = a.config.as_deref().or(engine.default_config());
     if !a.write {
-        let existing = match path {
+        // Only containerd's snippet depends on the file (its config version).
+        let existing = match path.filter(|_| engine == Engine::Containerd) {
             Some(p) => setup::read_existing(p)?,
             None => String::new(),
         };

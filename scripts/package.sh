@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds hako's Debian package and prints its path: the static release binary
+# (scripts/build-release.sh), then the man pages, shell completions and package description that
+# hako-docgen generates from the CLI's own definitions into target/package, then
+# `cargo deb -p hako --no-build` (the packaging metadata is in runtime/Cargo.toml).
+# cargo-deb comes from crates.io and is installed only when missing: about 6 minutes of
+# compiling on 2 cores, once per machine (CI caches ~/.cargo/bin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "package.sh: installing cargo-deb from crates.io (once per machine)" >&2
+  cargo install --locked --quiet cargo-deb >&2
+fi
+bin=$(./scripts/build-release.sh)
+# build-release.sh picks the target (musl, or static glibc where musl is missing).
+triple=$(basename "$(dirname "$(dirname "$bin")")")
+rm -rf target/package
+cargo run --quiet -p hako-docgen -- target/package >&2
+rm -rf target/package/deb
+cargo deb -p hako --no-build --no-strip --target "$triple" --output target/package/deb/ >/dev/null
+ls "$PWD"/target/package/deb/hako_*.deb
