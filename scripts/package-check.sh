@@ -20,7 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "package-check.sh: $*" >&2; exit 1; }
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >"$work/apt.log" 2>&1 ||
+  { cat "$work/apt.log" >&2; fail "apt-get install $deb"; }
 
 echo "-- installed files"
 files=$(dpkg -L hako)

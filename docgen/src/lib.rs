@@ -106,9 +106,9 @@ pub fn description(features: &Value) -> String {
         "no"
     };
     let text = format!(
-        "hako turns an OCI bundle into a running, isolated container: the program podman,\n\
-         containerd, docker and Kubernetes call as their runtime. It takes runc's command line\n\
-         flag for flag (`hako setup podman|docker|containerd` prints the configuration that\n\
+        "hako turns an OCI bundle into a running, isolated container: the program podman, \
+         containerd, docker and Kubernetes call as their runtime. It takes runc's command line \
+         flag for flag (`hako setup podman|docker|containerd` prints the configuration that \
          registers it), and is a single static binary with no library dependencies.\n\
          \n\
          What this build supports (`hako features`):\n\
@@ -134,14 +134,15 @@ pub fn description(features: &Value) -> String {
     text.lines().map(wrap).collect::<Vec<_>>().join("\n")
 }
 
-/// Wraps a line at 79 columns (Debian's descriptions are read on terminals), continuing a
+/// Wraps a line at 72 columns (Debian's descriptions are read on terminals, and cargo-deb
+/// indents them and wraps again at 80), continuing a
 /// `- ` item indented.
 fn wrap(line: &str) -> String {
     let indent = if line.starts_with("- ") { "  " } else { "" };
     let mut out = String::new();
     let mut width = 0;
     for word in line.split(' ') {
-        if width > 0 && width + 1 + word.len() > 79 {
+        if width > 0 && width + 1 + word.len() > 72 {
             out.push('\n');
             out.push_str(indent);
             width = indent.len();
@@ -302,6 +303,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hooks: prestart, createRuntime"), "{text}");
-        assert!(text.lines().all(|l| l.len() <= 80), "{text}");
+        assert!(text.lines().all(|l| l.len() <= 72), "{text}");
     }
 }
