@@ -257,35 +257,21 @@ mod tests {
                 .filter(|l| l.contains(&format!("__fish_hako_using_subcommand {name}\"")))
                 .collect();
             for (long, short) in flags(verb) {
-                if let Some(long) = long {
-                    let flag = format!("--{long}");
-                    assert!(page.contains(&flag), "hako-{name}.8: {flag}");
+                // Each spelling: as typed, as the man page shows it, as fish declares it.
+                let spellings = long
+                    .map(|l| (format!("--{l}"), format!("--{l}"), format!(" -l {l} ")))
+                    .into_iter()
+                    .chain(short.map(|c| (format!("-{c}"), format!("-{c},"), format!(" -s {c} "))));
+                for (flag, in_man, in_fish) in spellings {
+                    assert!(page.contains(&in_man), "hako-{name}.8: {flag}");
                     assert!(has_word(bash_verb, &flag), "bash {name}: {flag}");
                     assert!(
-                        (zsh_verb.contains(&format!("'{flag}"))
-                            || zsh_verb.contains(&format!("'*{flag}"))),
+                        zsh_verb.contains(&format!("'{flag}"))
+                            || zsh_verb.contains(&format!("'*{flag}")),
                         "zsh {name}: {flag}"
                     );
                     assert!(
-                        fish_verb
-                            .iter()
-                            .any(|l| l.contains(&format!(" -l {long} "))),
-                        "fish {name}: {flag}"
-                    );
-                }
-                if let Some(short) = short {
-                    let flag = format!("-{short}");
-                    assert!(page.contains(&format!("{flag},")), "hako-{name}.8: {flag}");
-                    assert!(has_word(bash_verb, &flag), "bash {name}: {flag}");
-                    assert!(
-                        (zsh_verb.contains(&format!("'{flag}"))
-                            || zsh_verb.contains(&format!("'*{flag}"))),
-                        "zsh {name}: {flag}"
-                    );
-                    assert!(
-                        fish_verb
-                            .iter()
-                            .any(|l| l.contains(&format!(" -s {short} "))),
+                        fish_verb.iter().any(|l| l.contains(&in_fish)),
                         "fish {name}: {flag}"
                     );
                 }
