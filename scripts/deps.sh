@@ -21,8 +21,11 @@ command -v readelf >/dev/null 2>&1 || need+=(binutils)
 [ -x /usr/lib/cni/loopback ] || need+=(containernetworking-plugins)
 [ -x /usr/bin/protoc ] || need+=(protobuf-compiler)
 [ -f /usr/lib/python3/dist-packages/grpc/__init__.py ] || need+=(python3-grpcio)
-# The package lane (scripts/package.sh) reads the man pages it installs.
+# The package lane (scripts/package-check.sh) reads the man pages it installs and tries its
+# completions in each shell.
 command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

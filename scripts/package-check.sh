@@ -43,8 +43,13 @@ MANPAGER=cat MANWIDTH=100 man hako-create 2>/dev/null | grep -q -- '--console-so
 words=$(bash -c 'source /usr/share/bash-completion/completions/hako
   COMP_WORDS=(hako cr); COMP_CWORD=1; _hako hako cr hako; echo "${COMPREPLY[*]}"')
 [ "$words" = create ] || fail "bash completes 'hako cr' to '$words', not 'create'"
-if command -v zsh >/dev/null; then zsh -n /usr/share/zsh/vendor-completions/_hako || fail "zsh completion"; fi
-if command -v fish >/dev/null; then fish -n /usr/share/fish/vendor_completions.d/hako.fish || fail "fish completion"; fi
+words=$(bash -c 'source /usr/share/bash-completion/completions/hako
+  COMP_WORDS=(hako create --pid); COMP_CWORD=2; _hako hako --pid create; echo "${COMPREPLY[*]}"')
+[ "$words" = --pid-file ] || fail "bash completes 'hako create --pid' to '$words'"
+# fish loads the installed file from its vendor directory by itself.
+words=$(fish -c "complete -C 'hako create --pid'" | cut -f1)
+[ "$words" = --pid-file ] || fail "fish completes 'hako create --pid' to '$words'"
+zsh -n /usr/share/zsh/vendor-completions/_hako || fail "zsh cannot parse its completion"
 
 echo "-- a container run by the installed hako"
 mkdir -p "$work/bundle/rootfs/bin"
