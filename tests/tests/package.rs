@@ -1,6 +1,7 @@
 //! What a user meets first, through the real binary: `hako --version` line for line as runc
-//! prints it, and `hako setup ... --write` changing an engine's file only when asked, keeping a
-//! backup, and a second time not at all. (The man pages and completions are checked against the
+//! prints it, `--debug` telling what `create` did and how long each step took, and
+//! `hako setup ... --write` changing an engine's file only when asked, keeping a backup, and a
+//! second time not at all. (The man pages and completions are checked against the
 //! CLI in docgen's unit tests; the package itself by scripts/package-check.sh.)
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use hako_tests::{output_with_timeout, Run, Runtime};
+use hako_tests::{output_with_timeout, Bundle, Run, Runtime};
 
 fn hako(args: &[&str]) -> Result<Run> {
     let mut cmd = Command::new(Runtime::Hako.binary());
@@ -112,5 +113,47 @@ fn setup_writes_only_when_asked_and_keeps_a_backup() -> Result<()> {
         refused.code != 0 && refused.stderr.contains("kubectl"),
         "{refused:?}"
     );
+    Ok(())
+}
+
+/// `--debug`: one line per step of `create`, in order, each with its time; none without it.
+#[test]
+fn debug_tells_what_create_did_and_how_long_each_step_took() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "debug", &["sleep", "100"])?;
+    b.write_config()?;
+    let bundle = b.path().to_string_lossy().into_owned();
+    let r = b
+        .rt(&["--debug", "create", "--bundle", &bundle, &b.id])?
+        .ok()?;
+    let steps: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("msg=\"create: ").nth(1))
+        .collect();
+    let want = [
+        "loaded and validated",
+        "claimed the id",
+        "made the cgroup",
+        "cloned the init",
+        "the init set up the rootfs",
+        "saved the state",
+        "done in",
+    ];
+    ensure!(steps.len() == want.len(), "{steps:#?}");
+    for (step, want) in steps.iter().zip(want) {
+        ensure!(
+            step.starts_with(want),
+            "{step:?} is not {want:?}: {steps:#?}"
+        );
+        // Each ends with its duration, as Rust's Debug prints one: `(1.2ms)`, `(850.3µs)`.
+        ensure!(
+            step.ends_with("s)\"") || step.contains(" in "),
+            "no time in {step:?}"
+        );
+    }
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    let quiet = Bundle::new(Runtime::Hako, "nodebug", &["sleep", "100"])?;
+    let r = quiet.create()?.ok()?;
+    ensure!(!r.stderr.contains("level=debug"), "{r:?}");
     Ok(())
 }
