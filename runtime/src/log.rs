@@ -85,7 +85,7 @@ pub fn debug_enabled() -> bool {
 /// took since the previous step; [`Steps::done`] the total. Without `--debug` it reads no clock
 /// and formats nothing (the messages are `format_args!`, formatted only when logged).
 #[derive(Debug)]
-pub struct Steps {
+pub(crate) struct Steps {
     verb: &'static str,
     /// When the verb started and when the last step ended; `None` without `--debug`.
     times: Option<(Instant, Instant)>,
@@ -93,7 +93,7 @@ pub struct Steps {
 
 impl Steps {
     /// Starts timing `verb`.
-    pub fn start(verb: &'static str) -> Self {
+    pub(crate) fn start(verb: &'static str) -> Self {
         let times = debug_enabled().then(|| {
             let now = Instant::now();
             (now, now)
@@ -102,7 +102,7 @@ impl Steps {
     }
 
     /// Logs `what` with the time it took since the last step.
-    pub fn step(&mut self, what: std::fmt::Arguments<'_>) {
+    pub(crate) fn step(&mut self, what: std::fmt::Arguments<'_>) {
         if let Some((_, last)) = self.times.as_mut() {
             let now = Instant::now();
             debug(&format!("{}: {what} ({:.1?})", self.verb, now - *last));
@@ -111,7 +111,7 @@ impl Steps {
     }
 
     /// Logs the verb's total time.
-    pub fn done(&self) {
+    pub(crate) fn done(&self) {
         if let Some((start, _)) = self.times {
             debug(&format!("{}: done in {:.1?}", self.verb, start.elapsed()));
         }
