@@ -3,7 +3,7 @@
 # builds hako, makes the bundle, runs the experiments, and cleans up. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
+./scripts/deps-tour.sh
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 

@@ -22,6 +22,9 @@ if [ "$(uname -m)" != x86_64 ] ||
     triple=$(rustc -vV | sed -n 's/^host: //p')
     echo "build-release.sh: no musl target, building against static glibc ($triple)" >&2
 fi
+# `hako --version` names the commit (as runc's Makefile passes its own to `go build`).
+HAKO_COMMIT="${HAKO_COMMIT:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)}"
+export HAKO_COMMIT
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C relocation-model=static" \
   cargo build --release --quiet -p hako --target "$triple"
 echo "${CARGO_TARGET_DIR:-$PWD/target}/$triple/release/hako"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what building and testing hako needs on a fresh Debian machine (run as root):
-# busybox-static makes the example and test rootfs; runc and crun are the behaviour oracles.
+# Installs what building and testing hako needs on a fresh Debian machine (run as root): what the
+# tour needs (scripts/deps-tour.sh), plus runc and crun, the behaviour oracles, the engines the
+# client tests drive, and QEMU for the cgroup v2 lane.
 set -euo pipefail
+"$(dirname "$0")/deps-tour.sh"
 need=()
-command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need+=(busybox-static)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)
 command -v ps >/dev/null 2>&1 || need+=(procps)
@@ -20,16 +21,14 @@ command -v readelf >/dev/null 2>&1 || need+=(binutils)
 [ -x /usr/lib/cni/loopback ] || need+=(containernetworking-plugins)
 [ -x /usr/bin/protoc ] || need+=(protobuf-compiler)
 [ -f /usr/lib/python3/dist-packages/grpc/__init__.py ] || need+=(python3-grpcio)
+# The package lane (scripts/package-check.sh) reads the man pages it installs and tries its
+# completions in each shell.
+command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
-  exit 1
-fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
-# The shipped binary links musl statically (scripts/build-release.sh says why; it falls back to
-# static glibc where the target cannot be fetched).
-rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true

@@ -25,3 +25,5 @@ target/debug/hako-conformance --runtime "$(./scripts/build-release.sh)" | tail -
 echo "== cgroup v2 lane (QEMU, cgroup_no_v1=all): cgroups root tests, hako checks, conformance"
 # The suite's cgroup, namespace and hook sections here; `vm/run.sh` alone runs every case.
 HAKO_VM_CONFORMANCE="${HAKO_VM_CONFORMANCE:-cgroups/,namespaces/,timeOffsets/,hooks/,mounts/}" ./vm/run.sh
+echo "== Debian package: cargo deb, apt-get install, man pages, completions, a container run by the installed hako, removal"
+./scripts/package-check.sh

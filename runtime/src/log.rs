@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use crate::timestamp;
 
@@ -72,4 +73,47 @@ pub fn warn(err: &(dyn std::error::Error + 'static)) {
 /// Logs a debug line.
 pub fn debug(msg: &str) {
     line("debug", msg);
+}
+
+/// Whether `--debug` is on. Check it before building a debug message, so that the default path
+/// formats nothing.
+pub fn debug_enabled() -> bool {
+    CONFIG.get().is_some_and(|c| c.debug)
+}
+
+/// `--debug`'s account of a verb: each [`Steps::step`] logs what was just done and how long it
+/// took since the previous step; [`Steps::done`] the total. Without `--debug` it reads no clock
+/// and formats nothing (the messages are `format_args!`, formatted only when logged).
+#[derive(Debug)]
+pub(crate) struct Steps {
+    verb: &'static str,
+    /// When the verb started and when the last step ended; `None` without `--debug`.
+    times: Option<(Instant, Instant)>,
+}
+
+impl Steps {
+    /// Starts timing `verb`.
+    pub(crate) fn start(verb: &'static str) -> Self {
+        let times = debug_enabled().then(|| {
+            let now = Instant::now();
+            (now, now)
+        });
+        Steps { verb, times }
+    }
+
+    /// Logs `what` with the time it took since the last step.
+    pub(crate) fn step(&mut self, what: std::fmt::Arguments<'_>) {
+        if let Some((_, last)) = self.times.as_mut() {
+            let now = Instant::now();
+            debug(&format!("{}: {what} ({:.1?})", self.verb, now - *last));
+            *last = now;
+        }
+    }
+
+    /// Logs the verb's total time.
+    pub(crate) fn done(&self) {
+        if let Some((start, _)) = self.times {
+            debug(&format!("{}: done in {:.1?}", self.verb, start.elapsed()));
+        }
+    }
 }

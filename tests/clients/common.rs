@@ -394,6 +394,20 @@ pub fn same<T: std::fmt::Debug + PartialEq>(what: &str, runc: &T, hako: &T) -> R
     Ok(())
 }
 
+/// What `hako setup ENGINE --name NAME --binary BINARY` prints: the engine tests register both
+/// runtimes (hako and the runc oracle, each behind its wrapper) with exactly the snippet users are
+/// told to use (README, "Set-up with an engine").
+pub fn setup_snippet(engine: &str, name: &str, binary: &Path) -> Result<String> {
+    let mut cmd = Command::new(Runtime::Hako.binary());
+    cmd.args(["setup", engine, "--name", name, "--binary"])
+        .arg(binary)
+        // containerd's snippet follows the version of an existing config: there is none here.
+        .args(["--config", "/nonexistent/hako-setup.conf"]);
+    let out = output_with_timeout(cmd, CMD_TIMEOUT)?;
+    ensure!(out.code == 0, "hako setup {engine}: {out:?}");
+    Ok(out.stdout)
+}
+
 /// Installs runc if it is missing: the oracle side of every comparison needs it.
 pub fn require_runc() -> Result<()> {
     ensure_installed(&[("/usr/sbin/runc", "runc")])

@@ -48,8 +48,12 @@ impl<'a> Docker<'a> {
             Runtime::Hako => "hako",
             Runtime::Runc => "runc-oracle",
         };
+        // Registered as users are told to: daemon.json is `hako setup docker`'s snippet.
         let config = scratch.join("daemon.json");
-        std::fs::write(&config, "{}")?;
+        std::fs::write(
+            &config,
+            common::setup_snippet("docker", runtime_name, &wrapper)?,
+        )?;
         let sock = format!("unix://{}", scratch.join("docker.sock").display());
         let mut cmd = scratch.command("/usr/sbin/dockerd");
         cmd.arg("--config-file")
@@ -68,13 +72,9 @@ impl<'a> Docker<'a> {
                 "--ip-masq=false",
                 "--ip-forward=false",
                 "--userland-proxy=false",
-                "--exec-opt",
-                "native.cgroupdriver=cgroupfs",
                 "--cgroup-parent",
                 scratch.cgroup_parent(),
-            ])
-            .arg("--add-runtime")
-            .arg(format!("{runtime_name}={}", wrapper.display()));
+            ]);
         let daemon = Daemon::start(
             cmd,
             "dockerd",

@@ -20,21 +20,32 @@ use std::process::Command;
 /// podman for one runtime, with all of its state in a scratch directory.
 struct Podman<'a> {
     scratch: &'a Scratch,
-    runtime: PathBuf,
+    /// The runtime's name in `[engine.runtimes]`.
+    runtime: &'static str,
+    /// containers.conf: `hako setup podman`'s snippet for the runtime's wrapper.
+    conf: PathBuf,
 }
 
 impl<'a> Podman<'a> {
     fn new(scratch: &'a Scratch, rt: Runtime) -> Result<Self> {
         ensure_installed(&[("/usr/bin/podman", "podman"), ("/usr/bin/conmon", "conmon")])?;
         require_runc()?;
-        let runtime = scratch.wrapper(rt)?;
-        Ok(Podman { scratch, runtime })
+        let wrapper = scratch.wrapper(rt)?;
+        // Registered as users are told to: containers.conf is `hako setup podman`'s snippet.
+        let conf = scratch.join(&format!("containers-{}.conf", rt.name()));
+        std::fs::write(&conf, common::setup_snippet("podman", rt.name(), &wrapper)?)?;
+        Ok(Podman {
+            scratch,
+            runtime: rt.name(),
+            conf,
+        })
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
         let s = self.scratch;
         let mut c = s.command("/usr/bin/podman");
-        c.arg("--root")
+        c.env("CONTAINERS_CONF", &self.conf)
+            .arg("--root")
             .arg(s.join("root"))
             .arg("--runroot")
             .arg(s.join("runroot"))
@@ -51,7 +62,7 @@ impl<'a> Podman<'a> {
                 "file",
             ])
             .arg("--runtime")
-            .arg(&self.runtime)
+            .arg(self.runtime)
             .args(args);
         c
     }

@@ -57,6 +57,8 @@ struct Teardown {
     /// The record of the mounts the child makes in a mount namespace it does not own.
     mounts: Option<PathBuf>,
     armed: bool,
+    /// `--debug`'s account of each stage (`log::Steps`).
+    steps: crate::log::Steps,
 }
 
 impl Teardown {
@@ -142,6 +144,7 @@ pub(crate) fn create_with_console(
     opts: &CreateOptions,
     console: Option<OwnedFd>,
 ) -> Result<Created> {
+    let mut steps = crate::log::Steps::start("create");
     state::validate_id(&opts.id)?;
     // Before hako opens anything that could fill a hole in the range (see fds.rs).
     fds::check_preserved(opts.preserve_fds + listen_fds())?;
@@ -150,6 +153,10 @@ pub(crate) fn create_with_console(
     // containerd gives `root.path` relative to the bundle and runs us in it; resolve from there.
     let (spec, spec_text) = config::load_spec_text(&bundle)?;
     let mut config = ContainerConfig::from_spec(&spec, &bundle, &opts.id, opts.systemd_cgroup)?;
+    steps.step(format_args!(
+        "loaded and validated {}/config.json",
+        bundle.display()
+    ));
     for field in config.resources.ignored_fields() {
         crate::log::line(
             "warning",
@@ -186,7 +193,11 @@ pub(crate) fn create_with_console(
         child: None,
         mounts: None,
         armed: true,
+        steps,
     };
+    guard
+        .steps
+        .step(format_args!("claimed the id {:?}", opts.id));
     guard.locked()?.save_config(&spec_text)?;
     drop(spec_text);
     if config.rootfs.needs_mount_record() {
@@ -204,6 +215,10 @@ pub(crate) fn create_with_console(
     let mut locked = guard.locked.take().ok_or_else(Teardown::no_state)?;
     locked.state.created_done = true;
     locked.save()?;
+    guard
+        .steps
+        .step(format_args!("saved the state: created, init pid {pid}"));
+    guard.steps.done();
     Ok(Created {
         pid,
         _locked: locked,
@@ -250,6 +265,10 @@ fn spawn_init(
     let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
     let cgroup = guard.cgroup.insert(cgroup);
     cgroup.apply(&config.resources)?;
+    guard.steps.step(format_args!(
+        "made the cgroup {} and applied its resources",
+        config.cgroup_path.as_path().display()
+    ));
     let console: Option<OwnedFd> = match (&opts.console_socket, console) {
         (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
         (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
@@ -322,6 +341,10 @@ fn spawn_init(
             drop(joins);
             drop(idmapped);
             guard.child = Some(pid);
+            guard.steps.step(format_args!(
+                "cloned the init (pid {pid}, {:?})",
+                config.namespaces.clone_flags()
+            ));
             parent_side(guard, config, &parent_sock, pid, needs_add)
         }
     }
@@ -438,8 +461,16 @@ fn parent_side(
                 }
                 sock.send(&Message::HooksDone)?;
                 bound = with_child_hooks;
+                guard
+                    .steps
+                    .step(format_args!("ran the prestart and createRuntime hooks"));
             }
-            Some(Message::Ready) => return Ok(pid),
+            Some(Message::Ready) => {
+                guard.steps.step(format_args!(
+                    "the init set up the rootfs and the process and waits for start"
+                ));
+                return Ok(pid);
+            }
             Some(Message::Error { chain }) => {
                 return Err(Error::Init(sync::RemoteError::from_chain(chain)))
             }

@@ -9,6 +9,7 @@ pub mod freeze;
 pub mod kill;
 pub mod query;
 pub mod run;
+pub mod setup;
 pub mod spec;
 pub mod start;
 pub mod update;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
-use crate::common::{ensure_installed, require_runc, Runtime, Scratch};
+use crate::common::{ensure_installed, require_runc, setup_snippet, Runtime, Scratch};
 use crate::daemon::Daemon;
 
 /// The image every container of the test runs (and the sandbox image): busybox, `sleep inf`.
@@ -156,18 +156,13 @@ impl<'a> Node<'a> {
             let wrapper = scratch.wrapper(rt)?;
             let root = scratch.join(&format!("rt-root-{}", rt.name()));
             std::fs::create_dir_all(&root)?;
-            runtimes.push_str(&format!(
-                r#"
-    [{cri}.containerd.runtimes.{name}]
-      runtime_type = "io.containerd.runc.v2"
-      [{cri}.containerd.runtimes.{name}.options]
-        BinaryName = "{bin}"
-        Root = "{root}"
-        SystemdCgroup = false
-"#,
-                name = rt.name(),
-                bin = wrapper.display(),
-                root = root.display(),
+            // The handler is `hako setup containerd`'s snippet, plus the shim's state root.
+            let snippet = setup_snippet("containerd", rt.name(), &wrapper)?;
+            let binary_line = format!("    BinaryName = \"{}\"\n", wrapper.display());
+            ensure!(snippet.contains(&binary_line), "setup snippet: {snippet}");
+            runtimes.push_str(&snippet.replace(
+                &binary_line,
+                &format!("{binary_line}    Root = \"{}\"\n", root.display()),
             ));
         }
         let config = format!(

@@ -77,6 +77,8 @@ pub enum Command {
     Spec(SpecArgs),
     /// Show the enabled features.
     Features,
+    /// Print (or with --write, install) the configuration that registers hako with an engine.
+    Setup(SetupArgs),
     /// Checkpoint a running container (not supported).
     Checkpoint(Unsupported),
     /// Restore a container from a checkpoint (not supported).
@@ -313,6 +315,28 @@ pub struct SpecArgs {
     /// Generate a configuration for a rootless container.
     #[arg(long)]
     pub rootless: bool,
+}
+
+// `setup` arguments.
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The engine: podman, docker, containerd, or kubernetes (the RuntimeClass for containerd's
+    /// handler).
+    #[arg(value_parser = ["podman", "docker", "containerd", "kubernetes"])]
+    pub engine: String,
+    /// Merge the snippet into the engine's configuration file, keeping a backup of it.
+    #[arg(long)]
+    pub write: bool,
+    /// The engine's configuration file (default: /etc/containers/containers.conf,
+    /// /etc/docker/daemon.json, /etc/containerd/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The hako binary the engine runs (default: this one).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// The name the engine knows hako by.
+    #[arg(long, default_value = "hako")]
+    pub name: String,
 }
 
 #[cfg(test)]

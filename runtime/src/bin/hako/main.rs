@@ -167,11 +167,47 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
                 .with_context(|| format!("write {}", path.display()))?;
         }
         Command::Features => print_json(&verb::features::features(), true)?,
+        Command::Setup(a) => setup(a)?,
         Command::Checkpoint(_) | Command::Restore(_) => {
             bail!("checkpoint/restore is not supported by hako")
         }
     }
     Ok(0)
+}
+
+/// `setup ENGINE [--write]`: the snippet on stdout, or merged into the engine's file.
+fn setup(a: &cli::SetupArgs) -> Result<()> {
+    use verb::setup::{self, Engine, Registration, Written};
+    let engine = Engine::from_name(&a.engine).context("unknown engine")?;
+    let binary = match &a.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().context("the path of this hako binary")?,
+    };
+    let reg = Registration::new(&a.name, binary)?;
+    let path = a.config.as_deref().or(engine.default_config());
+    if !a.write {
+        // Only containerd's snippet depends on the file (its config version).
+        let existing = match path.filter(|_| engine == Engine::Containerd) {
+            Some(p) => setup::read_existing(p)?,
+            None => String::new(),
+        };
+        print!("{}", setup::snippet(engine, &reg, &existing));
+        return Ok(());
+    }
+    let path = path
+        .context("kubernetes has no file to write: `hako setup kubernetes | kubectl apply -f -`")?;
+    match setup::write(engine, &reg, path)? {
+        Written::Unchanged => println!("{}: already registers {}", path.display(), reg.name),
+        Written::Created => println!("{}: created, registering {}", path.display(), reg.name),
+        Written::Changed { backup } => println!(
+            "{}: registers {} now (the file as it was: {})",
+            path.display(),
+            reg.name,
+            backup.display()
+        ),
+    }
+    println!("{}", engine.after_write().replace("NAME", &reg.name));
+    Ok(())
 }
 
 /// `ps ID [ps-args]`: runs ps(1) and keeps the header and the container's processes, as runc does.
@@ -209,6 +245,20 @@ fn ps_table(pids: &[i32], args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `--version`, line for line as runc prints it (`runc version`, `commit:`, `spec:`, then how it
+/// was built: runc names its Go and libseccomp, hako its seccomp compiler). The commit is what
+/// `HAKO_COMMIT` held at build time (scripts/build-release.sh sets it from git), as runc's
+/// Makefile passes its commit to `go build`.
+fn print_version() {
+    println!("hako version {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "commit: {}",
+        option_env!("HAKO_COMMIT").unwrap_or("unknown")
+    );
+    println!("spec: {}", hako::state::OCI_VERSION);
+    println!("seccomp: built-in compiler (no libseccomp)");
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     hako::log::init(hako::log::LogConfig {
@@ -217,21 +267,19 @@ fn main() -> ExitCode {
         debug: cli.debug,
     });
     if cli.version {
-        println!(
-            "hako version {}\nspec: {}",
-            env!("CARGO_PKG_VERSION"),
-            hako::state::OCI_VERSION
-        );
+        print_version();
         return ExitCode::SUCCESS;
     }
     let Some(command) = &cli.command else {
         eprintln!("hako: no command given; see `hako --help`");
         return ExitCode::from(1);
     };
-    hako::log::debug(&format!(
-        "command: {:?}",
-        std::env::args().collect::<Vec<_>>()
-    ));
+    if hako::log::debug_enabled() {
+        hako::log::debug(&format!(
+            "command: {:?}",
+            std::env::args().collect::<Vec<_>>()
+        ));
+    }
     match dispatch(&cli, command) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
