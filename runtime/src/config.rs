@@ -26,6 +26,22 @@ pub(crate) fn seccomp_of(spec: &Spec) -> Result<Option<SeccompProgram>> {
     }
 }
 
+/// Converts `linux.memoryPolicy`, if any, checked against the host's NUMA nodes (also used by
+/// `exec`: the policy is the container's, for each of its processes).
+pub(crate) fn memory_policy_of(spec: &Spec) -> Result<Option<crate::placement::MemoryPolicy>> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        Some(p) => Ok(Some(crate::placement::MemoryPolicy::from_spec(
+            p,
+            &crate::placement::online_nodes()?,
+        )?)),
+        None => Ok(None),
+    }
+}
+
 /// Everything `create` needs, validated.
 #[derive(Debug)]
 pub struct ContainerConfig {
@@ -46,6 +62,8 @@ pub struct ContainerConfig {
     pub(crate) personality: Option<libc::c_ulong>,
     pub(crate) lsm: LsmConfig,
     pub(crate) annotations: HashMap<String, String>,
+    pub(crate) net_devices: crate::netdev::NetDevices,
+    pub(crate) intel_rdt: Option<crate::resctrl::IntelRdt>,
 }
 
 /// The largest `config.json` hako reads: far above any real config (Kubernetes caps an object's
@@ -282,33 +300,23 @@ impl ContainerConfig {
         check_hooks(&hooks)?;
         let linux = spec.linux().as_ref();
         check_device_owners(linux)?;
-        if let Some(l) = linux {
-            if l.intel_rdt().is_some() {
-                return Err(Error::Unsupported {
-                    field: "linux.intelRdt",
-                });
-            }
-            if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-                return Err(Error::Unsupported {
-                    field: "linux.netDevices",
-                });
-            }
-            if l.memory_policy().is_some() {
-                return Err(Error::Unsupported {
-                    field: "linux.memoryPolicy",
-                });
-            }
-        }
         // Without a new mount namespace, `Rootfs::from_spec` refuses whatever needs a mount.
         let namespaces = hako_namespaces::Namespaces::from_spec(linux)?;
-        let process = spec
+        let mut process = spec
             .process()
             .as_ref()
             .map(ProcessConfig::from_spec)
             .transpose()?;
+        if let Some(p) = process.as_mut() {
+            p.memory_policy = memory_policy_of(spec)?;
+        } else {
+            // Nothing to apply it to, but a wrong policy is still an error (fail closed).
+            memory_policy_of(spec)?;
+        }
         let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
         let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
         namespaces.check_uts(hostname.as_deref(), domainname.as_deref())?;
+        let net_devices = crate::netdev::NetDevices::from_spec(linux, &namespaces)?;
         let lsm = lsm_of(spec)?;
         let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
         Ok(ContainerConfig {
@@ -341,6 +349,8 @@ impl ContainerConfig {
                 .map(crate::scheduling::personality)
                 .transpose()?,
             annotations: spec.annotations().clone().unwrap_or_default(),
+            net_devices,
+            intel_rdt: crate::resctrl::of_spec(spec, id)?,
         })
     }
 }

@@ -72,6 +72,11 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
     if let Some(cg) = &cgroup {
         cg.destroy()?;
     }
+    // The resctrl groups `create` made, once their tasks are gone (runc: intelrdt Destroy).
+    crate::resctrl::ResctrlDirs {
+        dirs: locked.state.resctrl_dirs.clone(),
+    }
+    .remove()?;
     let run_poststop = locked.state.created_done;
     let poststop = locked
         .state

@@ -172,6 +172,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     let process_json = read_process_file(opts)?;
     let mut p = build_process(opts, process_json.as_ref(), &spec)?;
     let seccomp = config::seccomp_of(&spec)?;
+    p.memory_policy = config::memory_policy_of(&spec)?;
     // The container's labels, each replaced by the exec's own (flags or --process JSON).
     let apparmor = opts.apparmor.clone().or_else(|| {
         process_json
@@ -235,7 +236,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     let (parent_sock, child_sock) = sync::pair()?;
     let child_sock = child_sock.move_above(high)?;
     let (forked, needs_add) =
-        spawn::clone_for_cgroup(nix::sched::CloneFlags::empty(), cgroup.as_ref())?;
+        crate::placement::with_initial_affinity(p.cpu_affinity.as_ref(), || {
+            spawn::clone_for_cgroup(nix::sched::CloneFlags::empty(), cgroup.as_ref())
+        })?;
     match forked {
         Forked::Child => {
             drop(parent_sock);
