@@ -119,12 +119,31 @@ impl NetDevices {
 
     /// Moves every device into `netns` (the container's network namespace), with its addresses,
     /// and sets it up there. Runs in the single-threaded parent: it enters `netns` for a moment
-    /// to open the second socket and returns to its own namespace before anything else.
+    /// (to open the second socket, to look names up) and returns to its own namespace each time.
     pub(crate) fn move_into(&self, netns: BorrowedFd<'_>) -> Result<()> {
         let err = |op: &'static str, d: &NetDevice| {
             let device = d.host.clone();
             move |source| Error::NetDevice { op, device, source }
         };
+        // The kernel takes IFLA_IFNAME as the new name only when the link's own name is taken
+        // there (net/core/dev.c __dev_change_net_namespace); otherwise it moves the link and
+        // renames it afterwards, and a rename refused then leaves it moved. So a name taken in
+        // the container's namespace is refused before anything moves (config-linux.md: "The
+        // runtime MAY check that the name is unique before the rename operation").
+        let (mut inside, taken) = in_netns(netns, || {
+            let route = Route::open()?;
+            let taken = self
+                .0
+                .iter()
+                .find(|d| crate::sys::if_nametoindex(d.name.as_str()).is_ok());
+            Ok((route, taken))
+        })?;
+        if let Some(d) = taken {
+            return Err(err(
+                "name taken in the container's network namespace for",
+                d,
+            )(nix::Error::EEXIST));
+        }
         let mut host = Route::open().map_err(Error::sys("socket(NETLINK_ROUTE)"))?;
         let mut moved = Vec::new();
         for d in &self.0 {
@@ -135,13 +154,11 @@ impl NetDevices {
                 .map_err(err("move into the container", d))?;
             moved.push((d, addresses));
         }
-        let (mut inside, indexes) = in_netns(netns, || {
-            let route = Route::open()?;
-            let indexes = moved
+        let indexes = in_netns(netns, || {
+            moved
                 .iter()
                 .map(|(d, _)| crate::sys::if_nametoindex(d.name.as_str()))
-                .collect::<nix::Result<Vec<_>>>()?;
-            Ok((route, indexes))
+                .collect::<nix::Result<Vec<_>>>()
         })?;
         for ((d, addresses), index) in moved.iter().zip(indexes) {
             let index = index as i32;
