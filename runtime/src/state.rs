@@ -127,7 +127,7 @@ pub struct StateView {
 }
 
 /// The OCI runtime-spec version hako implements.
-pub const OCI_VERSION: &str = "1.3.0";
+pub const OCI_VERSION: &str = "1.2.0";
 
 /// The `--root` directory.
 #[derive(Debug, Clone)]

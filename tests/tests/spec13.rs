@@ -101,11 +101,14 @@ both!(memory_policy_applies_to_exec);
 /// Nodes the host does not have, and inconsistent policies, are refused at `create` naming the
 /// field, before anything exists (runc 1.1.5 ignores the field and runs the container).
 fn memory_policy_errors(rt: Runtime) -> Result<()> {
-    for (i, policy) in [
-        json!({"mode": "MPOL_BIND", "nodes": "1"}),
-        json!({"mode": "MPOL_BIND"}),
-        json!({"mode": "MPOL_LOCAL", "nodes": "0"}),
-        json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+    for (i, (policy, why)) in [
+        (json!({"mode": "MPOL_BIND", "nodes": "1"}), "node 1 is not online"),
+        (json!({"mode": "MPOL_BIND"}), "MPOL_BIND needs nodes"),
+        (json!({"mode": "MPOL_LOCAL", "nodes": "0"}), "MPOL_LOCAL takes no nodes"),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+            "exclude each other",
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -119,7 +122,10 @@ fn memory_policy_errors(rt: Runtime) -> Result<()> {
         match rt {
             Runtime::Hako => {
                 ensure!(r.code != 0, "{policy} accepted: {r:?}");
-                ensure!(r.stderr.contains("linux.memoryPolicy"), "{policy}: {r:?}");
+                ensure!(
+                    r.stderr.contains("invalid config: linux.memoryPolicy") && r.stderr.contains(why),
+                    "{policy}: {r:?}"
+                );
             }
             Runtime::Runc => ensure!(r.code == 0, "runc 1.1.5 ignores memoryPolicy: {r:?}"),
         }

@@ -78,6 +78,12 @@ fn capabilities() -> Vec<String> {
     v
 }
 
+/// The newest runtime-spec whose every field hako honours (or refuses for a host limit):
+/// 1.3.0's netDevices, memoryPolicy, execCPUAffinity, intelRdt `schemata` and monitoring.
+/// The version hako writes in `spec` and `state` (`state::OCI_VERSION`) is left as it was: a
+/// config's version says what its author wrote against, and runc 1.3 too writes an older one.
+const OCI_VERSION_MAX: &str = "1.3.0";
+
 /// The namespace types hako creates and joins; `time` where the kernel has it (Linux 5.6,
 /// `/proc/self/ns/time`), as a config asking for it fails otherwise.
 fn namespaces() -> Vec<&'static str> {
@@ -95,7 +101,7 @@ pub fn features() -> Value {
     let rdt = crate::resctrl::host_root().is_some();
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": crate::state::OCI_VERSION,
+        "ociVersionMax": OCI_VERSION_MAX,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": MOUNT_OPTIONS,
         "linux": {
