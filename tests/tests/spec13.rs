@@ -563,3 +563,29 @@ fn policy_parser_reads_numa_maps() -> Result<()> {
     }
     Ok(())
 }
+
+/// `memory.useHierarchy`: `true` is what the kernel always does (read back from the cgroup),
+/// `false` cannot be honoured since Linux 5.16 and is refused naming the field; runc 1.1.5
+/// ignores the field either way.
+fn memory_use_hierarchy(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "hier1", &["sleep", "60"])?;
+    b.config["linux"]["resources"]["memory"] = json!({"useHierarchy": true});
+    b.create()?.ok()?;
+    ensure!(b.cgroup_file("memory", "memory.use_hierarchy")? == "1");
+    let mut b = Bundle::new(rt, "hier0", &["true"])?;
+    b.config["linux"]["resources"]["memory"] = json!({"useHierarchy": false});
+    let r = b.run()?;
+    match rt {
+        Runtime::Hako => {
+            ensure!(r.code != 0, "{r:?}");
+            ensure!(
+                r.stderr.contains("linux.resources.memory.useHierarchy"),
+                "{r:?}"
+            );
+            leaves_nothing(&b)?;
+        }
+        Runtime::Runc => ensure!(r.code == 0, "{r:?}"),
+    }
+    Ok(())
+}
+both!(memory_use_hierarchy);

@@ -84,6 +84,16 @@ fn capabilities() -> Vec<String> {
 /// config's version says what its author wrote against, and runc 1.3 too writes an older one.
 const OCI_VERSION_MAX: &str = "1.3.0";
 
+/// Whether the kernel has the rdma cgroup controller, enabled (`/proc/cgroups`, cgroups(7)).
+fn host_has_rdma_controller() -> bool {
+    std::fs::read_to_string("/proc/cgroups").is_ok_and(|t| {
+        t.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&"rdma") && f.get(3) == Some(&"1")
+        })
+    })
+}
+
 /// The namespace types hako creates and joins; `time` where the kernel has it (Linux 5.6,
 /// `/proc/self/ns/time`), as a config asking for it fails otherwise.
 fn namespaces() -> Vec<&'static str> {
@@ -112,7 +122,8 @@ pub fn features() -> Value {
                 "v2": true,
                 "systemd": false,
                 "systemdUser": false,
-                "rdma": false
+                // Applied by the cgroups crate where the host has the controller.
+                "rdma": host_has_rdma_controller()
             },
             "seccomp": {
                 "enabled": true,
