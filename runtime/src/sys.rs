@@ -382,7 +382,9 @@ pub(crate) fn set_mempolicy(mode: libc::c_int, nodes: &[u64]) -> nix::Result<()>
     check(rc).map(drop)
 }
 
-/// if_nametoindex(3) in the current network namespace; ENODEV for no such interface.
+/// if_nametoindex(3) in the current network namespace; ENODEV for no such interface. The
+/// exception to this module's rule: it allocates (and the C library opens a socket), so only
+/// the parent calls it (`netdev.rs`), never the child between clone and exec.
 pub(crate) fn if_nametoindex(name: &str) -> nix::Result<u32> {
     let name = std::ffi::CString::new(name).map_err(|_| nix::Error::EINVAL)?;
     // SAFETY: `name` is a NUL-terminated string that outlives the call, which only reads it.
