@@ -135,11 +135,17 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
     };
     // The detour through a `Value` is only for configs that need the rename.
     let needs_rename = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
-    if !needs_rename(b"SCHED_FLAG_RESET_ON_FORK") && !needs_rename(b"SCHED_FLAG_DL_OVERRUN") {
+    if !needs_rename(b"SCHED_FLAG_RESET_ON_FORK")
+        && !needs_rename(b"SCHED_FLAG_DL_OVERRUN")
+        && !needs_rename(b"execCPUAffinity")
+    {
         return serde_json::from_slice(&text).map_err(parse_error);
     }
     let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(parse_error)?;
     normalize_scheduler_flags(&mut value);
+    if let Some(p) = value.get_mut("process") {
+        drop_empty_cpu_affinity(p);
+    }
     // Back to text and through the same `from_slice` as above, not `serde_json::from_value`: a
     // second, `Value`-driven instance of the whole `Spec` deserializer is 270 KiB of program text,
     // and on this kernel a verb's peak RSS is dominated by the program text it maps.
@@ -164,6 +170,19 @@ fn normalize_scheduler_flags(config: &mut serde_json::Value) {
             _ => continue,
         };
         *f = serde_json::Value::from(renamed);
+    }
+}
+
+/// config.md: an `execCPUAffinity.initial` or `final` that is "omitted or empty" means "do not
+/// change the affinity"; oci-spec 0.10 refuses the empty string (its list pattern needs a
+/// digit), so an empty one is removed before parsing. `process` is the process object (of
+/// config.json or of `exec --process`).
+pub(crate) fn drop_empty_cpu_affinity(process: &mut serde_json::Value) {
+    if let Some(a) = process
+        .get_mut("execCPUAffinity")
+        .and_then(|a| a.as_object_mut())
+    {
+        a.retain(|k, v| !((k == "initial" || k == "final") && v.as_str() == Some("")));
     }
 }
 
@@ -528,6 +547,23 @@ mod tests {
             .expect_err("a directory")
             .to_string();
         assert!(e.contains("is a directory, not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn empty_cpu_affinity_lists_mean_unset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = r#"{"ociVersion": "1.3.0", "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0},
+                "execCPUAffinity": {"initial": "", "final": "1"}}}"#;
+        std::fs::write(dir.path().join("config.json"), config).expect("write config");
+        let spec = load_spec(dir.path()).expect("parses");
+        let a = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.exec_cpu_affinity().clone())
+            .expect("affinity");
+        assert_eq!(a.initial(), &None);
+        assert_eq!(a.cpu_affinity_final().as_deref(), Some("1"));
     }
 
     #[test]

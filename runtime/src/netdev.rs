@@ -54,7 +54,7 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 impl NetDevices {
     /// Validates the devices: valid and distinct names, a network namespace of the container's
     /// own to move them into (runc: "unable to move network devices without a NET namespace"),
-    /// and each device present on the host now.
+    /// and each device present in the runtime's network namespace now.
     pub(crate) fn from_spec(
         linux: Option<&oci_spec::runtime::Linux>,
         namespaces: &hako_namespaces::Namespaces,
@@ -105,7 +105,10 @@ impl NetDevices {
             if crate::sys::if_nametoindex(d.host.as_str()).is_err() {
                 return Err(Error::InvalidConfig {
                     field: FIELD,
-                    reason: format!("no network device {:?} on the host", d.host),
+                    reason: format!(
+                        "no network device {:?} in the runtime's network namespace",
+                        d.host
+                    ),
                 });
             }
         }

@@ -184,7 +184,9 @@ impl Route {
     /// Receives until the acknowledgement (or `NLMSG_DONE` of a dump), handing each other
     /// message to `each`.
     fn receive(&mut self, mut each: impl FnMut(u16, &[u8])) -> nix::Result<()> {
-        let mut buf = vec![0u8; 32 * 1024];
+        // A dump datagram is at most about 32 KiB (netlink_dump: max(PAGE_SIZE, 32 KiB)
+        // minus overhead); a larger buffer never truncates one.
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
             if n == 0 {

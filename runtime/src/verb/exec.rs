@@ -87,7 +87,14 @@ fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Pro
     let Some(path) = &opts.process else {
         return Ok(None);
     };
-    let text = config::read_regular_file("exec --process", path)?;
+    let mut text = config::read_regular_file("exec --process", path)?;
+    if text.windows(15).any(|w| w == b"execCPUAffinity") {
+        // Empty lists mean "unset" (config.md); see `config::drop_empty_cpu_affinity`.
+        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&text) {
+            config::drop_empty_cpu_affinity(&mut v);
+            text = serde_json::to_vec(&v).unwrap_or(text);
+        }
+    }
     // from_slice, not from_str: the same `Process` deserializer that parses config.json (a
     // second copy, driven by `StrRead`, would add program text every hako command maps).
     serde_json::from_slice(&text)
