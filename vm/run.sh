@@ -126,10 +126,13 @@ printf '%s\n' "$conformance_filter" > "$root/lane/conformance-filter"
 # into QEMU exiting; softlockup_panic=1 makes a soft lockup such a panic
 # (one was seen once in the conformance part: the run then sat out the whole
 # timeout), and loglevel=5 prints the backtraces; the timeout catches the rest.
-numa=()
+numa=() extra_append=""
 if [ "${HAKO_VM_NUMA:-1}" = 2 ]; then
     numa=(-object memory-backend-ram,id=m0,size=512M -object memory-backend-ram,id=m1,size=512M
         -numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1)
+    # Its first boot on a loaded host panicked in the IO-APIC timer check ("IO-APIC + timer
+    # doesn't work"): TCG's timer is too slow for the check's window; skip the check.
+    extra_append=" no_timer_check"
 fi
 t=$(date +%s.%N)
 log=$work/console.log
@@ -138,7 +141,7 @@ timeout --foreground "$timeout_s" qemu-system-x86_64 \
     -accel tcg -machine q35 -cpu max -smp 2 -m 1024 "${numa[@]}" \
     -display none -monitor none -serial stdio -no-reboot \
     -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-    -append "console=ttyS0 cgroup_no_v1=all panic=-1 softlockup_panic=1 loglevel=5" </dev/null | tee "$log"
+    -append "console=ttyS0 cgroup_no_v1=all panic=-1 softlockup_panic=1 loglevel=5$extra_append" </dev/null | tee "$log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
 vm_s=$(elapsed "$t")
