@@ -40,8 +40,9 @@
 //!
 //! A resource that is set but whose controller is not mounted, or whose file
 //! the kernel lacks, is an error naming it — nothing is silently skipped.
-//! memory.useHierarchy is ignored as in runc ≥ 1.1 and reported by
-//! [`Resources::ignored_fields`]; kernel memory limits, which runc 1.1 ignores too,
+//! memory.useHierarchy `true` is what the kernel always does and `false` is refused
+//! ([`Resources::ignored_fields`] stays for fields the kernel drops); kernel memory limits,
+//! which runc 1.1 ignores,
 //! are applied where the kernel honours them and refused where it does not.
 //!
 //! # Device rules on cgroup v2

@@ -230,8 +230,15 @@ impl Resources {
                 kernel: byte_limit("linux.resources.memory.kernel", m.kernel())?,
                 kernel_tcp: byte_limit("linux.resources.memory.kernelTCP", m.kernel_tcp())?,
             };
-            if m.use_hierarchy().is_some() {
-                out.ignored.push("linux.resources.memory.useHierarchy");
+            // Since Linux 5.16 the memory controller always accounts hierarchically (v1
+            // `memory.use_hierarchy` refuses 0 with EINVAL; v2 has no other mode): `true` is
+            // what every cgroup does, `false` cannot be honoured.
+            if m.use_hierarchy() == Some(false) {
+                return Err(Error::InvalidValue {
+                    field: "linux.resources.memory.useHierarchy",
+                    value: "false".into(),
+                    reason: "the kernel always accounts memory hierarchically (Linux 5.16)",
+                });
             }
         }
         if let Some(c) = r.cpu() {
@@ -402,7 +409,17 @@ mod tests {
         .unwrap();
         assert_eq!(r.memory.kernel, Some(-1));
         assert_eq!(r.memory.kernel_tcp, Some(50_593_792));
-        assert_eq!(r.ignored_fields(), ["linux.resources.memory.useHierarchy"]);
+        assert!(
+            r.ignored_fields().is_empty(),
+            "useHierarchy true is honoured"
+        );
+        let e = Resources::for_update(&parse(r#"{"memory":{"useHierarchy":false}}"#))
+            .expect_err("cannot be honoured");
+        assert!(
+            e.to_string()
+                .contains("linux.resources.memory.useHierarchy"),
+            "{e}"
+        );
         // 0 is runc's "unset", as for the other byte limits.
         let r = Resources::for_update(&parse(r#"{"memory":{"kernelTCP":0}}"#)).unwrap();
         assert!(r.is_empty(), "{r:?}");

@@ -26,6 +26,22 @@ pub(crate) fn seccomp_of(spec: &Spec) -> Result<Option<SeccompProgram>> {
     }
 }
 
+/// Converts `linux.memoryPolicy`, if any, checked against the host's NUMA nodes (also used by
+/// `exec`: the policy is the container's, for each of its processes).
+pub(crate) fn memory_policy_of(spec: &Spec) -> Result<Option<crate::placement::MemoryPolicy>> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        Some(p) => Ok(Some(crate::placement::MemoryPolicy::from_spec(
+            p,
+            &crate::placement::online_nodes()?,
+        )?)),
+        None => Ok(None),
+    }
+}
+
 /// Everything `create` needs, validated.
 #[derive(Debug)]
 pub struct ContainerConfig {
@@ -46,6 +62,8 @@ pub struct ContainerConfig {
     pub(crate) personality: Option<libc::c_ulong>,
     pub(crate) lsm: LsmConfig,
     pub(crate) annotations: HashMap<String, String>,
+    pub(crate) net_devices: crate::netdev::NetDevices,
+    pub(crate) intel_rdt: Option<crate::resctrl::IntelRdt>,
 }
 
 /// The largest `config.json` hako reads: far above any real config (Kubernetes caps an object's
@@ -128,11 +146,17 @@ fn parse_spec(path: &Path, text: &[u8]) -> Result<Spec> {
     };
     // The detour through a `Value` is only for configs that need the rename.
     let needs_rename = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
-    if !needs_rename(b"SCHED_FLAG_RESET_ON_FORK") && !needs_rename(b"SCHED_FLAG_DL_OVERRUN") {
+    if !needs_rename(b"SCHED_FLAG_RESET_ON_FORK")
+        && !needs_rename(b"SCHED_FLAG_DL_OVERRUN")
+        && !needs_rename(b"execCPUAffinity")
+    {
         return serde_json::from_slice(text).map_err(parse_error);
     }
     let mut value: serde_json::Value = serde_json::from_slice(text).map_err(parse_error)?;
     normalize_scheduler_flags(&mut value);
+    if let Some(p) = value.get_mut("process") {
+        drop_empty_cpu_affinity(p);
+    }
     // Back to text and through the same `from_slice` as above, not `serde_json::from_value`: a
     // second, `Value`-driven instance of the whole `Spec` deserializer is 270 KiB of program text,
     // and on this kernel a verb's peak RSS is dominated by the program text it maps.
@@ -157,6 +181,19 @@ fn normalize_scheduler_flags(config: &mut serde_json::Value) {
             _ => continue,
         };
         *f = serde_json::Value::from(renamed);
+    }
+}
+
+/// config.md: an `execCPUAffinity.initial` or `final` that is "omitted or empty" means "do not
+/// change the affinity"; oci-spec 0.10 refuses the empty string (its list pattern needs a
+/// digit), so an empty one is removed before parsing. `process` is the process object (of
+/// config.json or of `exec --process`).
+pub(crate) fn drop_empty_cpu_affinity(process: &mut serde_json::Value) {
+    if let Some(a) = process
+        .get_mut("execCPUAffinity")
+        .and_then(|a| a.as_object_mut())
+    {
+        a.retain(|k, v| !((k == "initial" || k == "final") && v.as_str() == Some("")));
     }
 }
 
@@ -293,33 +330,23 @@ impl ContainerConfig {
         check_hooks(&hooks)?;
         let linux = spec.linux().as_ref();
         check_device_owners(linux)?;
-        if let Some(l) = linux {
-            if l.intel_rdt().is_some() {
-                return Err(Error::Unsupported {
-                    field: "linux.intelRdt",
-                });
-            }
-            if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-                return Err(Error::Unsupported {
-                    field: "linux.netDevices",
-                });
-            }
-            if l.memory_policy().is_some() {
-                return Err(Error::Unsupported {
-                    field: "linux.memoryPolicy",
-                });
-            }
-        }
         // Without a new mount namespace, `Rootfs::from_spec` refuses whatever needs a mount.
         let namespaces = hako_namespaces::Namespaces::from_spec(linux)?;
-        let process = spec
+        let mut process = spec
             .process()
             .as_ref()
             .map(ProcessConfig::from_spec)
             .transpose()?;
+        if let Some(p) = process.as_mut() {
+            p.memory_policy = memory_policy_of(spec)?;
+        } else {
+            // Nothing to apply it to, but a wrong policy is still an error (fail closed).
+            memory_policy_of(spec)?;
+        }
         let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
         let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
         namespaces.check_uts(hostname.as_deref(), domainname.as_deref())?;
+        let net_devices = crate::netdev::NetDevices::from_spec(linux, &namespaces)?;
         let lsm = lsm_of(spec)?;
         let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
         Ok(ContainerConfig {
@@ -352,6 +379,8 @@ impl ContainerConfig {
                 .map(crate::scheduling::personality)
                 .transpose()?,
             annotations: spec.annotations().clone().unwrap_or_default(),
+            net_devices,
+            intel_rdt: crate::resctrl::of_spec(spec, id)?,
         })
     }
 }
@@ -529,6 +558,23 @@ mod tests {
             .expect_err("a directory")
             .to_string();
         assert!(e.contains("is a directory, not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn empty_cpu_affinity_lists_mean_unset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = r#"{"ociVersion": "1.3.0", "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0},
+                "execCPUAffinity": {"initial": "", "final": "1"}}}"#;
+        std::fs::write(dir.path().join("config.json"), config).expect("write config");
+        let spec = load_spec(dir.path()).expect("parses");
+        let a = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.exec_cpu_affinity().clone())
+            .expect("affinity");
+        assert_eq!(a.initial(), &None);
+        assert_eq!(a.cpu_affinity_final().as_deref(), Some("1"));
     }
 
     #[test]

@@ -111,6 +111,27 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A CPU affinity or memory policy the kernel refused (set_mempolicy(2),
+    /// sched_setaffinity(2)).
+    #[error("apply {field}")]
+    Placement {
+        /// The config field, e.g. `linux.memoryPolicy`.
+        field: &'static str,
+        /// Why it failed.
+        #[source]
+        source: nix::Error,
+    },
+    /// A network device of `linux.netDevices` could not be moved into the container.
+    #[error("linux.netDevices: {op} {device:?}")]
+    NetDevice {
+        /// What failed (`move`, `add address to`, `set up`...).
+        op: &'static str,
+        /// The device's host name.
+        device: String,
+        /// Why it failed.
+        #[source]
+        source: nix::Error,
+    },
     /// A system call that is not about one path.
     #[error("{syscall}")]
     Sys {

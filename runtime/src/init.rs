@@ -266,6 +266,12 @@ pub(crate) fn become_process(
         identity.unprivileged()?;
     }
     let exec = identity.exec()?;
+    // After the cgroup join (which resets the affinity to a cpuset's CPUs), before the filter
+    // that may deny these calls.
+    crate::placement::apply_final(p.cpu_affinity.as_ref())?;
+    if let Some(policy) = &p.memory_policy {
+        policy.apply()?;
+    }
     fds::cloexec_from(high)?;
     fds::keep_on_exec(high)?;
     reset_signals()?;

@@ -48,6 +48,10 @@ pub struct ProcessConfig {
     pub(crate) oom_score_adj: Option<i32>,
     pub(crate) scheduler: Option<scheduling::SchedAttr>,
     pub(crate) io_priority: Option<i32>,
+    /// `process.execCPUAffinity`.
+    pub(crate) cpu_affinity: Option<crate::placement::ExecCpuAffinity>,
+    /// `linux.memoryPolicy` (a container-wide field, applied to each of its processes).
+    pub(crate) memory_policy: Option<crate::placement::MemoryPolicy>,
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> RlimitResource {
@@ -140,6 +144,10 @@ impl ProcessConfig {
                 .as_ref()
                 .map(scheduling::io_priority)
                 .transpose()?,
+            cpu_affinity: crate::placement::ExecCpuAffinity::from_spec(
+                p.exec_cpu_affinity().as_ref(),
+            )?,
+            memory_policy: None,
         })
     }
 

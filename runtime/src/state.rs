@@ -101,6 +101,9 @@ pub struct Persisted {
     /// The user that ran `create` (runc's `owner` field).
     #[serde(default)]
     pub owner: String,
+    /// The resctrl groups `create` made for `linux.intelRdt`, removed by `delete`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resctrl_dirs: Vec<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -358,6 +361,7 @@ impl Persisted {
             has_process: false,
             hooks: None,
             owner: String::new(),
+            resctrl_dirs: Vec::new(),
         }
     }
 }

@@ -362,3 +362,36 @@ pub(crate) fn seccomp_listener(ret: libc::c_long) -> nix::Result<OwnedFd> {
     // descriptor that nothing else in this process knows of; ownership passes to the OwnedFd.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
+
+/// set_mempolicy(2) of the calling thread: `mode` is an `MPOL_*` mode or'ed with `MPOL_F_*`
+/// flags, `nodes` a node bit mask (bit `n` of word `n / 64` is node `n`).
+pub(crate) fn set_mempolicy(mode: libc::c_int, nodes: &[u64]) -> nix::Result<()> {
+    // The kernel reads `maxnode - 1` bits (mm/mempolicy.c get_nodes: "--maxnode"), hence + 1.
+    let maxnode = (nodes.len() * 64 + 1) as libc::c_ulong;
+    // SAFETY: `nodes` is a live slice of `nodes.len()` u64 words, which is at least the
+    // `maxnode - 1` bits the kernel copies from it; the call only reads it and changes this
+    // thread's memory policy.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            libc::c_long::from(mode),
+            nodes.as_ptr(),
+            maxnode,
+        )
+    };
+    check(rc).map(drop)
+}
+
+/// if_nametoindex(3) in the current network namespace; ENODEV for no such interface. The
+/// exception to this module's rule: it allocates (and the C library opens a socket), so only
+/// the parent calls it (`netdev.rs`), never the child between clone and exec.
+pub(crate) fn if_nametoindex(name: &str) -> nix::Result<u32> {
+    let name = std::ffi::CString::new(name).map_err(|_| nix::Error::EINVAL)?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call, which only reads it.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        Err(nix::Error::last())
+    } else {
+        Ok(index)
+    }
+}

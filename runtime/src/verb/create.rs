@@ -53,6 +53,8 @@ pub struct Created {
 struct Teardown {
     locked: Option<Locked>,
     cgroup: Option<hako_cgroups::Cgroup>,
+    /// The resctrl groups made for `linux.intelRdt`.
+    resctrl: Option<crate::resctrl::ResctrlDirs>,
     child: Option<Pid>,
     /// The record of the mounts the child makes in a mount namespace it does not own.
     mounts: Option<PathBuf>,
@@ -101,6 +103,9 @@ impl Drop for Teardown {
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.destroy();
+        }
+        if let Some(r) = self.resctrl.take() {
+            let _ = r.remove();
         }
         if let Some(l) = self.locked.take() {
             let _ = l.remove();
@@ -186,10 +191,12 @@ pub(crate) fn create_with_console(
         has_process: config.process.is_some(),
         hooks: Some(config.hooks.clone()),
         owner: owner(),
+        resctrl_dirs: Vec::new(),
     })?;
     let mut guard = Teardown {
         locked: Some(locked),
         cgroup: None,
+        resctrl: None,
         child: None,
         mounts: None,
         armed: true,
@@ -306,8 +313,13 @@ fn spawn_init(
         CString::new(format!("_ses.{}", opts.id)).ok()
     };
     // On cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP).
-    let (forked, needs_add) =
-        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup))?;
+    let affinity = config
+        .process
+        .as_ref()
+        .and_then(|p| p.cpu_affinity.as_ref());
+    let (forked, needs_add) = crate::placement::with_initial_affinity(affinity, || {
+        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup))
+    })?;
     match forked {
         Forked::Child => {
             drop(parent_sock);
@@ -406,6 +418,15 @@ fn parent_side(
     }
     if let Some(cg) = guard.cgroup.as_ref().filter(|_| needs_add) {
         cg.add_process(pid.as_raw())?;
+    }
+    if let Some(rdt) = &config.intel_rdt {
+        let dirs = guard.resctrl.insert(rdt.apply(pid.as_raw())?);
+        let dirs = dirs.dirs.clone();
+        guard.locked_mut()?.state.resctrl_dirs = dirs;
+    }
+    if !config.net_devices.is_empty() {
+        let netns = crate::netdev::open_netns(&config.namespaces, pid.as_raw())?;
+        config.net_devices.move_into(netns.as_fd())?;
     }
     let locked = guard.locked()?;
     let mut state_json = locked.hook_state(Status::Creating)?;

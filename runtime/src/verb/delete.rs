@@ -68,6 +68,11 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
     }
     // A container without a mount namespace of its own made its mounts in the caller's.
     hako_namespaces::unmount_recorded(&locked.mounts_path())?;
+    // The resctrl groups `create` made, once their tasks are gone (runc: intelrdt Destroy).
+    crate::resctrl::ResctrlDirs {
+        dirs: locked.state.resctrl_dirs.clone(),
+    }
+    .remove()?;
     let run_poststop = locked.state.created_done;
     let poststop = locked
         .state

@@ -109,7 +109,14 @@ fn read_process_file(opts: &ExecOptions) -> Result<Option<oci_spec::runtime::Pro
     let Some(path) = &opts.process else {
         return Ok(None);
     };
-    let text = config::read_regular_file("exec --process", path)?;
+    let mut text = config::read_regular_file("exec --process", path)?;
+    if text.windows(15).any(|w| w == b"execCPUAffinity") {
+        // Empty lists mean "unset" (config.md); see `config::drop_empty_cpu_affinity`.
+        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&text) {
+            config::drop_empty_cpu_affinity(&mut v);
+            text = serde_json::to_vec(&v).unwrap_or(text);
+        }
+    }
     // from_slice, not from_str: the same `Process` deserializer that parses config.json (a
     // second copy, driven by `StrRead`, would add program text every hako command maps).
     serde_json::from_slice(&text)
@@ -202,6 +209,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     let process_json = read_process_file(opts)?;
     let mut p = build_process(opts, process_json.as_ref(), &spec)?;
     let seccomp = config::seccomp_of(&spec)?;
+    p.memory_policy = config::memory_policy_of(&spec)?;
     // The container's labels, each replaced by the exec's own (flags or --process JSON).
     let apparmor = opts.apparmor.clone().or_else(|| {
         process_json
@@ -265,7 +273,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     let (parent_sock, child_sock) = sync::pair()?;
     let child_sock = child_sock.move_above(high)?;
     let (forked, needs_add) =
-        spawn::clone_for_cgroup(nix::sched::CloneFlags::empty(), cgroup.as_ref())?;
+        crate::placement::with_initial_affinity(p.cpu_affinity.as_ref(), || {
+            spawn::clone_for_cgroup(nix::sched::CloneFlags::empty(), cgroup.as_ref())
+        })?;
     match forked {
         Forked::Child => {
             drop(parent_sock);

@@ -78,24 +78,52 @@ fn capabilities() -> Vec<String> {
     v
 }
 
+/// The newest runtime-spec whose every field hako honours (or refuses for a host limit):
+/// 1.3.0's netDevices, memoryPolicy, execCPUAffinity, intelRdt `schemata` and monitoring.
+/// The version hako writes in `spec` and `state` (`state::OCI_VERSION`) is left as it was: a
+/// config's version says what its author wrote against, and runc 1.3 too writes an older one.
+const OCI_VERSION_MAX: &str = "1.3.0";
+
+/// Whether the kernel has the rdma cgroup controller, enabled (`/proc/cgroups`, cgroups(7)).
+fn host_has_rdma_controller() -> bool {
+    std::fs::read_to_string("/proc/cgroups").is_ok_and(|t| {
+        t.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&"rdma") && f.get(3) == Some(&"1")
+        })
+    })
+}
+
+/// The namespace types hako creates and joins; `time` where the kernel has it (Linux 5.6,
+/// `/proc/self/ns/time`), as a config asking for it fails otherwise.
+fn namespaces() -> Vec<&'static str> {
+    let mut v = vec!["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
+    if std::path::Path::new("/proc/self/ns/time").exists() {
+        v.push("time");
+    }
+    v
+}
+
 /// The features document.
 pub fn features() -> Value {
     // Labels are applied when the host has the LSM, refused when it does not (lsm.rs).
     let host = crate::lsm::HostLsm::host();
+    let rdt = crate::resctrl::host_root().is_some();
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": crate::state::OCI_VERSION,
+        "ociVersionMax": OCI_VERSION_MAX,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": MOUNT_OPTIONS,
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "namespaces": namespaces(),
             "capabilities": capabilities(),
             "cgroup": {
                 "v1": true,
                 "v2": true,
                 "systemd": false,
                 "systemdUser": false,
-                "rdma": false
+                // Applied by the cgroups crate where the host has the controller.
+                "rdma": host_has_rdma_controller()
             },
             "seccomp": {
                 "enabled": true,
@@ -124,7 +152,19 @@ pub fn features() -> Value {
             },
             "apparmor": { "enabled": host.apparmor() },
             "selinux": { "enabled": host.selinux() },
-            "intelRdt": { "enabled": false },
+            // resctrl.rs: present when the host has resctrl mounted (runc's IsEnabled).
+            "intelRdt": { "enabled": rdt, "schemata": rdt, "monitoring": rdt },
+            // placement.rs: every mode and flag of config-linux.md; the kernel has the last word
+            // on the newer ones (MPOL_WEIGHTED_INTERLEAVE is Linux 6.9).
+            "memoryPolicy": {
+                "modes": [
+                    "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"
+                ],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+            },
+            // netdev.rs, through rtnetlink.rs.
+            "netDevices": { "enabled": true },
             // Made by the parent with mount_setattr(2) (Linux 5.12), with or without the
             // container's own user namespace (namespaces crate, rootfs/idmapped.rs).
             "mountExtensions": { "idmap": { "enabled": true } }
