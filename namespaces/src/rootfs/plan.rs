@@ -397,11 +397,14 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
             .flatten()
     };
     let cgroupns = namespaces().any(|n| n.typ() == LinuxNamespaceType::Cgroup);
-    let private_mount_ns = namespaces().any(|n| {
-        n.typ() == LinuxNamespaceType::Mount
-            && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
-    });
-    let rootfs = Rootfs {
+    let mount_ns = namespaces()
+        .find(|n| n.typ() == LinuxNamespaceType::Mount)
+        .map(|n| match n.path() {
+            Some(p) if !p.as_os_str().is_empty() => MountNs::Joined,
+            _ => MountNs::New,
+        })
+        .unwrap_or(MountNs::Inherited);
+    let mut rootfs = Rootfs {
         root: path,
         readonly: root.readonly().unwrap_or(false),
         propagation,
@@ -412,7 +415,8 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
         cgroupns,
-        private_mount_ns,
+        private_mount_ns: mount_ns == MountNs::New,
+        bind_root: true,
         record: None,
         cwd: spec
             .process()
@@ -421,27 +425,47 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
             .filter(|c| c.is_absolute())
             .cloned(),
     };
-    if private_mount_ns {
-        Ok(rootfs)
-    } else {
-        without_mount_ns(rootfs)
+    if mount_ns == MountNs::New {
+        return Ok(rootfs);
     }
+    if mount_ns == MountNs::Inherited {
+        refuse_sys_restrictions(&rootfs)?;
+    }
+    rootfs.bind_root = mounts_under_root(&rootfs, !matches!(container, ContainerUserns::None));
+    Ok(rootfs)
 }
 
-/// The plan for a container without a mount namespace of its own (`mount` not listed, or
-/// joined by `path`: runtime-spec config-linux.md has it inherit or join one). Measured on
-/// runc 1.1.5 and crun 1.8.1, inside `unshare -m`: both make every `mounts[]` entry under the
-/// rootfs in that namespace, create the default and `linux.devices` nodes in the /dev tmpfs,
-/// write `linux.sysctl` through the /proc they mounted, chroot into the root, and refuse only
-/// what would restrict the caller's own files: runc refuses masked and read-only paths ("unable
-/// to restrict sys entries without a private MNT namespace"; crun applies them). hako does the
-/// same, with runc's refusal, and takes every mount down again when the container goes (see
-/// `record`, `release`; runc and crun leave them behind). Where they differ from the spec, the
-/// spec decides: `root.readonly` (ignored by both: the root stays writable) and
-/// `rootfsPropagation` (runc sets it on the caller's `/`, then makes that private) are applied
-/// to the bind mount of the rootfs onto itself that `prepare` makes (runc makes it too), the
-/// rootfs's own mount; the caller's `/` is never touched (runc makes it a slave, recursively).
-fn without_mount_ns(rootfs: Rootfs) -> Result<Rootfs, Error> {
+/// Where the container's mount namespace comes from (runtime-spec config-linux.md
+/// "Namespaces": a type that is not listed is inherited from the runtime, one with a `path`
+/// is joined).
+///
+/// Without one of its own (inherited or joined), measured on runc 1.1.5 and crun 1.8.1 inside
+/// `unshare -m`: both make every `mounts[]` entry under the rootfs in that namespace, create
+/// the default and `linux.devices` nodes in the /dev tmpfs, write `linux.sysctl` through the
+/// /proc they mounted, and take the root with chroot (runc: pivot_root in a joined one). hako
+/// does the same, chroot in both, and takes every mount down again when the container goes
+/// (see `record`, `release`; runc and crun leave them behind). Where they differ from the
+/// spec, the spec decides: `root.readonly` (ignored by both: the root stays writable) and
+/// `rootfsPropagation` (runc sets it on the caller's `/`, then makes that private) are
+/// applied to the bind mount of the rootfs onto itself that `prepare` makes (runc makes it
+/// too), the rootfs's own mount; the caller's `/` is never touched (runc makes it a slave,
+/// recursively).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MountNs {
+    /// A new one, the container's own.
+    New,
+    /// One given by `path`.
+    Joined,
+    /// The runtime's own.
+    Inherited,
+}
+
+/// Masked and read-only paths in the namespace inherited from the runtime are refused, in
+/// runc's words ("unable to restrict sys entries without a private MNT namespace"; crun
+/// applies them). In a namespace joined by `path` they are applied, as runc and crun apply
+/// them there (for runc a namespace given by path is the container's own: `configs.NEWNS` is
+/// in its list): a namespace made for the container, which the caller chose to give it.
+fn refuse_sys_restrictions(rootfs: &Rootfs) -> Result<(), Error> {
     let refuse = |field| Err(Error::RestrictSysWithoutMountNs { field });
     if !rootfs.masked.is_empty() {
         return refuse("linux.maskedPaths");
@@ -449,7 +473,27 @@ fn without_mount_ns(rootfs: Rootfs) -> Result<Rootfs, Error> {
     if !rootfs.readonly_paths.is_empty() {
         return refuse("linux.readonlyPaths");
     }
-    Ok(rootfs)
+    Ok(())
+}
+
+/// Whether anything will be mounted under the rootfs (or the rootfs's own mount changed) in a
+/// namespace the container does not own: only then does `prepare` bind the rootfs onto
+/// itself, as the slave mount everything else goes on (runc binds it always, so a config
+/// with nothing to mount leaves that bind in the caller's namespace; runtime-spec
+/// config-linux.md: the inherited namespace is the runtime's, which the container must not
+/// change for nothing). The default devices alone are no mount: without a /dev mount they are
+/// made with mknod(2) in the rootfs's own /dev, as runc 1.1.5 makes them there (measured: the
+/// six nodes and the /dev/fd, stdin, stdout, stderr links stay in the image after `delete`;
+/// runc also replaces /dev/ptmx by a link, hako only with a devpts at /dev/pts); mknod is
+/// refused in a user namespace, where they would be bind mounts (see `devices`), so a user
+/// namespace counts as something to mount.
+fn mounts_under_root(rootfs: &Rootfs, userns: bool) -> bool {
+    !rootfs.mounts.is_empty()
+        || rootfs.readonly
+        || rootfs.propagation.is_some()
+        || !rootfs.masked.is_empty()
+        || !rootfs.readonly_paths.is_empty()
+        || (rootfs.setup_dev && userns)
 }
 
 #[cfg(test)]
@@ -501,7 +545,27 @@ mod tests {
             assert!(r.readonly && !r.private_mount_ns);
         }
         let r = plan(false, r#","linux":{"rootfsPropagation":"private"}"#).unwrap();
-        assert!(r.propagation.is_some() && !r.private_mount_ns);
+        assert!(r.propagation.is_some() && !r.private_mount_ns && r.bind_root);
+        // Nothing to mount: no bind of the rootfs onto itself, the devices made with mknod.
+        for ns in [r#","linux":{"namespaces":[{"type":"pid"}]}"#, ""] {
+            let r = plan(false, &format!(r#","mounts":[]{ns}"#)).unwrap();
+            assert!(!r.bind_root && r.setup_dev && r.devices.len() == 6, "{ns}");
+        }
+        // But a mount, `root.readonly`, or a user namespace (devices are bind mounts there)
+        // is something to mount.
+        assert!(plan(false, proc_mount).unwrap().bind_root);
+        assert!(plan(true, "").unwrap().bind_root);
+        let userns = r#","linux":{"namespaces":[{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":1000,"size":1}],"gidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#;
+        assert!(plan(false, userns).unwrap().bind_root);
+        // A joined namespace takes masked and read-only paths (runc and crun apply them there).
+        let joined = r#""namespaces":[{"type":"mount","path":"/proc/1/ns/mnt"}]"#;
+        let r = plan(
+            false,
+            &format!(r#","linux":{{{joined},"maskedPaths":["/proc/kcore"],"readonlyPaths":["/proc/sys"]}}"#),
+        )
+        .unwrap();
+        assert!(!r.private_mount_ns && r.bind_root);
+        assert_eq!((r.masked.len(), r.readonly_paths.len()), (1, 1));
         let refused = |extra: &str| match plan(false, extra) {
             Err(Error::RestrictSysWithoutMountNs { field }) => field,
             other => panic!("{extra}: {other:?}"),
@@ -516,7 +580,7 @@ mod tests {
         );
         // A new mount namespace keeps all of it, and needs no record.
         let r = from_spec(&spec_json("rootfs", proc_mount), bundle.path()).unwrap();
-        assert!(r.private_mount_ns && r.setup_dev && r.devices.len() == 6);
+        assert!(r.private_mount_ns && r.setup_dev && r.devices.len() == 6 && r.bind_root);
         assert!(!r.needs_mount_record());
         assert_eq!(r.mounts.len(), 1);
     }
