@@ -4,7 +4,9 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
-use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{
+    Linux, LinuxDeviceType, LinuxIdMapping, LinuxNamespace, LinuxNamespaceType, Spec,
+};
 
 use crate::idmap::check_lines;
 use crate::mount_opts::{self, Idmap, MountOptions};
@@ -364,26 +366,7 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         && mounts
             .iter()
             .any(|m| m.destination == Path::new("/dev/pts") && m.fstype == "devpts");
-    let spec_devices = linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-        .map(device_plan)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut devices: Vec<DevicePlan> = DEFAULT_DEVICES
-        .iter()
-        .filter(|(p, _, _)| !spec_devices.iter().any(|d| d.path == Path::new(p)))
-        .map(|&(p, major, minor)| DevicePlan {
-            path: PathBuf::from(p),
-            kind: SFlag::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect();
-    devices.extend(spec_devices);
+    let devices = device_list(linux)?;
     let paths = |v: Option<&Vec<String>>| -> Vec<PathBuf> {
         v.into_iter()
             .flatten()
@@ -397,13 +380,7 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
             .flatten()
     };
     let cgroupns = namespaces().any(|n| n.typ() == LinuxNamespaceType::Cgroup);
-    let mount_ns = namespaces()
-        .find(|n| n.typ() == LinuxNamespaceType::Mount)
-        .map(|n| match n.path() {
-            Some(p) if !p.as_os_str().is_empty() => MountNs::Joined,
-            _ => MountNs::New,
-        })
-        .unwrap_or(MountNs::Inherited);
+    let mount_ns = MountNs::of(namespaces());
     let mut rootfs = Rootfs {
         root: path,
         readonly: root.readonly().unwrap_or(false),
@@ -458,6 +435,43 @@ enum MountNs {
     Joined,
     /// The runtime's own.
     Inherited,
+}
+
+impl MountNs {
+    /// The kind the config's `linux.namespaces` asks for.
+    fn of<'a>(mut namespaces: impl Iterator<Item = &'a LinuxNamespace>) -> Self {
+        namespaces
+            .find(|n| n.typ() == LinuxNamespaceType::Mount)
+            .map_or(MountNs::Inherited, |n| match n.path() {
+                Some(p) if !p.as_os_str().is_empty() => MountNs::Joined,
+                _ => MountNs::New,
+            })
+    }
+}
+
+/// The default devices (those `linux.devices` does not redefine), then `linux.devices`.
+fn device_list(linux: Option<&Linux>) -> Result<Vec<DevicePlan>, Error> {
+    let spec_devices = linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .map(device_plan)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut devices: Vec<DevicePlan> = DEFAULT_DEVICES
+        .iter()
+        .filter(|(p, _, _)| !spec_devices.iter().any(|d| d.path == Path::new(p)))
+        .map(|&(p, major, minor)| DevicePlan {
+            path: PathBuf::from(p),
+            kind: SFlag::S_IFCHR,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect();
+    devices.extend(spec_devices);
+    Ok(devices)
 }
 
 /// Masked and read-only paths in the namespace inherited from the runtime are refused, in
