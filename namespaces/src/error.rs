@@ -229,6 +229,16 @@ pub enum Error {
     #[error("mounts outside a mount namespace of the container's own need a record")]
     MountRecordMissing,
 
+    /// The record of the container's mounts was started twice (a second header would make
+    /// it invalid, and nothing of it would be unmounted).
+    #[error("the record of the container's mounts is already started")]
+    MountRecordStarted,
+
+    /// A mount was to be recorded before the record was started (the mountinfo it reads is
+    /// opened then).
+    #[error("the record of the container's mounts is not started")]
+    MountRecordNotStarted,
+
     /// A recorded mount that cannot be unmounted safely.
     #[error("not unmounting mount {id} at {path}: {reason}")]
     UnsafeUnmount {

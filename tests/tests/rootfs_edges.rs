@@ -170,15 +170,19 @@ both!(cwd_through_escaping_symlink_stays_inside);
 // and makes the caller's `/` a slave, recursively), create the devices in the /dev tmpfs, write
 // sysctls through the /proc they mounted, chroot into the root, and leave every mount behind
 // after `delete` (measured: runc's default spec leaves 17 mounts under the rootfs, crun's 16).
-// runc refuses masked and read-only paths ("unable to restrict sys entries without a private
-// MNT namespace"; crun applies them). hako does what runc does, with runc's refusal, and
-// unmounts everything it mounted at `delete` and when `create` fails. Every test runs in a
+// In the namespace inherited from the caller runc refuses masked and read-only paths ("unable
+// to restrict sys entries without a private MNT namespace"; crun applies them); in one joined
+// by `path` both apply them (for runc a namespace given by path is the container's own). hako
+// does what runc does, with runc's refusal, and unmounts everything it mounted (masks
+// included) at `delete` and when `create` fails; with nothing to mount it mounts nothing
+// (runc still binds the rootfs onto itself). Every test runs in a
 // private mount namespace of its own (`unshare -m --propagation private`, or a
 // [`NamespaceHolder`] whose namespace the runtime is run in with nsenter).
 // ---------------------------------------------------------------------------------------------
 
 /// The config without a mount namespace: the base config (runc's default spec) with
-/// `namespaces`, without masked and read-only paths (refused by runc and hako) and without a
+/// `namespaces`, without masked and read-only paths (refused by runc and hako when the
+/// namespace is inherited) and without a
 /// hostname unless there is a uts namespace (refused by hako, runc and crun: "unable to set
 /// hostname without a private UTS namespace").
 fn without_mount_ns(b: &mut Bundle, namespaces: serde_json::Value, tag_file: &str) -> Result<()> {
@@ -398,9 +402,10 @@ fn exec_without_mount_namespace_stays_in_root(rt: Runtime) -> Result<()> {
 }
 both!(exec_without_mount_namespace_stays_in_root);
 
-/// Masked and read-only paths are refused without a mount namespace of the container's own,
-/// in runc's words (they would restrict the caller's own /proc and /sys), with nothing mounted
-/// and nothing left behind. crun 1.8.1 applies them in the caller's namespace.
+/// Masked and read-only paths are refused in a mount namespace inherited from the caller, in
+/// runc's words, with nothing mounted and nothing left behind. crun 1.8.1 applies them in the
+/// caller's namespace. (Joined by `path`, they are applied: see
+/// [`joined_mount_namespace_masks_and_delete_unmounts`].)
 fn no_mount_namespace_refuses_masked_and_readonly_paths(rt: Runtime) -> Result<()> {
     for (field, paths) in [
         ("maskedPaths", json!(["/proc/kcore"])),
@@ -555,3 +560,114 @@ fn joined_mount_namespace_is_entered(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(joined_mount_namespace_is_entered);
+
+/// Masked and read-only paths in a mount namespace joined by `path` are applied there: runc
+/// 1.1.5 counts a namespace given by path as the container's own (`configs.NEWNS` is in its
+/// list) and applies them, and crun 1.8.1 too (conformance case `namespaces/join/mount`, with
+/// runc's default spec). hako makes them after chroot, in the joined namespace, on the
+/// rootfs's own slave bind, records them with the other mounts, and `delete`, run from another
+/// namespace, takes every one down; the image's files are untouched. runc pivots the joined
+/// namespace into the container's root (the holder loses the bundle's paths: see
+/// [`joined_mount_namespace_is_entered`]), so only what its container sees is checked.
+fn joined_mount_namespace_masks_and_delete_unmounts(rt: Runtime) -> Result<()> {
+    let script = "cat /etc/secret; ls -A /etc/sdir; echo .; \
+                  touch /etc/ro/x 2>/dev/null && echo rw || echo ro";
+    let holder = NamespaceHolder::new()?;
+    let path = format!("/proc/{}/ns/mnt", holder.pid());
+    let mut b = Bundle::new(rt, "joinmask", &["sh", "-c", script])?;
+    without_mount_ns(
+        &mut b,
+        json!([{"type": "pid"}, {"type": "mount", "path": path}]),
+        "joined",
+    )?;
+    let rootfs = b.rootfs();
+    std::fs::write(rootfs.join("etc/secret"), "secret")?;
+    std::fs::create_dir_all(rootfs.join("etc/sdir"))?;
+    std::fs::write(rootfs.join("etc/sdir/file"), "secret")?;
+    std::fs::create_dir_all(rootfs.join("etc/ro"))?;
+    b.config["linux"]["maskedPaths"] = json!(["/etc/secret", "/etc/sdir"]);
+    b.config["linux"]["readonlyPaths"] = json!(["/etc/ro"]);
+    let r = b.run()?.ok()?;
+    ensure!(r.stdout == ".\nro\n", "masked and read-only: {r:?}");
+    if rt == Runtime::Hako {
+        ensure!(
+            mounts_under_in(holder.pid(), b.path())?.is_empty(),
+            "left mounted after run"
+        );
+        // Created: the masks are there, in the joined namespace, until `delete`.
+        b.config["process"]["args"] = json!(["sleep", "100"]);
+        b.create()?.ok()?;
+        let made = mounts_under_in(holder.pid(), b.path())?;
+        // And recorded, each at its own mount point (with `delete`'s MNT_DETACH of the
+        // rootfs's bind they would go too, but a record of everything is what `delete` trusts).
+        let record = std::fs::read_to_string(b.state_root().join(&b.id).join("mounts"))?;
+        for p in ["etc/secret", "etc/sdir", "etc/ro"] {
+            let want = rootfs.join(p).to_string_lossy().into_owned();
+            ensure!(made.contains(&want), "{p} not mounted: {made:?}");
+            ensure!(
+                record.lines().any(|l| l.ends_with(&format!(" {want}"))),
+                "{p} not recorded: {record}"
+            );
+        }
+        b.rt(&["delete", "--force", &b.id])?.ok()?;
+        let left = mounts_under_in(holder.pid(), b.path())?;
+        ensure!(left.is_empty(), "left in the joined namespace: {left:?}");
+    }
+    ensure!(std::fs::read_to_string(rootfs.join("etc/secret"))? == "secret");
+    ensure!(rootfs.join("etc/sdir/file").exists() && !rootfs.join("etc/ro/x").exists());
+    ensure!(
+        !has_mounts_under(b.path())?,
+        "a mount in the test's namespace"
+    );
+    Ok(())
+}
+both!(joined_mount_namespace_masks_and_delete_unmounts);
+
+/// No mount namespace and nothing to mount (no `mounts`, masked or read-only paths, no
+/// `root.readonly`): the container is in its caller's namespace and nothing is mounted in it
+/// (runtime-spec config-linux.md: the namespace is inherited; conformance case
+/// `namespaces/host/mount`). runc 1.1.5 binds the rootfs onto itself all the same and leaves
+/// that bind after `delete` (measured; so does the /proc of the caller's it copies under it).
+/// The default devices the spec requires are then made with mknod(2) in the image's own /dev,
+/// as runc makes them there (measured: the six nodes and the /dev/fd, stdin, stdout, stderr
+/// links stay in the image after `delete`; runc also replaces /dev/ptmx by a `pts/ptmx` link,
+/// which hako makes only with a devpts at /dev/pts).
+fn nothing_to_mount_mounts_nothing(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "nomntnone", &["sleep", "100"])?;
+    without_mount_ns(&mut b, json!([{"type": "pid"}]), "inside")?;
+    b.config["mounts"] = json!([]);
+    // The caller's own /proc in the root, as a caller sharing its namespace would have it:
+    // runc needs /proc/self/fd there (hako does not).
+    let proc = b.rootfs().join("proc");
+    let holder = NamespaceHolder::with_setup(&format!("mount -t proc proc '{}'", proc.display()))?;
+    b.wrapper = holder.nsenter();
+    let before = mounts_under_in(holder.pid(), b.path())?;
+    b.create()?.ok()?;
+    let made = mounts_under_in(holder.pid(), b.path())?;
+    let pid = b.state()?["pid"].as_i64().context("pid")?;
+    ensure!(ns_link(pid)? == ns_link(holder.pid())?, "in the caller's");
+    match rt {
+        Runtime::Hako => ensure!(made == before, "mounted: {made:?}"),
+        Runtime::Runc => ensure!(
+            made.len() > before.len() && made.contains(&b.rootfs().to_string_lossy().into_owned()),
+            "runc 1.1.5 binds the rootfs: {made:?}"
+        ),
+    }
+    b.rt(&["delete", "--force", &b.id])?.ok()?;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for (name, rdev) in [("null", (1, 3)), ("zero", (1, 5)), ("tty", (5, 0))] {
+        let m = std::fs::symlink_metadata(b.rootfs().join("dev").join(name))?;
+        let dev = (
+            nix::sys::stat::major(m.rdev()),
+            nix::sys::stat::minor(m.rdev()),
+        );
+        ensure!(m.file_type().is_char_device() && dev == rdev, "/dev/{name}");
+    }
+    ensure!(std::fs::read_link(b.rootfs().join("dev/fd"))? == Path::new("/proc/self/fd"));
+    let left = mounts_under_in(holder.pid(), b.path())?;
+    if rt == Runtime::Hako {
+        ensure!(left == before, "left after delete: {left:?}");
+    }
+    Ok(())
+}
+both!(nothing_to_mount_mounts_nothing);

@@ -126,6 +126,9 @@ fn namespace_cases() -> Vec<Case> {
                 ),
             )
         }),
+        // The base config's masked and read-only paths apply in a joined namespace too: it is
+        // the container's (config-linux.md "Masked Paths", "Readonly Paths": MUST; runc 1.1.5
+        // and crun 1.8.1 apply them there).
         Case::new("namespaces", "join/mount", |ctx| {
             let holder = Holder::spawn_with_mount()?;
             let mut b = ctx.bundle()?;
@@ -136,15 +139,13 @@ fn namespace_cases() -> Vec<Case> {
                     n["path"] = json!(holder.path("mnt"));
                 }
             }
-            b.check(&["ns", "mounts"])
+            b.check(&["ns", "mounts", "masked", "readonly"])
         }),
     ]
 }
 
 /// A wrapper that runs the runtime in a new private mount namespace, writing that namespace's
 /// link to `seen` and its mount table to `seen.mountinfo` first. It mounts a proc in the
-/// rootfs there, as a caller that shares its mount namespace would: runc needs
-/// `/proc/self/fd` inside the root, and this mount is the caller's, not the runtime's. It mounts a proc in the
 /// rootfs there, as a caller that shares its mount namespace would: runc needs
 /// `/proc/self/fd` inside the root, and this mount is the caller's, not the runtime's.
 fn private_mount_ns(b: &Bundle, seen: &std::path::Path) -> Result<Runtime> {

@@ -39,16 +39,22 @@ fn kind_char(d: &DevicePlan) -> char {
     }
 }
 
-/// Creates every planned device node.
-pub(crate) fn create_devices(root: &Root, devices: &[DevicePlan]) -> Result<(), Error> {
+/// Creates every planned device node. Without `may_bind` (no mount is to be made in the
+/// namespace the container shares: see `plan::mounts_under_root`) a node that mknod(2) refuses
+/// is an error, never a bind mount.
+pub(crate) fn create_devices(
+    root: &Root,
+    devices: &[DevicePlan],
+    may_bind: bool,
+) -> Result<(), Error> {
     let _guard = UmaskGuard(umask(Mode::empty()));
     for d in devices {
-        create_device(root, d)?;
+        create_device(root, d, may_bind)?;
     }
     Ok(())
 }
 
-fn create_device(root: &Root, d: &DevicePlan) -> Result<(), Error> {
+fn create_device(root: &Root, d: &DevicePlan, may_bind: bool) -> Result<(), Error> {
     let (parent, name) = root.resolve_parent(&d.path)?;
     let dir = parent.as_raw_fd();
     let res = mknodat(
@@ -74,7 +80,7 @@ fn create_device(root: &Root, d: &DevicePlan) -> Result<(), Error> {
         }),
         // Already there (e.g. in the image): keep it, as runc.
         Err(Errno::EEXIST) => Ok(()),
-        Err(Errno::EPERM) => bind_host_device(root, d),
+        Err(Errno::EPERM) if may_bind => bind_host_device(root, d),
         Err(source) => Err(Error::Mknod {
             path: d.path.clone(),
             kind: kind_char(d),

@@ -24,6 +24,7 @@ use nix::sys::stat::{fstat, major, minor, SFlag};
 
 use crate::resolve::{file_type, Create, Root};
 use crate::rootfs::mount::{remount_fd, sys_mount};
+use crate::rootfs::record::Recorder;
 use crate::rootfs::Rootfs;
 use crate::{sys, Error};
 
@@ -116,19 +117,38 @@ impl Rootfs {
     /// `linux.maskedPaths`, `linux.readonlyPaths`,
     /// `root.readonly`, then `linux.rootfsPropagation` on "/" (runc applies it
     /// after pivot, runc#3137). Without a mount namespace of the container's own
-    /// "/" is the rootfs's bind onto itself (see `prepare`), never the caller's.
+    /// "/" is the rootfs's bind onto itself (see `prepare`), never the caller's, and the
+    /// masks and read-only binds (in a joined namespace: see `plan::refuse_sys_restrictions`)
+    /// are written to the record as they are made, for `delete` to take down.
     pub fn finish(&self) -> Result<(), Error> {
         let root = Root::open(Path::new("/"))?;
         if let Some(cwd) = &self.cwd {
             create_cwd(&root, cwd)?;
         }
-        let mut null = None;
-        for p in &self.masked {
-            mask(&root, &mut null, p)?;
-        }
-        drop(null);
-        for p in &self.readonly_paths {
-            make_readonly(&root, p)?;
+        let restrict = || {
+            let mut null = None;
+            for p in &self.masked {
+                mask(&root, &mut null, p)?;
+            }
+            drop(null);
+            for p in &self.readonly_paths {
+                make_readonly(&root, p)?;
+            }
+            Ok(())
+        };
+        let any = !self.masked.is_empty() || !self.readonly_paths.is_empty();
+        match (self.private_mount_ns, &self.record) {
+            (true, _) => restrict()?,
+            (false, Some(record)) => {
+                let recorded = if any {
+                    Recorder::resume(record, &self.root).and_then(|mut r| r.track(restrict))
+                } else {
+                    Ok(())
+                };
+                record.close_mountinfo();
+                recorded?;
+            }
+            (false, None) => return Err(Error::MountRecordMissing),
         }
         if self.readonly {
             remount_fd(root.fd(), Path::new("/"), MsFlags::MS_RDONLY, true)?;

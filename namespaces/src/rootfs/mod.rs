@@ -11,9 +11,12 @@
 //!
 //! Without a mount namespace of its own (runtime-spec config-linux.md: a namespace that is not
 //! listed is inherited, one with a `path` is joined), the mounts are made in that namespace as
-//! runc makes them (see `plan::without_mount_ns`), without touching the propagation of its `/`;
-//! each one is written to a [`MountRecord`] as it is made, `enter` chroots, and
-//! [`unmount_recorded`] takes them all down when the container goes (see `record`, `release`).
+//! runc makes them (see `plan::MountNs`), without touching the propagation of its `/`, and the
+//! rootfs is bound onto itself only if something is to be mounted under it
+//! (`plan::mounts_under_root`); each mount is written to a [`MountRecord`] as it is made,
+//! `enter` chroots, masked and read-only paths (in a joined namespace only) are recorded the
+//! same way, and [`unmount_recorded`] takes them all down when the container goes (see
+//! `record`, `release`).
 
 mod devices;
 mod enter;
@@ -74,6 +77,10 @@ pub struct Rootfs {
     /// joined) every mount is recorded in `record`, the caller's `/` keeps its propagation,
     /// and the root is entered with chroot(2).
     pub(crate) private_mount_ns: bool,
+    /// The rootfs is bound onto itself before anything is mounted under it: always in a
+    /// mount namespace of the container's own (pivot_root needs a mount), and outside one
+    /// only when something will be mounted (see `plan::mounts_under_root`).
+    pub(crate) bind_root: bool,
     /// Where the mounts made without a mount namespace of the container's own are written.
     pub(crate) record: Option<MountRecord>,
     /// `process.cwd`, created inside the root if missing (as runc does, for images whose

@@ -4,7 +4,9 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
-use oci_spec::runtime::{LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{
+    Linux, LinuxDeviceType, LinuxIdMapping, LinuxNamespace, LinuxNamespaceType, Spec,
+};
 
 use crate::idmap::check_lines;
 use crate::mount_opts::{self, Idmap, MountOptions};
@@ -364,6 +366,91 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         && mounts
             .iter()
             .any(|m| m.destination == Path::new("/dev/pts") && m.fstype == "devpts");
+    let devices = device_list(linux)?;
+    let paths = |v: Option<&Vec<String>>| -> Vec<PathBuf> {
+        v.into_iter()
+            .flatten()
+            .map(|p| clean(Path::new(p)))
+            .collect()
+    };
+    let namespaces = || {
+        linux
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+    };
+    let cgroupns = namespaces().any(|n| n.typ() == LinuxNamespaceType::Cgroup);
+    let mount_ns = MountNs::of(namespaces());
+    let mut rootfs = Rootfs {
+        root: path,
+        readonly: root.readonly().unwrap_or(false),
+        propagation,
+        mounts,
+        devices,
+        setup_dev,
+        ptmx_symlink,
+        masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
+        readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
+        cgroupns,
+        private_mount_ns: mount_ns == MountNs::New,
+        bind_root: true,
+        record: None,
+        cwd: spec
+            .process()
+            .as_ref()
+            .map(|p| p.cwd())
+            .filter(|c| c.is_absolute())
+            .cloned(),
+    };
+    if mount_ns == MountNs::New {
+        return Ok(rootfs);
+    }
+    if mount_ns == MountNs::Inherited {
+        refuse_sys_restrictions(&rootfs)?;
+    }
+    rootfs.bind_root = mounts_under_root(&rootfs, !matches!(container, ContainerUserns::None));
+    Ok(rootfs)
+}
+
+/// Where the container's mount namespace comes from (runtime-spec config-linux.md
+/// "Namespaces": a type that is not listed is inherited from the runtime, one with a `path`
+/// is joined).
+///
+/// Without one of its own (inherited or joined), measured on runc 1.1.5 and crun 1.8.1 inside
+/// `unshare -m`: both make every `mounts[]` entry under the rootfs in that namespace, create
+/// the default and `linux.devices` nodes in the /dev tmpfs, write `linux.sysctl` through the
+/// /proc they mounted, and take the root with chroot (runc: pivot_root in a joined one). hako
+/// does the same, chroot in both, and takes every mount down again when the container goes
+/// (see `record`, `release`; runc and crun leave them behind). Where they differ from the
+/// spec, the spec decides: `root.readonly` (ignored by both: the root stays writable) and
+/// `rootfsPropagation` (runc sets it on the caller's `/`, then makes that private) are
+/// applied to the bind mount of the rootfs onto itself that `prepare` makes (runc makes it
+/// too), the rootfs's own mount; the caller's `/` is never touched (runc makes it a slave,
+/// recursively).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MountNs {
+    /// A new one, the container's own.
+    New,
+    /// One given by `path`.
+    Joined,
+    /// The runtime's own.
+    Inherited,
+}
+
+impl MountNs {
+    /// The kind the config's `linux.namespaces` asks for.
+    fn of<'a>(mut namespaces: impl Iterator<Item = &'a LinuxNamespace>) -> Self {
+        namespaces
+            .find(|n| n.typ() == LinuxNamespaceType::Mount)
+            .map_or(MountNs::Inherited, |n| match n.path() {
+                Some(p) if !p.as_os_str().is_empty() => MountNs::Joined,
+                _ => MountNs::New,
+            })
+    }
+}
+
+/// The default devices (those `linux.devices` does not redefine), then `linux.devices`.
+fn device_list(linux: Option<&Linux>) -> Result<Vec<DevicePlan>, Error> {
     let spec_devices = linux
         .and_then(|l| l.devices().as_ref())
         .into_iter()
@@ -384,64 +471,15 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         })
         .collect();
     devices.extend(spec_devices);
-    let paths = |v: Option<&Vec<String>>| -> Vec<PathBuf> {
-        v.into_iter()
-            .flatten()
-            .map(|p| clean(Path::new(p)))
-            .collect()
-    };
-    let namespaces = || {
-        linux
-            .and_then(|l| l.namespaces().as_ref())
-            .into_iter()
-            .flatten()
-    };
-    let cgroupns = namespaces().any(|n| n.typ() == LinuxNamespaceType::Cgroup);
-    let private_mount_ns = namespaces().any(|n| {
-        n.typ() == LinuxNamespaceType::Mount
-            && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
-    });
-    let rootfs = Rootfs {
-        root: path,
-        readonly: root.readonly().unwrap_or(false),
-        propagation,
-        mounts,
-        devices,
-        setup_dev,
-        ptmx_symlink,
-        masked: paths(linux.and_then(|l| l.masked_paths().as_ref())),
-        readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
-        cgroupns,
-        private_mount_ns,
-        record: None,
-        cwd: spec
-            .process()
-            .as_ref()
-            .map(|p| p.cwd())
-            .filter(|c| c.is_absolute())
-            .cloned(),
-    };
-    if private_mount_ns {
-        Ok(rootfs)
-    } else {
-        without_mount_ns(rootfs)
-    }
+    Ok(devices)
 }
 
-/// The plan for a container without a mount namespace of its own (`mount` not listed, or
-/// joined by `path`: runtime-spec config-linux.md has it inherit or join one). Measured on
-/// runc 1.1.5 and crun 1.8.1, inside `unshare -m`: both make every `mounts[]` entry under the
-/// rootfs in that namespace, create the default and `linux.devices` nodes in the /dev tmpfs,
-/// write `linux.sysctl` through the /proc they mounted, chroot into the root, and refuse only
-/// what would restrict the caller's own files: runc refuses masked and read-only paths ("unable
-/// to restrict sys entries without a private MNT namespace"; crun applies them). hako does the
-/// same, with runc's refusal, and takes every mount down again when the container goes (see
-/// `record`, `release`; runc and crun leave them behind). Where they differ from the spec, the
-/// spec decides: `root.readonly` (ignored by both: the root stays writable) and
-/// `rootfsPropagation` (runc sets it on the caller's `/`, then makes that private) are applied
-/// to the bind mount of the rootfs onto itself that `prepare` makes (runc makes it too), the
-/// rootfs's own mount; the caller's `/` is never touched (runc makes it a slave, recursively).
-fn without_mount_ns(rootfs: Rootfs) -> Result<Rootfs, Error> {
+/// Masked and read-only paths in the namespace inherited from the runtime are refused, in
+/// runc's words ("unable to restrict sys entries without a private MNT namespace"; crun
+/// applies them). In a namespace joined by `path` they are applied, as runc and crun apply
+/// them there (for runc a namespace given by path is the container's own: `configs.NEWNS` is
+/// in its list): a namespace made for the container, which the caller chose to give it.
+fn refuse_sys_restrictions(rootfs: &Rootfs) -> Result<(), Error> {
     let refuse = |field| Err(Error::RestrictSysWithoutMountNs { field });
     if !rootfs.masked.is_empty() {
         return refuse("linux.maskedPaths");
@@ -449,7 +487,27 @@ fn without_mount_ns(rootfs: Rootfs) -> Result<Rootfs, Error> {
     if !rootfs.readonly_paths.is_empty() {
         return refuse("linux.readonlyPaths");
     }
-    Ok(rootfs)
+    Ok(())
+}
+
+/// Whether anything will be mounted under the rootfs (or the rootfs's own mount changed) in a
+/// namespace the container does not own: only then does `prepare` bind the rootfs onto
+/// itself, as the slave mount everything else goes on (runc binds it always, so a config
+/// with nothing to mount leaves that bind in the caller's namespace; runtime-spec
+/// config-linux.md: the inherited namespace is the runtime's, which the container must not
+/// change for nothing). The default devices alone are no mount: without a /dev mount they are
+/// made with mknod(2) in the rootfs's own /dev, as runc 1.1.5 makes them there (measured: the
+/// six nodes and the /dev/fd, stdin, stdout, stderr links stay in the image after `delete`;
+/// runc also replaces /dev/ptmx by a link, hako only with a devpts at /dev/pts); mknod is
+/// refused in a user namespace, where they would be bind mounts (see `devices`), so a user
+/// namespace counts as something to mount.
+fn mounts_under_root(rootfs: &Rootfs, userns: bool) -> bool {
+    !rootfs.mounts.is_empty()
+        || rootfs.readonly
+        || rootfs.propagation.is_some()
+        || !rootfs.masked.is_empty()
+        || !rootfs.readonly_paths.is_empty()
+        || (rootfs.setup_dev && userns)
 }
 
 #[cfg(test)]
@@ -501,7 +559,27 @@ mod tests {
             assert!(r.readonly && !r.private_mount_ns);
         }
         let r = plan(false, r#","linux":{"rootfsPropagation":"private"}"#).unwrap();
-        assert!(r.propagation.is_some() && !r.private_mount_ns);
+        assert!(r.propagation.is_some() && !r.private_mount_ns && r.bind_root);
+        // Nothing to mount: no bind of the rootfs onto itself, the devices made with mknod.
+        for ns in [r#","linux":{"namespaces":[{"type":"pid"}]}"#, ""] {
+            let r = plan(false, &format!(r#","mounts":[]{ns}"#)).unwrap();
+            assert!(!r.bind_root && r.setup_dev && r.devices.len() == 6, "{ns}");
+        }
+        // But a mount, `root.readonly`, or a user namespace (devices are bind mounts there)
+        // is something to mount.
+        assert!(plan(false, proc_mount).unwrap().bind_root);
+        assert!(plan(true, "").unwrap().bind_root);
+        let userns = r#","linux":{"namespaces":[{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":1000,"size":1}],"gidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#;
+        assert!(plan(false, userns).unwrap().bind_root);
+        // A joined namespace takes masked and read-only paths (runc and crun apply them there).
+        let joined = r#""namespaces":[{"type":"mount","path":"/proc/1/ns/mnt"}]"#;
+        let r = plan(
+            false,
+            &format!(r#","linux":{{{joined},"maskedPaths":["/proc/kcore"],"readonlyPaths":["/proc/sys"]}}"#),
+        )
+        .unwrap();
+        assert!(!r.private_mount_ns && r.bind_root);
+        assert_eq!((r.masked.len(), r.readonly_paths.len()), (1, 1));
         let refused = |extra: &str| match plan(false, extra) {
             Err(Error::RestrictSysWithoutMountNs { field }) => field,
             other => panic!("{extra}: {other:?}"),
@@ -516,7 +594,7 @@ mod tests {
         );
         // A new mount namespace keeps all of it, and needs no record.
         let r = from_spec(&spec_json("rootfs", proc_mount), bundle.path()).unwrap();
-        assert!(r.private_mount_ns && r.setup_dev && r.devices.len() == 6);
+        assert!(r.private_mount_ns && r.setup_dev && r.devices.len() == 6 && r.bind_root);
         assert!(!r.needs_mount_record());
         assert_eq!(r.mounts.len(), 1);
     }

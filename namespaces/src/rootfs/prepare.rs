@@ -50,13 +50,15 @@ impl Rootfs {
     /// then, unless `/dev` is a bind mount, creates the device nodes, the
     /// `/dev` symlinks and `/dev/ptmx`.
     ///
-    /// Without a mount namespace of its own (see `plan::without_mount_ns`) the
-    /// caller's `/` is left as it is: the rootfs is bound onto itself (as runc
-    /// does) and only that bind is made `MS_SLAVE|MS_REC`, so that what is
-    /// mounted on it propagates nowhere (on a shared `/` the bind would be a peer
-    /// of it, and every mount would be copied beneath, and into the peer
-    /// namespaces); every mount is written to the record as it is made (also
-    /// when a step fails midway).
+    /// Without a mount namespace of its own (see `plan::MountNs`) the caller's `/` is left as
+    /// it is: the rootfs is bound onto itself (as runc does) and only that bind is made
+    /// `MS_SLAVE|MS_REC`, so that what is mounted on it propagates nowhere (on a shared `/`
+    /// the bind would be a peer of it, and every mount would be copied beneath, and into the
+    /// peer namespaces); every mount is written to the record as it is made (also when a step
+    /// fails midway). With nothing to mount (see `plan::mounts_under_root`) there is no bind
+    /// either: the namespace the container shares is left exactly as it was (runtime-spec
+    /// config-linux.md: inherited), the device nodes are made with mknod(2) in the rootfs's
+    /// own /dev, and one that would need a bind mount is an error.
     ///
     /// `cgroup_mounts` are the hierarchies to expose at `cgroup` mounts;
     /// `idmapped` the trees [`Rootfs::detach_idmapped`] made for the
@@ -87,11 +89,13 @@ impl Rootfs {
         } else {
             let record = self.record.as_ref().ok_or(Error::MountRecordMissing)?;
             let mut recorder = Recorder::start(record, &self.root)?;
-            recorder.track(|| {
-                bind_root()?;
-                let slave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
-                sys_mount(None, &self.root, &self.root, "", slave, "")
-            })?;
+            if self.bind_root {
+                recorder.track(|| {
+                    bind_root()?;
+                    let slave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+                    sys_mount(None, &self.root, &self.root, "", slave, "")
+                })?;
+            }
             Some(recorder)
         };
         let mut step = |f: &mut dyn FnMut() -> Result<(), Error>| match &mut record {
@@ -105,7 +109,7 @@ impl Rootfs {
         }
         if self.setup_dev {
             // Device nodes are bind mounts in a user namespace (see `devices`).
-            step(&mut || devices::create_devices(&root, &self.devices))?;
+            step(&mut || devices::create_devices(&root, &self.devices, self.bind_root))?;
             devices::dev_symlinks(&root, self.ptmx_symlink)?;
         }
         Ok(())

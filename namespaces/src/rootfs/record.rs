@@ -11,18 +11,23 @@
 //!
 //! Mounts are found by difference: the ids of /proc/self/mountinfo before the first mount, then
 //! after each step every new id whose mount point lies under the rootfs. mountinfo lists a
-//! namespace's mounts in the order they were made, so the record is in mount order too.
+//! namespace's mounts in the order they were made, so the record is in mount order too. The
+//! mountinfo file is opened once, before the first mount, and read again from its start after
+//! each step: proc_pid_mountinfo(5) writes mount points relative to the root the process had
+//! when the file was *opened* (fs/proc_namespace.c takes it at open), so the masked and
+//! read-only paths made after chroot(2) (see `finish`) are still seen at their full paths,
+//! and no /proc is needed inside the container's root.
 //! Mount points are written as mountinfo writes them (space, tab, newline and backslash as
 //! octal escapes), so one line is one mount whatever the path holds.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::Error;
 
@@ -32,6 +37,11 @@ use crate::Error;
 pub struct MountRecord {
     file: Arc<File>,
     path: PathBuf,
+    /// Descriptors below it are the ones `--preserve-fds` passes into the container.
+    min_fd: i32,
+    /// The child's /proc/self/mountinfo, opened by [`Recorder::start`] (before chroot), read
+    /// again by every step after it and closed by [`MountRecord::close_mountinfo`].
+    mountinfo: Arc<Mutex<Option<File>>>,
 }
 
 impl MountRecord {
@@ -56,7 +66,34 @@ impl MountRecord {
         Ok(MountRecord {
             file: Arc::new(file),
             path: path.to_path_buf(),
+            min_fd,
+            mountinfo: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// The mounts of the namespace, read again from the mountinfo file [`Recorder::start`]
+    /// opened.
+    fn mounts(&self) -> Result<Vec<MountInfo>, Error> {
+        let mut guard = self
+            .mountinfo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let file = guard.as_mut().ok_or(Error::MountRecordNotStarted)?;
+        let mut text = String::new();
+        file.rewind()
+            .and_then(|()| file.read_to_string(&mut text))
+            .map_err(|source| Error::Mountinfo { source })?;
+        Ok(parse_mountinfo(&text))
+    }
+
+    /// Closes the mountinfo file once the last mount is made.
+    pub(crate) fn close_mountinfo(&self) {
+        drop(
+            self.mountinfo
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 
     fn append(&self, text: &str) -> Result<(), Error> {
@@ -92,13 +129,6 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
             })
         })
         .collect()
-}
-
-/// The calling process's mounts (/proc/self/mountinfo).
-pub(crate) fn read_mountinfo() -> Result<Vec<MountInfo>, Error> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|source| Error::Mountinfo { source })?;
-    Ok(parse_mountinfo(&text))
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space...).
@@ -203,10 +233,28 @@ pub(crate) struct Recorder<'a> {
 }
 
 impl<'a> Recorder<'a> {
-    /// Notes the mounts that exist before the container's and writes the header.
+    /// Opens the calling process's mountinfo, notes the mounts that exist before the
+    /// container's and writes the header. Called once, before the first mount and before
+    /// chroot.
     pub(crate) fn start(record: &'a MountRecord, root: &'a Path) -> Result<Self, Error> {
         let ns = own_mount_ns()?;
-        let seen = read_mountinfo()?.into_iter().map(|m| m.id).collect();
+        let opened =
+            File::open("/proc/self/mountinfo").map_err(|source| Error::Mountinfo { source })?;
+        let file = crate::sys::dup_above(opened.as_fd(), record.min_fd)
+            .map(File::from)
+            .map_err(|e| Error::Mountinfo { source: e.into() })?;
+        drop(opened);
+        let mut slot = record
+            .mountinfo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            // A second header would make the record invalid: nothing of it would be unmounted.
+            return Err(Error::MountRecordStarted);
+        }
+        *slot = Some(file);
+        drop(slot);
+        let recorder = Self::resume(record, root)?;
         let unique = ns.unique.map_or("-".to_string(), |u| u.to_string());
         record.append(&format!(
             "ns {} {} {unique}\nroot {}\n",
@@ -214,13 +262,21 @@ impl<'a> Recorder<'a> {
             ns.ino,
             escape(root)
         ))?;
+        Ok(recorder)
+    }
+
+    /// Goes on recording after [`Recorder::start`] (once the root is entered): the mounts that
+    /// exist now, the container's recorded ones and whatever a hook made, are not the next
+    /// step's.
+    pub(crate) fn resume(record: &'a MountRecord, root: &'a Path) -> Result<Self, Error> {
+        let seen = record.mounts()?.into_iter().map(|m| m.id).collect();
         Ok(Recorder { record, root, seen })
     }
 
     /// Appends every mount made since the last call that lies under the rootfs.
     pub(crate) fn update(&mut self) -> Result<(), Error> {
         let mut lines = String::new();
-        for m in read_mountinfo()? {
+        for m in self.record.mounts()? {
             if self.seen.insert(m.id) && under(self.root, &m.mount_point) {
                 lines.push_str(&format!("mount {} {}\n", m.id, escape(&m.mount_point)));
             }
