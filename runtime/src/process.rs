@@ -251,7 +251,7 @@ fn exec_args(p: &ProcessConfig) -> Result<(Vec<CString>, Vec<CString>)> {
 /// A filter loaded without no_new_privs needs CAP_SYS_ADMIN (seccomp(2), EACCES), which the uid
 /// change and capset(2) take away: then the filter goes in between [`Identity::privileged`]
 /// and [`Identity::unprivileged`]. With `noNewPrivileges` (or no filter) both run before it and
-/// the filter is the last thing before the init reports ready. Everything that is a check
+/// the filter comes last (`init::become_process` says where). Everything that is a check
 /// (cwd, `getcwd`, `PATH` lookup) happens before the filter either way: the profile restricts
 /// the user's program, not hako's set-up (crun orders it so too; runc 1.1 loads the filter
 /// before its chdir when `noNewPrivileges` is false).

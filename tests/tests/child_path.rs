@@ -61,6 +61,13 @@ const SETUP_SYSCALLS: &[&str] = &[
 /// denies capset stops the container there, as with runc and crun.
 const IDENTITY_SYSCALLS: &[&str] = &["setresuid", "capset", "prctl"];
 
+/// With `noNewPrivileges` (and no `SCMP_ACT_NOTIFY`) the filter goes in right before the
+/// trampoline's exec, as runc's "as close to execve as possible": what the init did under the
+/// filter before (the `Ready` sendmsg, the madvise of its text, the read of the exec fifo)
+/// comes before it now, and a profile may deny them. From strace: the init's only syscalls
+/// after `seccomp(...)` are execveat (of the trampoline) and the trampoline's execve.
+const LATE_SYSCALLS: &[&str] = &["sendmsg", "sendto", "madvise", "read"];
+
 /// Item 3: a profile restricts the user's program, not hako's set-up. For each syscall the init
 /// used to make under the filter, a profile denying it must still run the container, with
 /// `noNewPrivileges` false (the filter goes in while privileged) and true (it goes in last).
@@ -71,7 +78,8 @@ const IDENTITY_SYSCALLS: &[&str] = &["setresuid", "capset", "prctl"];
 ///   crun fails for setresgid, setresuid, rt_sigprocmask, rt_sigaction, capset and prctl (its
 ///   credentials and signal set-up follow the filter).
 /// - noNewPrivileges true: runc fails for openat and close (it opens the exec fifo after the
-///   filter); crun runs them all.
+///   filter); crun runs them all. The late ones (sendmsg ... read) stopped hako before it
+///   loaded the filter right before exec ("send ready message ... EPERM").
 ///
 /// Both run execveat denied (they exec with execve). hako runs every one but capset without
 /// no_new_privs (checked at the end). Not a `both!`: runc fails several of these.
@@ -81,6 +89,7 @@ fn seccomp_may_deny_what_hako_does_before_exec() -> Result<()> {
         let mut list: Vec<&str> = SETUP_SYSCALLS.to_vec();
         if nnp {
             list.extend_from_slice(IDENTITY_SYSCALLS);
+            list.extend_from_slice(LATE_SYSCALLS);
         } else {
             // setresuid and prctl too: with uid 0 and no ambient capabilities, hako makes them
             // before the filter.
