@@ -274,6 +274,10 @@ pub(crate) fn become_process<'a>(
         identity.unprivileged()?;
     }
     let exec = identity.exec()?;
+    if !identity.filter_first() {
+        // With the final credentials, before any filter.
+        process::check_exec_permission(&exec)?;
+    }
     fds::cloexec_from(high)?;
     fds::keep_on_exec(high)?;
     reset_signals()?;
@@ -290,6 +294,7 @@ pub(crate) fn become_process<'a>(
     }
     if identity.filter_first() {
         identity.unprivileged()?;
+        process::check_exec_permission(&exec)?;
     }
     Ok(ReadyToExec {
         exec,

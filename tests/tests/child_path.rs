@@ -545,3 +545,77 @@ fn exec_preserve_fds_leaks_no_listener() -> Result<()> {
     );
     Ok(())
 }
+
+/// The effective capability set at the runtime's exec of the program governs whether it may
+/// exec an owner-only binary of another uid (CAP_DAC_OVERRIDE; path_resolution(7),
+/// capabilities(7)). hako execs the program through its trampoline, whose own execve
+/// recomputed the sets (for root the effective set becomes the permitted one; for anyone else
+/// the ambient one), so before the fix the program ran although the configured effective set
+/// lacked CAP_DAC_OVERRIDE. runc 1.1.5 (and crun 1.8.1) refuse at `create`: `exec PATH:
+/// permission denied`. Cases: root without and with it in the effective set; a non-root user
+/// with it in the ambient set but not in the effective one (refused, as runc's check uses the
+/// effective set), and in both (runs).
+fn effective_set_governs_exec(rt: Runtime) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    const DAC: &str = "CAP_DAC_OVERRIDE";
+    let all = [
+        "CAP_DAC_OVERRIDE",
+        "CAP_KILL",
+        "CAP_CHOWN",
+        "CAP_SETUID",
+        "CAP_SETGID",
+    ];
+    let without: Vec<&str> = all.iter().copied().filter(|c| *c != DAC).collect();
+    let cases = [
+        (
+            0,
+            json!({"bounding": all, "permitted": all, "effective": without}),
+            false,
+        ),
+        (
+            0,
+            json!({"bounding": all, "permitted": all, "effective": all}),
+            true,
+        ),
+        (
+            1000,
+            json!({"bounding": all, "permitted": [DAC], "inheritable": [DAC], "ambient": [DAC],
+                   "effective": []}),
+            false,
+        ),
+        (
+            1000,
+            json!({"bounding": all, "permitted": [DAC], "inheritable": [DAC], "ambient": [DAC],
+                   "effective": [DAC]}),
+            true,
+        ),
+    ];
+    for (uid, caps, runs) in cases {
+        let mut b = Bundle::new(rt, "effexec", &["/private/busybox", "echo", "ran"])?;
+        let private = b.rootfs().join("private");
+        std::fs::create_dir(&private)?;
+        std::fs::copy("/bin/busybox", private.join("busybox"))?;
+        std::fs::set_permissions(
+            private.join("busybox"),
+            std::fs::Permissions::from_mode(0o700),
+        )?;
+        std::os::unix::fs::chown(private.join("busybox"), Some(1234), Some(1234))?;
+        b.config["process"]["user"] = json!({"uid": uid, "gid": uid});
+        b.config["process"]["capabilities"] = caps.clone();
+        let r = b.run()?;
+        let ran = r.stdout.contains("ran");
+        ensure!(ran == runs, "uid {uid}, {caps}: ran {ran}: {r:?}");
+        if runs {
+            ensure!(r.code == 0, "uid {uid}, {caps}: {r:?}");
+        } else {
+            ensure!(
+                r.code != 0
+                    && r.stderr.contains("exec /private/busybox")
+                    && r.stderr.to_lowercase().contains("permission denied"),
+                "uid {uid}, {caps}: {r:?}"
+            );
+        }
+    }
+    Ok(())
+}
+both!(effective_set_governs_exec);
