@@ -228,6 +228,11 @@ pub(crate) fn resolve_executable(p: &ProcessConfig) -> Result<CString> {
 /// Only EACCES is the kernel's refusal to act on: ENOSYS (before Linux 5.8) or an errno from a
 /// profile that denies faccessat2 (this runs under the filter without `noNewPrivileges`) leave
 /// the decision to the exec itself, as before.
+///
+/// What it cannot do: grant. A non-root process whose effective set holds CAP_DAC_OVERRIDE
+/// but whose ambient set does not passes this check (runc then runs the program), while the
+/// trampoline, which kept only the ambient set across its own exec, is refused by the kernel
+/// (`exec PATH: permission denied` on stderr after `start`).
 pub(crate) fn check_exec_permission(exec: &Exec) -> Result<()> {
     match crate::sys::eaccess_exec(&exec.path) {
         Err(nix::Error::EACCES) => Err(Error::Io {
