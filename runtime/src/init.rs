@@ -102,20 +102,20 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     enter_root(args)?;
     // What could block is behind us; dropped before the seccomp filter, which may deny prctl.
     parent_death::untie()?;
-    let exec = match &args.config.process {
+    let ready = match &args.config.process {
         Some(p) => Some(prepare_exec(args, p)?),
         None => None,
     };
     args.sync.send(&Message::Ready)?;
     crate::fifo::wait_for_start(&args.fifo)?;
     start_container_hooks(args, &state)?;
-    let Some((exec, trampoline)) = exec else {
+    let Some(ready) = ready else {
         return Err(Error::InvalidConfig {
             field: "process",
             reason: "the config has no process to start".into(),
         });
     };
-    Err(trampoline::exec(trampoline.as_ref(), &exec))
+    Err(report_after_start(args, ready.exec()))
 }
 
 /// `Some(x)` is `x`; `None` (the parent died before telling us anything) ends the child
@@ -231,7 +231,7 @@ fn enter_root(args: &InitArgs<'_>) -> Result<()> {
 
 /// The terminal and the exec labels (both need what the filter may deny: the console socket,
 /// /proc writes), then the process itself.
-fn prepare_exec(args: &InitArgs<'_>, p: &ProcessConfig) -> Result<(Exec, Option<Trampoline>)> {
+fn prepare_exec<'a>(args: &InitArgs<'a>, p: &ProcessConfig) -> Result<ReadyToExec<'a>> {
     let cfg = args.config;
     if p.terminal {
         let socket = args.console.as_ref().ok_or(Error::InvalidConfig {
@@ -249,15 +249,23 @@ fn prepare_exec(args: &InitArgs<'_>, p: &ProcessConfig) -> Result<(Exec, Option<
 /// The process's identity around the seccomp filter (see [`process::Identity`]), shared by the
 /// init and `exec`. Everything that may be denied by the profile happens before the filter:
 /// the trampoline, the cwd and its getcwd check, the `PATH` lookup, closing fds
-/// (close-on-exec from `high`, fds 3..`high` kept), the signal mask. After it, only what the
-/// kernel forces there: with `SCMP_ACT_NOTIFY` the listener fd sent to the parent (sendmsg),
-/// and when the filter needs privilege the uid change and capset(2).
-pub(crate) fn become_process(
+/// (close-on-exec from `high`, fds 3..`high` kept), the signal mask.
+///
+/// Where the filter goes (runc's standard_init_linux.go: "as close to execve as possible"):
+/// - with `noNewPrivileges` and no `SCMP_ACT_NOTIFY`: not here; [`ReadyToExec::exec`] loads
+///   it right before the trampoline's exec, after `Ready`, the exec fifo and the
+///   startContainer hooks, so that only the exec itself runs under it;
+/// - with `SCMP_ACT_NOTIFY`: last thing here, since the listener fd must reach the parent
+///   (sendmsg) before `Ready`: `create` alone can reach `listenerPath`;
+/// - without `noNewPrivileges`: between [`process::Identity::privileged`] and
+///   [`process::Identity::unprivileged`], as loading needs CAP_SYS_ADMIN (seccomp(2)), which
+///   the uid change and capset(2) give up.
+pub(crate) fn become_process<'a>(
     p: &ProcessConfig,
-    seccomp: Option<&SeccompProgram>,
+    seccomp: Option<&'a SeccompProgram>,
     high: RawFd,
     sync: &SyncSocket,
-) -> Result<(Exec, Option<Trampoline>)> {
+) -> Result<ReadyToExec<'a>> {
     // While still privileged: under vm.memfd_noexec=2 it needs CAP_SYS_ADMIN (a private tmpfs).
     let trampoline = Trampoline::new()?.map(|t| t.move_above(high)).transpose()?;
     let mut identity = process::Identity::new(p, seccomp);
@@ -272,10 +280,18 @@ pub(crate) fn become_process(
     if let Some(policy) = &p.memory_policy {
         policy.apply()?;
     }
+    if !identity.filter_first() {
+        // With the final credentials, before any filter.
+        process::check_exec_permission(&exec)?;
+    }
     fds::cloexec_from(high)?;
     fds::keep_on_exec(high)?;
     reset_signals()?;
-    if let Some(filter) = seccomp {
+    let (early, late) = match seccomp {
+        Some(f) if identity.filter_first() || f.notifies() => (Some(f), None),
+        other => (None, other),
+    };
+    if let Some(filter) = early {
         if let Some(listener) = filter.load()? {
             sync.send_with_fd(&Message::SeccompNotify, listener.as_fd())?;
             // Closed here: a listener still open in the init would make a notified syscall of
@@ -284,8 +300,48 @@ pub(crate) fn become_process(
     }
     if identity.filter_first() {
         identity.unprivileged()?;
+        process::check_exec_permission(&exec)?;
     }
-    Ok((exec, trampoline))
+    Ok(ReadyToExec {
+        exec,
+        trampoline,
+        late_filter: late,
+    })
+}
+
+/// The process, set up: what is left is the filter when it goes last, and the exec.
+pub(crate) struct ReadyToExec<'a> {
+    exec: Exec,
+    trampoline: Option<Trampoline>,
+    /// The filter to load right before the exec (`noNewPrivileges`, no `SCMP_ACT_NOTIFY`).
+    late_filter: Option<&'a SeccompProgram>,
+}
+
+impl ReadyToExec<'_> {
+    /// Loads the late filter, if any, then execs the trampoline: under that filter the init
+    /// makes only execveat(2) (execve(2) of its `/proc/self/fd` path if that is denied), and
+    /// the trampoline its execve(2) of the program (on failure a write(2) of the reason, and
+    /// exit(2)). Returns only on failure.
+    pub(crate) fn exec(self) -> Error {
+        if let Some(filter) = self.late_filter {
+            // Never a listener here: a profile with SCMP_ACT_NOTIFY is loaded early.
+            if let Err(e) = filter.load() {
+                return e.into();
+            }
+        }
+        trampoline::exec(self.trampoline.as_ref(), &self.exec)
+    }
+}
+
+/// An error after `start` released the init (a startContainer hook, the late filter, the
+/// exec): written to the start-status FIFO `start` waits on when there is one (the sync
+/// socket's parent, `create`, is long gone); otherwise [`run`] prints it on stderr.
+fn report_after_start(args: &InitArgs<'_>, e: Error) -> Error {
+    if let Some(fd) = &args.start_status {
+        let text = RemoteError::chain_of(&e).join("\n");
+        let _ = nix::unistd::write(fd, text.as_bytes());
+    }
+    e
 }
 
 /// startContainer hooks, after `start` released the init; a failure is written to the
@@ -294,14 +350,8 @@ fn start_container_hooks(args: &InitArgs<'_>, state: &str) -> Result<()> {
     let Some(h) = args.config.hooks.start_container() else {
         return Ok(());
     };
-    if let Err(e) = hooks::run_all("startContainer", h, &with_status(state, "created")) {
-        if let Some(fd) = &args.start_status {
-            let text = RemoteError::chain_of(&e).join("\n");
-            let _ = nix::unistd::write(fd, text.as_bytes());
-        }
-        return Err(e);
-    }
-    Ok(())
+    hooks::run_all("startContainer", h, &with_status(state, "created"))
+        .map_err(|e| report_after_start(args, e))
 }
 
 /// Waits for the parent's `Go` and returns the state JSON it carries; `None` if the parent died.

@@ -212,12 +212,44 @@ pub(crate) fn resolve_executable(p: &ProcessConfig) -> Result<CString> {
             .map(|d| Path::new(d).join(name))
             .collect()
     };
+    // By the mode bits, as runc 1.1's exec.LookPath: whether this process may execute it is
+    // [`check_exec_permission`]'s question (access(2) would answer it with the real uid, and
+    // for root with the permitted set, not the effective one execve(2) uses).
+    use std::os::unix::fs::PermissionsExt;
     for c in candidates {
-        if nix::unistd::access(&c, nix::unistd::AccessFlags::X_OK).is_ok() && !c.is_dir() {
+        if std::fs::metadata(&c).is_ok_and(|m| !m.is_dir() && m.permissions().mode() & 0o111 != 0) {
             return CString::new(c.into_os_string().into_encoded_bytes()).map_err(|_| not_found());
         }
     }
     Err(not_found())
+}
+
+/// Whether the process, with its final credentials, may execute `exec.path`, decided as
+/// execve(2) decides: faccessat2(2) with `AT_EACCESS` makes the same inode_permission(MAY_EXEC)
+/// check with the effective uid and the *effective* capability set, and refuses a noexec
+/// mount. Needed because the program is exec'd by the trampoline, whose own execve recomputed
+/// the sets (capabilities(7): for root the effective set becomes the permitted one), so
+/// without it a config whose effective set lacks CAP_DAC_OVERRIDE would still exec an
+/// owner-only program of another uid. runc 1.1 makes this check too (`system.Eaccess`) and
+/// fails `create` with `exec PATH: permission denied`.
+///
+/// Only EACCES is the kernel's refusal to act on: ENOSYS (before Linux 5.8) or an errno from a
+/// profile that denies faccessat2 (this runs under the filter without `noNewPrivileges`) leave
+/// the decision to the exec itself, as before.
+///
+/// What it cannot do: grant. A non-root process whose effective set holds CAP_DAC_OVERRIDE
+/// but whose ambient set does not passes this check (runc then runs the program), while the
+/// trampoline, which kept only the ambient set across its own exec, is refused by the kernel
+/// (`exec PATH: permission denied` on stderr after `start`).
+pub(crate) fn check_exec_permission(exec: &Exec) -> Result<()> {
+    match crate::sys::eaccess_exec(&exec.path) {
+        Err(nix::Error::EACCES) => Err(Error::Io {
+            op: "exec",
+            path: PathBuf::from(exec.path.to_string_lossy().into_owned()),
+            source: nix::Error::EACCES.into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The program to exec, resolved and encoded before any seccomp filter is loaded.
@@ -259,7 +291,7 @@ fn exec_args(p: &ProcessConfig) -> Result<(Vec<CString>, Vec<CString>)> {
 /// A filter loaded without no_new_privs needs CAP_SYS_ADMIN (seccomp(2), EACCES), which the uid
 /// change and capset(2) take away: then the filter goes in between [`Identity::privileged`]
 /// and [`Identity::unprivileged`]. With `noNewPrivileges` (or no filter) both run before it and
-/// the filter is the last thing before the init reports ready. Everything that is a check
+/// the filter comes last (`init::become_process` says where). Everything that is a check
 /// (cwd, `getcwd`, `PATH` lookup) happens before the filter either way: the profile restricts
 /// the user's program, not hako's set-up (crun orders it so too; runc 1.1 loads the filter
 /// before its chdir when `noNewPrivileges` is false).

@@ -107,6 +107,23 @@ pub(crate) fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::R
     check(rc).map(drop)
 }
 
+/// faccessat2(2) of `path` for execute permission with `AT_EACCESS`: the check execve(2)
+/// makes, with the effective uid and the effective capability set (Linux 5.8). The raw
+/// syscall: libc wrappers emulate the flag or drop it when the ids match (musl's faccessat).
+pub(crate) fn eaccess_exec(path: &CStr) -> nix::Result<()> {
+    // SAFETY: `path` is NUL-terminated and outlives the call; the kernel only reads it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    check(rc).map(drop)
+}
+
 /// setrlimit(2) resource type: an enum in glibc's headers, an int in musl's.
 #[cfg(target_env = "gnu")]
 pub(crate) type RlimitResource = libc::__rlimit_resource_t;

@@ -61,6 +61,13 @@ const SETUP_SYSCALLS: &[&str] = &[
 /// denies capset stops the container there, as with runc and crun.
 const IDENTITY_SYSCALLS: &[&str] = &["setresuid", "capset", "prctl"];
 
+/// With `noNewPrivileges` (and no `SCMP_ACT_NOTIFY`) the filter goes in right before the
+/// trampoline's exec, as runc's "as close to execve as possible": what the init did under the
+/// filter before (the `Ready` sendmsg, the madvise of its text, the read of the exec fifo)
+/// comes before it now, and a profile may deny them. From strace: the init's only syscalls
+/// after `seccomp(...)` are execveat (of the trampoline) and the trampoline's execve.
+const LATE_SYSCALLS: &[&str] = &["sendmsg", "sendto", "madvise", "read"];
+
 /// Item 3: a profile restricts the user's program, not hako's set-up. For each syscall the init
 /// used to make under the filter, a profile denying it must still run the container, with
 /// `noNewPrivileges` false (the filter goes in while privileged) and true (it goes in last).
@@ -71,7 +78,8 @@ const IDENTITY_SYSCALLS: &[&str] = &["setresuid", "capset", "prctl"];
 ///   crun fails for setresgid, setresuid, rt_sigprocmask, rt_sigaction, capset and prctl (its
 ///   credentials and signal set-up follow the filter).
 /// - noNewPrivileges true: runc fails for openat and close (it opens the exec fifo after the
-///   filter); crun runs them all.
+///   filter); crun runs them all. The late ones (sendmsg ... read) stopped hako before it
+///   loaded the filter right before exec ("send ready message ... EPERM").
 ///
 /// Both run execveat denied (they exec with execve). hako runs every one but capset without
 /// no_new_privs (checked at the end). Not a `both!`: runc fails several of these.
@@ -81,6 +89,7 @@ fn seccomp_may_deny_what_hako_does_before_exec() -> Result<()> {
         let mut list: Vec<&str> = SETUP_SYSCALLS.to_vec();
         if nnp {
             list.extend_from_slice(IDENTITY_SYSCALLS);
+            list.extend_from_slice(LATE_SYSCALLS);
         } else {
             // setresuid and prctl too: with uid 0 and no ambient capabilities, hako makes them
             // before the filter.
@@ -536,3 +545,77 @@ fn exec_preserve_fds_leaks_no_listener() -> Result<()> {
     );
     Ok(())
 }
+
+/// The effective capability set at the runtime's exec of the program governs whether it may
+/// exec an owner-only binary of another uid (CAP_DAC_OVERRIDE; path_resolution(7),
+/// capabilities(7)). hako execs the program through its trampoline, whose own execve
+/// recomputed the sets (for root the effective set becomes the permitted one; for anyone else
+/// the ambient one), so before the fix the program ran although the configured effective set
+/// lacked CAP_DAC_OVERRIDE. runc 1.1.5 (and crun 1.8.1) refuse at `create`: `exec PATH:
+/// permission denied`. Cases: root without and with it in the effective set; a non-root user
+/// with it in the ambient set but not in the effective one (refused, as runc's check uses the
+/// effective set), and in both (runs).
+fn effective_set_governs_exec(rt: Runtime) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    const DAC: &str = "CAP_DAC_OVERRIDE";
+    let all = [
+        "CAP_DAC_OVERRIDE",
+        "CAP_KILL",
+        "CAP_CHOWN",
+        "CAP_SETUID",
+        "CAP_SETGID",
+    ];
+    let without: Vec<&str> = all.iter().copied().filter(|c| *c != DAC).collect();
+    let cases = [
+        (
+            0,
+            json!({"bounding": all, "permitted": all, "effective": without}),
+            false,
+        ),
+        (
+            0,
+            json!({"bounding": all, "permitted": all, "effective": all}),
+            true,
+        ),
+        (
+            1000,
+            json!({"bounding": all, "permitted": [DAC], "inheritable": [DAC], "ambient": [DAC],
+                   "effective": []}),
+            false,
+        ),
+        (
+            1000,
+            json!({"bounding": all, "permitted": [DAC], "inheritable": [DAC], "ambient": [DAC],
+                   "effective": [DAC]}),
+            true,
+        ),
+    ];
+    for (uid, caps, runs) in cases {
+        let mut b = Bundle::new(rt, "effexec", &["/private/busybox", "echo", "ran"])?;
+        let private = b.rootfs().join("private");
+        std::fs::create_dir(&private)?;
+        std::fs::copy("/bin/busybox", private.join("busybox"))?;
+        std::fs::set_permissions(
+            private.join("busybox"),
+            std::fs::Permissions::from_mode(0o700),
+        )?;
+        std::os::unix::fs::chown(private.join("busybox"), Some(1234), Some(1234))?;
+        b.config["process"]["user"] = json!({"uid": uid, "gid": uid});
+        b.config["process"]["capabilities"] = caps.clone();
+        let r = b.run()?;
+        let ran = r.stdout.contains("ran");
+        ensure!(ran == runs, "uid {uid}, {caps}: ran {ran}: {r:?}");
+        if runs {
+            ensure!(r.code == 0, "uid {uid}, {caps}: {r:?}");
+        } else {
+            ensure!(
+                r.code != 0
+                    && r.stderr.contains("exec /private/busybox")
+                    && r.stderr.to_lowercase().contains("permission denied"),
+                "uid {uid}, {caps}: {r:?}"
+            );
+        }
+    }
+    Ok(())
+}
+both!(effective_set_governs_exec);

@@ -19,18 +19,20 @@
 //! **When to load** (`init::become_process`, for the init and `exec`). The profile restricts
 //! the user's program, not hako's set-up: every check and preparation (cwd and its getcwd
 //! check, `PATH` lookup, trampoline, close-on-exec sweep, signal reset) comes before the filter.
-//! With `noNewPrivileges` the filter is loaded last, after the whole identity; without it,
-//! installing a filter needs CAP_SYS_ADMIN (seccomp(2), EACCES), so it goes in before the
-//! non-zero uid and capset(2) that give it up (runc loads it before all of its
-//! `finalizeNamespace`, crun before its capabilities and signals: hako constrains less of its
-//! own work than either). Either way it is loaded before the init reports ready, so that the
-//! listener fd can travel to the parent, which alone can reach `listenerPath` (the child is
-//! already pivoted into the rootfs): the parent then calls [`send_to_listener`] with the
-//! container's state. Whatever the init does after loading (capset, reporting, waiting on the
-//! exec fifo, startContainer hooks, `execve`) runs under the filter: a profile that denies those
-//! stops the container, as with runc; one that notifies what the init needs before the
-//! listener fd has left it (`SCMP_ACT_NOTIFY` as default action, or on `write`/`sendmsg`) is
-//! refused, as runc does.
+//! With `noNewPrivileges` the filter is loaded right before the trampoline's exec, after the
+//! init reported ready, waited on the exec fifo and ran the startContainer hooks: only the
+//! exec runs under it (runc: "as close to execve as possible"). Without it, installing a
+//! filter needs CAP_SYS_ADMIN (seccomp(2), EACCES), so it goes in before the non-zero uid and
+//! capset(2) that give it up (runc loads it before all of its `finalizeNamespace`, crun before
+//! its capabilities and signals: hako constrains less of its own work than either), and
+//! before the init reports ready. A profile with `SCMP_ACT_NOTIFY` is loaded before ready too,
+//! so that the listener fd can travel to the parent, which alone can reach `listenerPath` (the
+//! child is already pivoted into the rootfs): the parent then calls [`send_to_listener`] with
+//! the container's state. Whatever the init does after an early load (capset, reporting,
+//! waiting on the exec fifo, startContainer hooks, `execve`) runs under the filter: a profile
+//! that denies those stops the container, as with runc; one that notifies what the init needs
+//! before the listener fd has left it (`SCMP_ACT_NOTIFY` as default action, or on
+//! `write`/`sendmsg`) is refused, as runc does.
 
 mod arch;
 mod bpf;
@@ -101,6 +103,12 @@ impl SeccompProgram {
     /// `listenerPath`, when the profile uses `SCMP_ACT_NOTIFY`.
     pub(crate) fn listener_path(&self) -> Option<&Path> {
         self.listener.as_ref().map(|l| l.path.as_path())
+    }
+
+    /// Whether the profile uses `SCMP_ACT_NOTIFY`: its listener fd must reach `create` before
+    /// the init reports ready, which fixes when the filter is loaded (`init::become_process`).
+    pub(crate) fn notifies(&self) -> bool {
+        self.listener.is_some()
     }
 
     /// `listenerMetadata` (empty when absent), for [`send_to_listener`].

@@ -21,7 +21,6 @@ use crate::process::{self, ProcessConfig};
 use crate::spawn::{self, Forked};
 use crate::state::{Status, Store};
 use crate::sync::{self, Message, RemoteError, SyncSocket};
-use crate::trampoline;
 use crate::tty_proxy::TtyProxy;
 use crate::verb::create::{forward_seccomp_listener, write_pid_file};
 use crate::wait::SignalForwarder;
@@ -410,6 +409,6 @@ fn child(
     if !lsm.is_empty() {
         lsm.apply_exec_labels(std::path::Path::new("/proc/thread-self/attr"))?;
     }
-    let (exec, trampoline) = init::become_process(p, seccomp, high, sock)?;
-    Err(trampoline::exec(trampoline.as_ref(), &exec))
+    // Sends nothing after a late filter: end-of-file on the socket (close-on-exec) is success.
+    Err(init::become_process(p, seccomp, high, sock)?.exec())
 }
