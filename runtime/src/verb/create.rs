@@ -86,6 +86,7 @@ impl Drop for Teardown {
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.signal_all(libc::SIGKILL);
+            let _ = cg.stop_unit();
             let _ = cg.destroy();
         }
         if let Some(l) = self.locked.take() {
@@ -223,9 +224,17 @@ fn spawn_init(
     } else {
         None
     };
-    let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
+    let systemd = config.cgroup_path.systemd_unit().is_some();
+    let cgroup = if systemd {
+        // systemd makes the unit's cgroup when it starts the unit with the init (parent_side).
+        hako_cgroups::Cgroup::open(&config.cgroup_path)?
+    } else {
+        hako_cgroups::Cgroup::create(&config.cgroup_path)?
+    };
     let cgroup = guard.cgroup.insert(cgroup);
-    cgroup.apply(&config.resources)?;
+    if !systemd {
+        cgroup.apply(&config.resources)?;
+    }
     let console: Option<OwnedFd> = match (&opts.console_socket, console) {
         (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
         (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
@@ -263,8 +272,10 @@ fn spawn_init(
         CString::new(format!("_ses.{}", opts.id)).ok()
     };
     // On cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP).
-    let (forked, needs_add) =
-        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup))?;
+    let (forked, needs_add) = spawn::clone_for_cgroup(
+        config.namespaces.clone_flags(),
+        Some(&*cgroup).filter(|_| !systemd),
+    )?;
     match forked {
         Forked::Child => {
             drop(parent_sock);
@@ -345,8 +356,12 @@ fn parent_side(
     {
         maps.write(pid.as_raw())?;
     }
-    if let Some(cg) = guard.cgroup.as_ref().filter(|_| needs_add) {
-        cg.add_process(pid.as_raw())?;
+    match guard.cgroup.as_ref() {
+        Some(cg) if cg.systemd_unit().is_some() => {
+            cg.start_unit(pid.as_raw(), &config.resources)?;
+        }
+        Some(cg) if needs_add => cg.add_process(pid.as_raw())?,
+        _ => {}
     }
     let locked = guard.locked()?;
     let mut state_json = locked.hook_state(Status::Creating)?;

@@ -70,6 +70,7 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
         }
     }
     if let Some(cg) = &cgroup {
+        cg.stop_unit()?;
         cg.destroy()?;
     }
     let run_poststop = locked.state.created_done;
