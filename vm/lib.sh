@@ -21,6 +21,8 @@ vm_kernel() {
     pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
     [ -n "$pkg" ] || { vm_say "cannot resolve linux-image-amd64"; return 2; }
     dir=$cache/$pkg
+    command -v depmod >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends kmod >&2
     # The whole module tree (and depmod's index of it): lanes pick what they load.
     if ! ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 || ! ls "$dir"/lib/modules/*/modules.dep >/dev/null 2>&1; then
         vm_say "fetching $pkg"

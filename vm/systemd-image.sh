@@ -1,8 +1,8 @@
 #!/bin/bash
 # Builds the systemd lane's root file system (see README.md), once: Debian
-# bookworm, --variant=minbase plus systemd (PID 1), dbus, busybox-static,
-# runc (the oracle) and jq, made with mmdebstrap from Debian's packages and
-# packed as an ext4 image. The image is keyed by this file's hash, so editing
+# bookworm, --variant=minbase plus systemd (PID 1), dbus, busybox-static, runc
+# (the oracle), jq and procps (`ps` for `hako ps`), made with mmdebstrap from
+# Debian's packages and packed as an ext4 image. The image is keyed by this file's hash, so editing
 # the package list or a hook makes a new one.
 #
 #   vm/systemd-image.sh CACHE     prints the image's path
@@ -33,7 +33,7 @@ trap 'rm -rf "$dir" "$image.tmp"' EXIT
 vm_say "building the rootfs with mmdebstrap (once: $image)"
 # shellcheck disable=SC2016 # the hooks are expanded by mmdebstrap's shell, "$1" is the root
 mmdebstrap --variant=minbase --mode=root \
-    --include=systemd,systemd-sysv,dbus,busybox-static,runc,jq \
+    --include=systemd,systemd-sysv,dbus,busybox-static,runc,jq,procps \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --customize-hook='echo hako-systemd > "$1/etc/hostname"' \
