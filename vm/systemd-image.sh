@@ -47,5 +47,7 @@ mmdebstrap --variant=minbase --mode=root \
     bookworm "$dir" >&2
 mkfs.ext4 -q -F -L hako-systemd -d "$dir" "$image.tmp" 1G >&2
 mv "$image.tmp" "$image"
+# Images of earlier recipes are 1 GiB each (sparse): keep only this one.
+find "$cache" -maxdepth 1 -name 'systemd-rootfs-*.ext4' ! -path "$image" -delete
 vm_say "image built in $(vm_elapsed "$t") s: $(du -sh --apparent-size "$dir" | cut -f1) of files"
 echo "$image"

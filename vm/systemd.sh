@@ -6,15 +6,19 @@
 #
 #   vm/systemd.sh          exit 0 only if the VM printed "HAKO-VM-RESULT rc=0"
 #
-# Environment: CARGO_TARGET_DIR, HAKO_VM_CACHE (default /var/cache/hako-vm; the
-# root file system image is built there once by systemd-image.sh), HAKO_VM_KERNEL,
-# HAKO_VM_TIMEOUT (default 600 s), HAKO_VM_SCRIPT (a bash script run in the VM too).
+# The VM boots once per cgroup layout in HAKO_VM_SYSTEMD_MODES (default "unified
+# hybrid": systemd.unified_cgroup_hierarchy=1, then =0, systemd's v1 controllers with
+# cgroup2 beside them). Environment: CARGO_TARGET_DIR, HAKO_VM_CACHE (default
+# /var/cache/hako-vm; the root file system image is built there once by
+# systemd-image.sh), HAKO_VM_KERNEL, HAKO_VM_TIMEOUT (default 600 s, per boot),
+# HAKO_VM_SCRIPT (a bash script run in the VM too).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cache=${HAKO_VM_CACHE:-/var/cache/hako-vm}
 timeout_s=${HAKO_VM_TIMEOUT:-600}
+modes=${HAKO_VM_SYSTEMD_MODES:-unified hybrid}
 vm_lane=vm/systemd.sh
 . "$repo/vm/lib.sh"
 start=$(date +%s.%N)
@@ -62,28 +66,31 @@ cp "$repo/vm/systemd-checks.sh" "$lane/checks.sh"
 [ -z "${HAKO_VM_SCRIPT:-}" ] || cp "$HAKO_VM_SCRIPT" "$lane/script.sh"
 tar -C "$lane" -cf "$work/lane.tar" .
 
-# 5. Boot. panic=-1 and -no-reboot make a crash end QEMU; the timeout catches the rest.
-t=$(date +%s.%N)
-log=$work/console.log
-set +e
-timeout --foreground "$timeout_s" qemu-system-x86_64 \
-    -accel tcg -machine q35 -cpu max -smp 2 -m 1024 \
-    -display none -monitor none -serial stdio -no-reboot \
-    -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-    -drive "file=$image,if=virtio,format=raw,snapshot=on" \
-    -drive "file=$work/lane.tar,if=virtio,format=raw,readonly=on" \
-    -append "console=ttyS0 root=/dev/vda panic=-1 softlockup_panic=1 loglevel=4 systemd.show_status=0 systemd.unified_cgroup_hierarchy=1" \
-    </dev/null | tee "$log"
-qemu_rc=${PIPESTATUS[0]}
-set -e
-vm_s=$(vm_elapsed "$t")
-
-result=$(grep -a -o 'HAKO-VM-RESULT rc=[0-9]*.*' "$log" | tail -n1 | tr -d '\r' || true)
-grep -a -E '^(FAIL |KNOWN-DIFF |NOW-PASSES )' "$log" | tr -d '\r' | cut -c1-240 |
-    sed 's/^/vm\/systemd.sh:   /' >&2 || true
-vm_say "VM ran ${vm_s} s (qemu exit $qemu_rc), lane $(vm_elapsed "$start") s in total"
-case "$result" in
-    "HAKO-VM-RESULT rc=0 "*) vm_say "PASS: $result"; exit 0 ;;
-    "") vm_say "FAIL: no result line (timeout after ${timeout_s}s or crash; qemu exit $qemu_rc)"; exit 1 ;;
-    *) vm_say "FAIL: $result"; exit 1 ;;
-esac
+# 5. Boot, once per mode. panic=-1 and -no-reboot make a crash end QEMU; the timeout
+# catches the rest.
+boot() { # MODE: prints the VM's result line (empty if none)
+    local unified=1 log=$work/console-$1.log
+    [ "$1" = unified ] || unified=0
+    timeout --foreground "$timeout_s" qemu-system-x86_64 \
+        -accel tcg -machine q35 -cpu max -smp 2 -m 1024 \
+        -display none -monitor none -serial stdio -no-reboot \
+        -kernel "$kernel" -initrd "$work/initramfs.cpio" \
+        -drive "file=$image,if=virtio,format=raw,snapshot=on" \
+        -drive "file=$work/lane.tar,if=virtio,format=raw,readonly=on" \
+        -append "console=ttyS0 root=/dev/vda panic=-1 softlockup_panic=1 loglevel=4 systemd.show_status=0 systemd.unified_cgroup_hierarchy=$unified" \
+        </dev/null 2>&1 | tee "$log" >&2
+    grep -a -E '^(FAIL |KNOWN-DIFF )' "$log" | tr -d '\r' | cut -c1-240 | sed "s/^/vm\/systemd.sh: $1:   /" >&2 || true
+    grep -a -o 'HAKO-VM-RESULT rc=[0-9]*.*' "$log" | tail -n1 | tr -d '\r' || true
+}
+rc=0
+summary=''
+for mode in $modes; do
+    t=$(date +%s.%N)
+    result=$(boot "$mode")
+    vm_say "$mode: VM ran $(vm_elapsed "$t") s: ${result:-no result line (timeout after ${timeout_s}s or crash)}"
+    summary="$summary $mode=$(vm_elapsed "$t")s"
+    case "$result" in "HAKO-VM-RESULT rc=0 "*) ;; *) rc=1 ;; esac
+done
+vm_say "lane $(vm_elapsed "$start") s in total:$summary"
+if [ "$rc" = 0 ]; then vm_say PASS; else vm_say FAIL; fi
+exit "$rc"

@@ -70,8 +70,10 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
         }
     }
     if let Some(cg) = &cgroup {
-        cg.stop_unit()?;
+        // The systemd driver's unit first; the directories go even if stopping it failed (runc).
+        let stopped = cg.stop_unit();
         cg.destroy()?;
+        stopped?;
     }
     let run_poststop = locked.state.created_done;
     let poststop = locked
