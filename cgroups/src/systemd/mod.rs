@@ -1,13 +1,13 @@
 //! The systemd cgroup driver (`--systemd-cgroup`), as runc's (opencontainers/cgroups
 //! systemd/): the container's cgroup is a transient unit systemd owns, made with
 //! `StartTransientUnit` over D-Bus holding the init's pid, `Delegate=yes`, in the slice
-//! of `slice:prefix:name`, with the resources as unit properties ([`properties`]); hako then
+//! of `slice:prefix:name`, with the resources as unit properties (module `properties`); hako then
 //! creates what systemd did not (v1 hierarchies systemd does not manage) and writes every
 //! resource to the files as the cgroupfs driver does, as runc's `Set` does after
 //! `SetUnitProperties`. Once made, the unit's cgroup is an ordinary directory at the path
 //! [`Unit::cgroup`]: freeze, kill, stats and `ps` work on it unchanged.
 //!
-//! D-Bus is spoken by the small blocking client in [`bus`] and [`wire`] (EXTERNAL
+//! D-Bus is spoken by the small blocking client in modules `bus` and `wire` (EXTERNAL
 //! authentication over the system bus socket, a handful of message signatures) rather than
 //! a general D-Bus crate: the driver needs five methods and one signal, and the default
 //! cgroupfs path must not grow (see ARCHITECTURE.md).
