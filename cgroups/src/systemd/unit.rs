@@ -30,15 +30,15 @@ fn invalid(path: &str, reason: &'static str) -> Error {
 }
 
 /// systemd's slice path: `a-b.slice` → `/a.slice/a-b.slice`; `-.slice` (the root slice) → `/`.
-/// Refuses names that are not `*.slice`, contain `/`, or have empty dash-separated parts.
-pub(crate) fn expand_slice(slice: &str) -> Result<String, Error> {
-    let bad = |reason| invalid(slice, reason);
+/// Refuses names that are not `*.slice`, contain `/`, or have empty dash-separated parts
+/// (the reason is returned; the caller names the whole cgroupsPath).
+pub(crate) fn expand_slice(slice: &str) -> Result<String, &'static str> {
     let stem = slice
         .strip_suffix(".slice")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("the slice must be named <name>.slice"))?;
+        .ok_or("the slice must be named <name>.slice")?;
     if slice.contains('/') {
-        return Err(bad("a slice name has no '/'"));
+        return Err("a slice name has no '/'");
     }
     if stem == "-" {
         return Ok("/".into());
@@ -47,7 +47,7 @@ pub(crate) fn expand_slice(slice: &str) -> Result<String, Error> {
     let mut prefix = String::new();
     for part in stem.split('-') {
         if part.is_empty() {
-            return Err(bad("a slice name has no empty parts between dashes"));
+            return Err("a slice name has no empty parts between dashes");
         }
         prefix.push_str(part);
         path.push('/');
@@ -85,9 +85,9 @@ impl Unit {
         if name.contains('/') || prefix.contains('/') {
             return Err(invalid(given, "a unit name has no '/'"));
         }
-        expand_slice(slice)?;
+        expand_slice(slice).map_err(|reason| invalid(given, reason))?;
         let name = if name.ends_with(".slice") {
-            expand_slice(name)?;
+            expand_slice(name).map_err(|reason| invalid(given, reason))?;
             name.to_string()
         } else if prefix.is_empty() {
             format!("{name}.scope")
