@@ -134,7 +134,12 @@ fn unit_properties(cg: &Cgroup, r: &Resources) -> Result<Vec<properties::Propert
     } else {
         String::new()
     };
-    properties::resources(r, unified(cg), &proc_devices)
+    let exists = |p: &str| std::path::Path::new(p).exists();
+    let host = properties::Host {
+        proc_devices: &proc_devices,
+        exists: &exists,
+    };
+    properties::resources(r, unified(cg), &host)
 }
 
 impl Cgroup {

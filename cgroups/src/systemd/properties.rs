@@ -111,8 +111,11 @@ fn device_group(proc_devices: &str, typ: DevType, major: u32) -> Option<String> 
 /// devices cgroup or hako's eBPF program does); deny-by-default is `strict` with each
 /// allowance as `/dev/{char,block}/M:m`, `{char,block}-<driver>` for a whole major (named
 /// in /proc/devices; a major without a driver there is left to the files, as runc skips
-/// it), and `{char,block}-*` for every device of a type.
-fn devices(props: &mut Vec<Property>, r: &Resources, proc_devices: &str) {
+/// it), and `{char,block}-*` for every device of a type. Like runc, a single device the host
+/// does not have (`exists` says no for its `/sys/dev/...` entry, e.g. tun before its module is
+/// loaded) is left out: systemd warns about such a path, and the files (devices cgroup or
+/// hako's eBPF program) carry the rule anyway.
+fn devices(props: &mut Vec<Property>, r: &Resources, host: &Host<'_>) {
     let Some(filter) = &r.devices else { return };
     let entry =
         |path: String, access: String| Value::Struct(vec![Value::Str(path), Value::Str(access)]);
@@ -126,11 +129,14 @@ fn devices(props: &mut Vec<Property>, r: &Resources, proc_devices: &str) {
             };
             let path = match (major, minor) {
                 (None, _) => format!("{kind}-*"),
-                (Some(ma), None) => match device_group(proc_devices, *typ, *ma) {
+                (Some(ma), None) => match device_group(host.proc_devices, *typ, *ma) {
                     Some(name) => format!("{kind}-{name}"),
                     None => continue,
                 },
-                (Some(ma), Some(mi)) => format!("/dev/{kind}/{ma}:{mi}"),
+                (Some(ma), Some(mi)) if (host.exists)(&format!("/sys/dev/{kind}/{ma}:{mi}")) => {
+                    format!("/dev/{kind}/{ma}:{mi}")
+                }
+                (Some(_), Some(_)) => continue,
             };
             allow.push(entry(path, access.to_string()));
         }
@@ -144,14 +150,20 @@ fn devices(props: &mut Vec<Property>, r: &Resources, proc_devices: &str) {
     props.push(("DeviceAllow", Value::Array("(ss)".into(), allow)));
 }
 
+/// What the device properties depend on: /proc/devices' text and whether a path exists.
+pub(crate) struct Host<'a> {
+    pub(crate) proc_devices: &'a str,
+    pub(crate) exists: &'a dyn Fn(&str) -> bool,
+}
+
 /// The properties for `r` on a v2 host (`unified`) or a v1/hybrid one.
 pub(crate) fn resources(
     r: &Resources,
     unified: bool,
-    proc_devices: &str,
+    host: &Host<'_>,
 ) -> Result<Vec<Property>, Error> {
     let mut props = Vec::new();
-    devices(&mut props, r, proc_devices);
+    devices(&mut props, r, host);
     let m = &r.memory;
     if unified {
         if let Some(l) = m.limit {
@@ -257,6 +269,11 @@ mod tests {
 
     const PROC_DEVICES: &str =
         "Character devices:\n  1 mem\n  5 /dev/tty\n136 pts\n\nBlock devices:\n  8 sd\n";
+    /// A host without tun (10:200).
+    const HOST: Host<'static> = Host {
+        proc_devices: PROC_DEVICES,
+        exists: &|p| p != "/sys/dev/char/10:200",
+    };
 
     fn res(json: &str) -> Resources {
         let r: LinuxResources = serde_json::from_str(json).unwrap();
@@ -274,7 +291,7 @@ mod tests {
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
             "pids": {"limit": 50}, "blockIO": {"weight": 500}}"#,
         );
-        let p = resources(&r, true, PROC_DEVICES).unwrap();
+        let p = resources(&r, true, &HOST).unwrap();
         assert_eq!(find(&p, "MemoryMax"), Some(&Value::U64(67_108_864)));
         assert_eq!(find(&p, "MemoryLow"), Some(&Value::U64(1_048_576)));
         assert_eq!(find(&p, "MemorySwapMax"), Some(&Value::U64(67_108_864)));
@@ -305,7 +322,7 @@ mod tests {
             r#"{"memory": {"limit": 67108864}, "cpu": {"shares": 512}, "blockIO": {"weight": 500},
             "pids": {"limit": -1}}"#,
         );
-        let p = resources(&r, false, PROC_DEVICES).unwrap();
+        let p = resources(&r, false, &HOST).unwrap();
         assert_eq!(find(&p, "MemoryLimit"), Some(&Value::U64(67_108_864)));
         assert_eq!(find(&p, "CPUShares"), Some(&Value::U64(512)));
         assert_eq!(find(&p, "BlockIOWeight"), Some(&Value::U64(500)));
@@ -346,7 +363,7 @@ mod tests {
     #[test]
     fn default_devices_are_a_strict_allow_list() {
         let r = res("{}");
-        let p = resources(&r, true, PROC_DEVICES).unwrap();
+        let p = resources(&r, true, &HOST).unwrap();
         assert_eq!(find(&p, "DevicePolicy"), Some(&Value::str("strict")));
         let Some(Value::Array(_, list)) = find(&p, "DeviceAllow") else {
             panic!("no DeviceAllow")
@@ -361,12 +378,14 @@ mod tests {
         ] {
             assert!(shown.iter().any(|s| s == want), "{want} not in {shown:?}");
         }
+        // The host has no tun device: left to the files, as runc does.
+        assert!(!shown.iter().any(|s| s.contains("10:200")), "{shown:?}");
     }
 
     #[test]
     fn allow_all_is_policy_auto() {
         let r = res(r#"{"devices": [{"allow": true, "access": "rwm"}]}"#);
-        let p = resources(&r, true, PROC_DEVICES).unwrap();
+        let p = resources(&r, true, &HOST).unwrap();
         assert_eq!(find(&p, "DevicePolicy"), Some(&Value::str("auto")));
         assert_eq!(
             find(&p, "DeviceAllow"),
