@@ -3,7 +3,15 @@
 //! made. The driver itself is tested with systemd as PID 1 in `vm/systemd.sh`.
 
 use anyhow::{ensure, Result};
-use hako_tests::{both, Bundle, Runtime};
+use hako_tests::{both, Bundle, Run, Runtime};
+
+/// `--systemd-cgroup create` of `b` with `cgroups_path`.
+fn create_systemd(b: &mut Bundle, cgroups_path: &str) -> Result<Run> {
+    b.config["linux"]["cgroupsPath"] = cgroups_path.into();
+    b.write_config()?;
+    let bundle = b.path().to_string_lossy().into_owned();
+    b.rt(&["--systemd-cgroup", "create", "--bundle", &bundle, &b.id])
+}
 
 /// The unit's cgroup in any hierarchy (v1 or cgroup2) of this host.
 fn unit_dirs(rel: &str) -> Vec<std::path::PathBuf> {
@@ -18,10 +26,7 @@ fn unit_dirs(rel: &str) -> Vec<std::path::PathBuf> {
 fn create_without_a_bus_fails_cleanly(rt: Runtime) -> Result<()> {
     let mut b = Bundle::new(rt, "sdnobus", &["true"])?;
     let name = b.id.clone();
-    b.config["linux"]["cgroupsPath"] = format!("system.slice:hakotest:{name}").into();
-    b.write_config()?;
-    let bundle = b.path().to_string_lossy().into_owned();
-    let r = b.rt(&["--systemd-cgroup", "create", "--bundle", &bundle, &b.id])?;
+    let r = create_systemd(&mut b, &format!("system.slice:hakotest:{name}"))?;
     ensure!(r.code != 0, "create without systemd succeeded: {r:?}");
     if rt == Runtime::Hako {
         ensure!(
@@ -44,10 +49,7 @@ fn malformed_systemd_path_is_refused(rt: Runtime) -> Result<()> {
         "a--b.slice:p:n",
     ] {
         let mut b = Bundle::new(rt, "sdbad", &["true"])?;
-        b.config["linux"]["cgroupsPath"] = bad.into();
-        b.write_config()?;
-        let bundle = b.path().to_string_lossy().into_owned();
-        let r = b.rt(&["--systemd-cgroup", "create", "--bundle", &bundle, &b.id])?;
+        let r = create_systemd(&mut b, bad)?;
         ensure!(r.code != 0, "{bad}: create succeeded: {r:?}");
         if rt == Runtime::Hako {
             ensure!(
