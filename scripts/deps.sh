@@ -8,6 +8,8 @@ need=()
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)
 command -v ps >/dev/null 2>&1 || need+=(procps)
+# The systemd driver's D-Bus client is tested against a private bus daemon (no systemd needed).
+command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
 # The cgroup v2 lane boots a Debian kernel under QEMU (vm/run.sh).
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)

@@ -26,10 +26,12 @@ conformance_filter=${HAKO_VM_CONFORMANCE:-all}
 triple=x86_64-unknown-linux-gnu
 start=$(date +%s.%N)
 
-say() { printf 'vm/run.sh: %s\n' "$*" >&2; }
+vm_lane=vm/run.sh
+. "$repo/vm/lib.sh"
+say() { vm_say "$@"; }
 # No PT_INTERP: the kernel can exec it without a libc in the initramfs.
-is_static() { local h; h=$(readelf -lW "$1" 2>/dev/null) && [[ $h != *"program interpreter"* ]]; }
-elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+is_static() { vm_is_static "$1"; }
+elapsed() { vm_elapsed "$1"; }
 
 work=$(mktemp -d /tmp/hako-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -49,24 +51,7 @@ fi
 # cache (nothing is installed into /boot), with its loop module: the
 # conformance suite opens the block device 7:0 (a loop device) from inside
 # a container, and without the driver that open fails with ENXIO.
-kernel=${HAKO_VM_KERNEL:-}
-modules=()
-if [ -z "$kernel" ]; then
-    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-    [ -n "$pkg" ] || { say "cannot resolve linux-image-amd64"; exit 2; }
-    kernel=$(ls "$cache/$pkg"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)
-    loop=$(ls "$cache/$pkg"/lib/modules/*/kernel/drivers/block/loop.ko 2>/dev/null | head -n1 || true)
-    if [ -z "$kernel" ] || [ -z "$loop" ]; then
-        say "fetching $pkg"
-        mkdir -p "$cache/$pkg"
-        (cd "$work" && apt-get download "$pkg" >&2)
-        dpkg-deb --fsys-tarfile "$work"/"$pkg"_*.deb | tar -x -C "$cache/$pkg" --wildcards \
-            './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/block/loop.ko'
-        kernel=$(ls "$cache/$pkg"/boot/vmlinuz-* | head -n1)
-        loop=$(ls "$cache/$pkg"/lib/modules/*/kernel/drivers/block/loop.ko | head -n1)
-    fi
-    modules=("$loop")
-fi
+vm_kernel "$cache" "$work" loop
 say "kernel $kernel"
 
 # 3. Static executables (no PT_INTERP, nothing to load from the initramfs):

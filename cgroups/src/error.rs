@@ -101,11 +101,64 @@ pub enum Error {
         /// What it contained.
         content: String,
     },
-    /// The systemd cgroup driver (`--systemd-cgroup` or "slice:prefix:name") is not implemented.
-    #[error("systemd cgroup driver is not supported (cgroupsPath {cgroups_path:?})")]
-    SystemdUnsupported {
-        /// The cgroupsPath from the spec, if any.
-        cgroups_path: Option<String>,
+    /// A systemd-driver operation on a cgroup the systemd driver did not make.
+    #[error(
+        "the cgroup has no systemd unit (the container was not created with --systemd-cgroup)"
+    )]
+    NotSystemd,
+    /// Connecting to the D-Bus system bus failed.
+    #[error("connect to the D-Bus system bus at {path}")]
+    DbusConnect {
+        /// The bus socket.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading from or writing to the bus failed (or timed out).
+    #[error("D-Bus: {what}")]
+    Dbus {
+        /// The step that failed.
+        what: &'static str,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bus answered something hako does not understand.
+    #[error("D-Bus: {what}: unexpected {detail}")]
+    DbusProtocol {
+        /// The step that failed.
+        what: &'static str,
+        /// What came instead.
+        detail: String,
+    },
+    /// A method call came back as a D-Bus error.
+    #[error("D-Bus {method}: {name}: {message}")]
+    DbusCall {
+        /// The method called.
+        method: String,
+        /// The error's name, e.g. `org.freedesktop.systemd1.NoSuchUnit`.
+        name: String,
+        /// The error's message from systemd.
+        message: String,
+    },
+    /// systemd did not finish a job in time.
+    #[error("timed out after {seconds} s waiting for {what}")]
+    DbusTimeout {
+        /// What was waited for.
+        what: &'static str,
+        /// The bound.
+        seconds: u64,
+    },
+    /// systemd's job for the unit ended otherwise than `done`.
+    #[error("systemd could not {verb} unit {unit}: job result {result:?}")]
+    SystemdJob {
+        /// The unit.
+        unit: String,
+        /// "start" or "stop".
+        verb: &'static str,
+        /// The job's result: "failed", "timeout", "dependency", ...
+        result: String,
     },
     /// linux.cgroupsPath escapes its root with `..` or is otherwise unusable.
     #[error("invalid linux.cgroupsPath {path:?}: {reason}")]

@@ -12,8 +12,9 @@
 //! directories: absolute → the same path under every hierarchy's mount
 //! point; relative → below hako's own cgroup in each hierarchy (from
 //! /proc/self/cgroup, frozen at resolve time so it can be stored in the
-//! container state); empty → the container id, relative. `..` escapes and
-//! the systemd driver are errors. [`Cgroup::create`] makes the directory in
+//! container state); empty → the container id, relative. `..` escapes are
+//! errors. With the systemd driver, `slice:prefix:name` names a transient unit
+//! (module [`systemd`]) whose cgroup path is absolute. [`Cgroup::create`] makes the directory in
 //! every v1 hierarchy with a controller plus `name=systemd`, and in the
 //! cgroup2 tree (hybrid and unified); [`Cgroup::destroy`] removes only that
 //! leaf (and child cgroups the container made), never the parents.
@@ -54,7 +55,6 @@
 //! [`Cgroup::apply_device_filter`] attaches the eBPF filter explicitly.
 //!
 //! # Not supported yet
-//! - the systemd driver: [`Error::SystemdUnsupported`];
 //! - on v2: realtime cpu, leaf weights, disableOOMKiller, swappiness, kernel
 //!   and kernelTCP memory limits (no v2 file): [`Error::Unsupported`]; `unified` on v1: [`Error::Unsupported`];
 //! - hugetlb statistics, PSI, cpuset statistics.
@@ -79,6 +79,7 @@ mod proc_cgroup;
 mod procs;
 mod resources;
 mod stats;
+pub mod systemd;
 
 pub use cgroup::{Cgroup, Hierarchy};
 pub use convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};

@@ -24,6 +24,9 @@ pub struct CgroupPath {
     /// For a relative `inner`: hako's own cgroup per hierarchy key, as it was at resolve time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     parents: BTreeMap<String, PathBuf>,
+    /// The systemd driver's unit, whose cgroup `inner` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    systemd: Option<crate::systemd::Unit>,
 }
 
 /// Lexically clean `path` (drop `.`, resolve `..`), rejecting escapes above its root.
@@ -63,7 +66,9 @@ impl CgroupPath {
     /// Absolute → used as-is under each hierarchy root; relative → joined to
     /// hako's own cgroup (per hierarchy, from /proc/self/cgroup, as runc's fs
     /// driver does); None/empty → relative path = container id.
-    /// `systemd == true` or the "slice:prefix:name" form → [`Error::SystemdUnsupported`].
+    /// `systemd == true` → the systemd driver's `slice:prefix:name` (empty: `system.slice`,
+    /// prefix `hako`, the id), whose unit's cgroup is an absolute path; that form without
+    /// `systemd` → [`Error::InvalidCgroupsPath`] (runc would make a directory named so).
     /// `..` escapes (after cleaning) → [`Error::InvalidCgroupsPath`].
     pub fn resolve(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Self, Error> {
         let needs_self = !systemd && !cgroups_path.is_some_and(Path::is_absolute);
@@ -89,9 +94,18 @@ impl CgroupPath {
         let given = cgroups_path.filter(|p| !p.as_os_str().is_empty());
         let looks_systemd =
             given.is_some_and(|p| !p.is_absolute() && p.to_string_lossy().split(':').count() == 3);
-        if systemd || looks_systemd {
-            return Err(Error::SystemdUnsupported {
-                cgroups_path: given.map(|p| p.to_string_lossy().into_owned()),
+        if systemd {
+            let unit = crate::systemd::Unit::parse(given.and_then(Path::to_str), id)?;
+            return Ok(Self {
+                inner: PathBuf::from(unit.cgroup()),
+                parents: BTreeMap::new(),
+                systemd: Some(unit),
+            });
+        }
+        if looks_systemd {
+            return Err(Error::InvalidCgroupsPath {
+                path: given.map(Path::to_path_buf).unwrap_or_default(),
+                reason: "\"slice:prefix:name\" is the systemd driver's form: pass --systemd-cgroup",
             });
         }
         let inner = clean(given.unwrap_or_else(|| Path::new(id)))?;
@@ -103,7 +117,11 @@ impl CgroupPath {
                 .map(|Membership { key, path }| (key, path))
                 .collect()
         };
-        Ok(Self { inner, parents })
+        Ok(Self {
+            inner,
+            parents,
+            systemd: None,
+        })
     }
 
     /// A cgroup at an absolute path inside every hierarchy (no lookup of hako's own cgroup).
@@ -117,7 +135,13 @@ impl CgroupPath {
         Ok(Self {
             inner: clean(path)?,
             parents: BTreeMap::new(),
+            systemd: None,
         })
+    }
+
+    /// The systemd driver's unit, when the path is one.
+    pub fn systemd_unit(&self) -> Option<&crate::systemd::Unit> {
+        self.systemd.as_ref()
     }
 
     /// The cleaned cgroupsPath (absolute, or relative to hako's own cgroup).
@@ -233,14 +257,22 @@ mod tests {
     }
 
     #[test]
-    fn systemd_is_unsupported() {
+    fn systemd_paths_name_a_unit() {
+        let p = CgroupPath::resolve_with(None, "id", true, SELF).unwrap();
+        assert_eq!(p.as_path(), Path::new("/system.slice/hako-id.scope"));
+        assert_eq!(p.systemd_unit().unwrap().name, "hako-id.scope");
+        let p =
+            CgroupPath::resolve_with(Some(Path::new("a-b.slice:x:y")), "id", true, SELF).unwrap();
+        assert_eq!(p.as_path(), Path::new("/a.slice/a-b.slice/x-y.scope"));
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<CgroupPath>(&json).unwrap(), p);
         assert!(matches!(
-            CgroupPath::resolve_with(None, "id", true, SELF),
-            Err(Error::SystemdUnsupported { .. })
+            CgroupPath::resolve_with(Some(Path::new("/abs")), "id", true, SELF),
+            Err(Error::InvalidCgroupsPath { .. })
         ));
         assert!(matches!(
             resolve(Some("system.slice:docker:abc"), "id"),
-            Err(Error::SystemdUnsupported { .. })
+            Err(Error::InvalidCgroupsPath { .. })
         ));
     }
 

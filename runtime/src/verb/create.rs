@@ -102,6 +102,7 @@ impl Drop for Teardown {
             let _ = hako_namespaces::unmount_recorded(&record);
         }
         if let Some(cg) = self.cgroup.take() {
+            let _ = cg.stop_unit();
             let _ = cg.destroy();
         }
         if let Some(r) = self.resctrl.take() {
@@ -269,9 +270,17 @@ fn spawn_init(
     } else {
         None
     };
-    let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
+    let systemd = config.cgroup_path.systemd_unit().is_some();
+    let cgroup = if systemd {
+        // systemd makes the unit's cgroup when it starts the unit with the init (parent_side).
+        hako_cgroups::Cgroup::open(&config.cgroup_path)?
+    } else {
+        hako_cgroups::Cgroup::create(&config.cgroup_path)?
+    };
     let cgroup = guard.cgroup.insert(cgroup);
-    cgroup.apply(&config.resources)?;
+    if !systemd {
+        cgroup.apply(&config.resources)?;
+    }
     guard.steps.step(format_args!(
         "made the cgroup {} and applied its resources",
         config.cgroup_path.as_path().display()
@@ -318,7 +327,7 @@ fn spawn_init(
         .as_ref()
         .and_then(|p| p.cpu_affinity.as_ref());
     let (forked, needs_add) = crate::placement::with_initial_affinity(affinity, || {
-        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup))
+        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup).filter(|_| !systemd))
     })?;
     match forked {
         Forked::Child => {
@@ -416,8 +425,12 @@ fn parent_side(
     {
         maps.write(pid.as_raw())?;
     }
-    if let Some(cg) = guard.cgroup.as_ref().filter(|_| needs_add) {
-        cg.add_process(pid.as_raw())?;
+    match guard.cgroup.as_ref() {
+        Some(cg) if cg.systemd_unit().is_some() => {
+            cg.start_unit(pid.as_raw(), &config.resources)?;
+        }
+        Some(cg) if needs_add => cg.add_process(pid.as_raw())?,
+        _ => {}
     }
     if let Some(rdt) = &config.intel_rdt {
         let dirs = guard.resctrl.insert(rdt.apply(pid.as_raw())?);

@@ -64,7 +64,10 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
         }
     }
     if let Some(cg) = &cgroup {
+        // The systemd driver's unit first; the directories go even if stopping it failed (runc).
+        let stopped = cg.stop_unit();
         cg.destroy()?;
+        stopped?;
     }
     // A container without a mount namespace of its own made its mounts in the caller's.
     hako_namespaces::unmount_recorded(&locked.mounts_path())?;

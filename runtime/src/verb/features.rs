@@ -120,7 +120,7 @@ pub fn features() -> Value {
             "cgroup": {
                 "v1": true,
                 "v2": true,
-                "systemd": false,
+                "systemd": true,
                 "systemdUser": false,
                 // Applied by the cgroups crate where the host has the controller.
                 "rdma": host_has_rdma_controller()

@@ -161,7 +161,10 @@ pub fn update(
         reason: e.to_string(),
     })?;
     let resources = hako_cgroups::Resources::for_update(&res)?;
-    store.load(id)?.live_cgroup()?.apply(&resources)?;
+    let cgroup = store.load(id)?.live_cgroup()?;
+    // The systemd driver's unit first, then the files (as runc's Set).
+    cgroup.set_unit_properties(&resources)?;
+    cgroup.apply(&resources)?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub struct Cli {
     /// Path to the criu binary (checkpoint/restore is not supported; accepted for compatibility).
     #[arg(long, hide = true)]
     pub criu: Option<String>,
-    /// Enable systemd cgroup support (refused until a systemd driver exists).
+    /// Use the systemd cgroup driver: cgroupsPath is "slice:prefix:name", a transient unit.
     #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
     /// Ignore cgroup permission errors ('true', 'false', or 'auto').
