@@ -100,11 +100,15 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         hooks::run_all("createContainer", h, &state)?;
     }
     enter_root(args)?;
-    // What could block is behind us; dropped before the seccomp filter, which may deny prctl.
-    parent_death::untie()?;
+    // Still tied to `create`: prepare_exec may block (a hung volume as cwd, a console socket,
+    // the image's /etc/passwd); become_process unties right before the filter or `Ready`.
     let ready = match &args.config.process {
         Some(p) => Some(prepare_exec(args, p)?),
-        None => None,
+        None => {
+            // No process, no become_process to untie: a created init outlives `create`.
+            parent_death::untie()?;
+            None
+        }
     };
     args.sync.send(&Message::Ready)?;
     crate::fifo::wait_for_start(&args.fifo)?;
@@ -273,6 +277,9 @@ pub(crate) fn become_process<'a>(
     if !identity.filter_first() {
         identity.unprivileged()?;
     }
+    // The new credentials cleared the parent-death request (commit_creds): the cwd, the
+    // `PATH` lookup and /etc/passwd ahead may still block on a hung volume or a FIFO.
+    parent_death::tie(sync)?;
     let exec = identity.exec()?;
     // After the cgroup join (which resets the affinity to a cpuset's CPUs), before the filter
     // that may deny these calls.
@@ -287,6 +294,10 @@ pub(crate) fn become_process<'a>(
     fds::cloexec_from(high)?;
     fds::keep_on_exec(high)?;
     reset_signals()?;
+    // As late as it can be: before any filter (which may deny prctl) and, for the init, before
+    // `Ready` (a created init outlives `create`); for `exec`, before the exec (a detached
+    // process outlives `hako exec -d`). What follows cannot block but a pending chdir.
+    parent_death::untie()?;
     let (early, late) = match seccomp {
         Some(f) if identity.filter_first() || f.notifies() => (Some(f), None),
         other => (None, other),

@@ -619,3 +619,80 @@ fn effective_set_governs_exec(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(effective_set_governs_exec);
+
+/// Makes the rootfs's `/etc/passwd` a FIFO: a process without `HOME` in its environment blocks
+/// reading it (hako looks `HOME` up there, as runc does) until a writer comes. Returns a
+/// receiver that yields the writer's end once the child has opened the FIFO (it is then blocked
+/// in read(2) for as long as the writer stays open and silent).
+fn passwd_fifo(b: &Bundle) -> Result<std::sync::mpsc::Receiver<std::io::Result<std::fs::File>>> {
+    let passwd = b.rootfs().join("etc/passwd");
+    let _ = std::fs::remove_file(&passwd);
+    nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Blocks until the child opens it for reading.
+        let _ = tx.send(std::fs::OpenOptions::new().write(true).open(&passwd));
+    });
+    Ok(rx)
+}
+
+/// The children of `pid` (its main thread's).
+fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Kills `verb` (`create` or `exec`) while its child is blocked in set-up after entering the
+/// root (reading the image's /etc/passwd, a FIFO), and checks that the child dies with it:
+/// before the fix the parent-death request was dropped before the cwd, the `PATH` lookup and
+/// `HOME` (create), or never made (exec), and the child stayed blocked with nobody to reap it.
+fn killed_while_child_blocks(b: &Bundle, verb_args: &[&str]) -> Result<()> {
+    let writer = passwd_fifo(b)?;
+    let mut cmd = b.cmd();
+    cmd.args(verb_args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut parent = cmd.spawn()?;
+    let opened = writer.recv_timeout(Duration::from_secs(20));
+    let children = children_of(parent.id());
+    let _ = parent.kill();
+    parent.wait()?;
+    let _writer = match opened {
+        Ok(w) => w?,
+        Err(_) => {
+            // Unblock our own opener thread before failing.
+            let _ = std::fs::File::open(b.rootfs().join("etc/passwd"));
+            anyhow::bail!("the child never opened /etc/passwd");
+        }
+    };
+    ensure!(!children.is_empty(), "no child of {verb_args:?} found");
+    let mut left = Vec::new();
+    for pid in children {
+        if hako_tests::wait_pid_exit(pid, Duration::from_secs(5)).is_err() {
+            left.push(pid);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    ensure!(
+        left.is_empty(),
+        "{verb_args:?} killed: children {left:?} left behind"
+    );
+    Ok(())
+}
+
+#[test]
+fn create_killed_while_init_blocks_in_prepare_exec_leaves_no_init() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "pdeathc", &["true"])?;
+    b.write_config()?;
+    let bundle = b.path().to_string_lossy().into_owned();
+    let r = killed_while_child_blocks(&b, &["create", "--bundle", &bundle, &b.id]);
+    let _ = b.rt(&["delete", "--force", &b.id]);
+    r
+}
