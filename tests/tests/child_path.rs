@@ -696,3 +696,25 @@ fn create_killed_while_init_blocks_in_prepare_exec_leaves_no_init() -> Result<()
     let _ = b.rt(&["delete", "--force", &b.id]);
     r
 }
+
+#[test]
+fn exec_killed_while_child_blocks_leaves_no_process() -> Result<()> {
+    let mut b = Bundle::new(Runtime::Hako, "pdeathe", &["sleep", "100"])?;
+    b.config["process"]["env"]
+        .as_array_mut()
+        .context("env")?
+        .push(json!("HOME=/root"));
+    let bundle = b.path().to_string_lossy().into_owned();
+    b.write_config()?;
+    b.rt(&["run", "--detach", "--bundle", &bundle, &b.id])?
+        .ok()?;
+    let mut process = b.config["process"].clone();
+    process["env"] = json!(["PATH=/bin"]);
+    process["args"] = json!(["true"]);
+    let file = b.path().join("process.json");
+    std::fs::write(&file, serde_json::to_vec(&process)?)?;
+    let file = file.to_string_lossy().into_owned();
+    let r = killed_while_child_blocks(&b, &["exec", "--process", &file, &b.id]);
+    let _ = b.rt(&["delete", "--force", &b.id]);
+    r
+}
