@@ -271,7 +271,10 @@ pub(crate) fn become_process<'a>(
     sync: &SyncSocket,
 ) -> Result<ReadyToExec<'a>> {
     // While still privileged: under vm.memfd_noexec=2 it needs CAP_SYS_ADMIN (a private tmpfs).
-    let trampoline = Trampoline::new()?.map(|t| t.move_above(high)).transpose()?;
+    let trampoline = Trampoline::new()?
+        .map(|t| t.move_above(high))
+        .transpose()?
+        .map(|t| t.under(seccomp));
     let mut identity = process::Identity::new(p, seccomp);
     identity.privileged()?;
     if !identity.filter_first() {
@@ -330,7 +333,8 @@ pub(crate) struct ReadyToExec<'a> {
 
 impl ReadyToExec<'_> {
     /// Loads the late filter, if any, then execs the trampoline: under that filter the init
-    /// makes only execveat(2) (execve(2) of its `/proc/self/fd` path if that is denied), and
+    /// makes only execveat(2) when the filter plainly allows it, else (or if it fails)
+    /// execve(2) of its `/proc/self/fd` path ([`Trampoline::under`]), and
     /// the trampoline its execve(2) of the program (on failure a write(2) of the reason, and
     /// exit(2)). Returns only on failure.
     pub(crate) fn exec(self) -> Error {

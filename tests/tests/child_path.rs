@@ -718,3 +718,31 @@ fn exec_killed_while_child_blocks_leaves_no_process() -> Result<()> {
     let _ = b.rt(&["delete", "--force", &b.id]);
     r
 }
+
+/// A profile that kills on execveat(2), which runc and crun never make (they exec with
+/// execve(2)): the container must run. hako used to try execveat of its trampoline first and
+/// was killed by it; it now asks the compiled filter first and execs the trampoline by its
+/// /proc/self/fd path when execveat is not plainly allowed. With and without
+/// `noNewPrivileges` (the filter is loaded late, or before the uid change).
+fn execveat_killed_by_the_profile(rt: Runtime) -> Result<()> {
+    for (nnp, action) in [
+        (true, "SCMP_ACT_KILL"),
+        (false, "SCMP_ACT_KILL_PROCESS"),
+        (true, "SCMP_ACT_TRAP"),
+    ] {
+        let mut b = Bundle::new(rt, "killexecveat", &["sh", "-c", "echo ran"])?;
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["execveat"], "action": action}]
+        });
+        let bundle = b.path().to_string_lossy().into_owned();
+        let r = bounded(&b, &["run", "--bundle", &bundle, &b.id], 30)?;
+        ensure!(
+            r.code == 0 && r.stdout.trim() == "ran",
+            "{action}, noNewPrivileges {nnp}: {r:?}"
+        );
+    }
+    Ok(())
+}
+both!(execveat_killed_by_the_profile);
