@@ -275,7 +275,7 @@ pub(crate) fn become_process<'a>(
         .map(|t| t.move_above(high))
         .transpose()?
         .map(|t| t.under(seccomp));
-    let mut identity = process::Identity::new(p, seccomp);
+    let mut identity = process::Identity::new(p, seccomp, sync);
     identity.privileged()?;
     if !identity.filter_first() {
         identity.unprivileged()?;

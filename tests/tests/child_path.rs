@@ -746,3 +746,68 @@ fn execveat_killed_by_the_profile(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(execveat_killed_by_the_profile);
+
+/// A user with a profile and without `noNewPrivileges` (the filter is loaded before the uid
+/// change). `PATH` starts with a directory only root may search, holding a program of the
+/// same name as the one in /bin: execvp(3) as the user, and runc 1.1.5 (LookPath after its user
+/// change), pass it over and run /bin's. hako used to search `PATH` as root here, chose the
+/// unreachable one and failed `create` with "permission denied".
+fn path_searched_as_the_user(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "pathuser", &["sh", "-c", "echo right"])?;
+    let hidden = b.rootfs().join("rootonly");
+    std::fs::create_dir(&hidden)?;
+    executable(&b, "rootonly/sh", "#!/bin/busybox sh\necho wrong\n")?;
+    std::fs::set_permissions(&hidden, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    b.config["process"]["env"] = json!(["PATH=/rootonly:/bin", "HOME=/"]);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    // No CAP_DAC_*: with them the user could search the directory.
+    b.config["process"]["capabilities"] = json!({"bounding": ["CAP_KILL"]});
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+    let bundle = b.path().to_string_lossy().into_owned();
+    let r = bounded(&b, &["run", "--bundle", &bundle, &b.id], 30)?;
+    ensure!(r.code == 0 && r.stdout.trim() == "right", "{r:?}");
+    Ok(())
+}
+both!(path_searched_as_the_user);
+
+/// A working directory only the user may enter: in a user namespace, a directory of the user
+/// whose group is not mapped is closed to the namespace's root (CAP_DAC_OVERRIDE applies only
+/// to inodes whose owner and group are mapped, capabilities(7)). runc 1.1.5 retries the chdir
+/// after its user change; hako retries it with the user's fsuid, before any filter.
+fn userns_cwd_only_the_user_may_enter(rt: Runtime, profile: serde_json::Value) -> Result<Run> {
+    let mut b = Bundle::new(rt, "cwduser", &["pwd"])?;
+    let home = b.rootfs().join("home/u");
+    std::fs::create_dir_all(&home)?;
+    std::os::unix::fs::chown(&home, Some(301000), Some(4242))?;
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    b.config["linux"]["namespaces"] = json!([{"type": "user"}, {"type": "pid"},
+        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    let maps = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = maps.clone();
+    b.config["linux"]["gidMappings"] = maps;
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 0});
+    b.config["process"]["cwd"] = json!("/home/u");
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["linux"]["seccomp"] = profile;
+    let bundle = b.path().to_string_lossy().into_owned();
+    bounded(&b, &["run", "--bundle", &bundle, &b.id], 30)
+}
+
+fn cwd_only_the_user_may_enter(rt: Runtime) -> Result<()> {
+    let r = userns_cwd_only_the_user_may_enter(rt, json!({"defaultAction": "SCMP_ACT_ALLOW"}))?;
+    ensure!(r.code == 0 && r.stdout.trim() == "/home/u", "{r:?}");
+    Ok(())
+}
+both!(cwd_only_the_user_may_enter);
+
+/// The same directory under a profile that denies chdir(2), which hako's set-up may use (the
+/// profile restricts the user's program): hako used to enter such a directory after loading
+/// the filter and failed with EPERM. runc 1.1.5 fails too (both its chdirs follow the filter
+/// without `noNewPrivileges`); crun enters it before.
+#[test]
+fn cwd_only_the_user_may_enter_under_a_profile_denying_chdir() -> Result<()> {
+    let r = userns_cwd_only_the_user_may_enter(Runtime::Hako, denying(&["chdir"]))?;
+    ensure!(r.code == 0 && r.stdout.trim() == "/home/u", "{r:?}");
+    Ok(())
+}
