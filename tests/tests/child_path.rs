@@ -714,9 +714,33 @@ fn exec_killed_while_child_blocks_leaves_no_process() -> Result<()> {
     let file = b.path().join("process.json");
     std::fs::write(&file, serde_json::to_vec(&process)?)?;
     let file = file.to_string_lossy().into_owned();
-    let r = killed_while_child_blocks(&b, &["exec", "--process", &file, &b.id]);
+    let r = killed_while_child_blocks(&b, &["exec", "--process", &file, &b.id])
+        .and_then(|()| detached_exec_outlives_hako_exec(&b));
     let _ = b.rt(&["delete", "--force", &b.id]);
     r
+}
+
+/// The other half: the request is dropped before the exec, so a process of `exec --detach`
+/// outlives the `hako exec` that exits once it runs.
+fn detached_exec_outlives_hako_exec(b: &Bundle) -> Result<()> {
+    let pid_file = b.path().join("exec.pid");
+    let pid_path = pid_file.to_string_lossy().into_owned();
+    let r = b.rt(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        &pid_path,
+        &b.id,
+        "sleep",
+        "100",
+    ])?;
+    ensure!(r.code == 0, "{r:?}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    ensure!(
+        hako_tests::wait_pid_exit(pid, Duration::from_millis(200)).is_err(),
+        "the detached process {pid} died with hako exec"
+    );
+    Ok(())
 }
 
 /// A profile that kills on execveat(2), which runc and crun never make (they exec with
