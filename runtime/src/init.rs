@@ -100,11 +100,15 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
         hooks::run_all("createContainer", h, &state)?;
     }
     enter_root(args)?;
-    // What could block is behind us; dropped before the seccomp filter, which may deny prctl.
-    parent_death::untie()?;
+    // Still tied to `create`: prepare_exec may block (a hung volume as cwd, a console socket,
+    // the image's /etc/passwd); become_process unties right before the filter or `Ready`.
     let ready = match &args.config.process {
         Some(p) => Some(prepare_exec(args, p)?),
-        None => None,
+        None => {
+            // No process, no become_process to untie: a created init outlives `create`.
+            parent_death::untie()?;
+            None
+        }
     };
     args.sync.send(&Message::Ready)?;
     crate::fifo::wait_for_start(&args.fifo)?;
@@ -267,12 +271,18 @@ pub(crate) fn become_process<'a>(
     sync: &SyncSocket,
 ) -> Result<ReadyToExec<'a>> {
     // While still privileged: under vm.memfd_noexec=2 it needs CAP_SYS_ADMIN (a private tmpfs).
-    let trampoline = Trampoline::new()?.map(|t| t.move_above(high)).transpose()?;
-    let mut identity = process::Identity::new(p, seccomp);
+    let trampoline = Trampoline::new()?
+        .map(|t| t.move_above(high))
+        .transpose()?
+        .map(|t| t.under(seccomp));
+    let mut identity = process::Identity::new(p, seccomp, sync);
     identity.privileged()?;
     if !identity.filter_first() {
         identity.unprivileged()?;
     }
+    // The new credentials cleared the parent-death request (commit_creds): the cwd, the
+    // `PATH` lookup and /etc/passwd ahead may still block on a hung volume or a FIFO.
+    parent_death::tie(sync)?;
     let exec = identity.exec()?;
     // After the cgroup join (which resets the affinity to a cpuset's CPUs), before the filter
     // that may deny these calls.
@@ -287,6 +297,10 @@ pub(crate) fn become_process<'a>(
     fds::cloexec_from(high)?;
     fds::keep_on_exec(high)?;
     reset_signals()?;
+    // As late as it can be: before any filter (which may deny prctl) and, for the init, before
+    // `Ready` (a created init outlives `create`); for `exec`, before the exec (a detached
+    // process outlives `hako exec -d`). What follows cannot block but a pending chdir.
+    parent_death::untie()?;
     let (early, late) = match seccomp {
         Some(f) if identity.filter_first() || f.notifies() => (Some(f), None),
         other => (None, other),
@@ -319,7 +333,8 @@ pub(crate) struct ReadyToExec<'a> {
 
 impl ReadyToExec<'_> {
     /// Loads the late filter, if any, then execs the trampoline: under that filter the init
-    /// makes only execveat(2) (execve(2) of its `/proc/self/fd` path if that is denied), and
+    /// makes only execveat(2) when the filter plainly allows it, else (or if it fails)
+    /// execve(2) of its `/proc/self/fd` path ([`Trampoline::under`]), and
     /// the trampoline its execve(2) of the program (on failure a write(2) of the reason, and
     /// exit(2)). Returns only on failure.
     pub(crate) fn exec(self) -> Error {

@@ -4,9 +4,11 @@
 //! (a createContainer hook without a timeout, a mount of a hung filesystem) it would outlive a
 //! killed `create` for as long as that takes, out of reach of the engine, which sees no state to
 //! act on. So from the clone until `Ready` the child asks the kernel for SIGKILL when its parent
-//! dies (prctl(2) `PR_SET_PDEATHSIG`), and drops the request once nothing ahead of `Ready` can
-//! block (after entering the root, before the seccomp filter, which may deny prctl): a created
-//! init must outlive the `create` that exits once it is created.
+//! dies (prctl(2) `PR_SET_PDEATHSIG`), and drops the request as late as it can: right before the
+//! first seccomp filter is loaded (which may deny prctl) or, without an early filter, right
+//! before `Ready`, since a created init must outlive the `create` that exits once it is
+//! created. `exec`'s child does the same with `hako exec`, dropping it before the filter or the
+//! exec (a detached process outlives `hako exec -d`).
 //!
 //! The kernel clears the request in a forked child and whenever the credentials change (euid,
 //! egid, fsuid, fsgid or a capability set not a subset of the old one: commit_creds, which

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::ids;
 use crate::scheduling;
 use crate::seccomp::SeccompProgram;
+use crate::sync::SyncSocket;
 use crate::sys::RlimitResource;
 
 /// One `setrlimit(2)`.
@@ -299,17 +300,21 @@ pub(crate) struct Identity<'a> {
     p: &'a ProcessConfig,
     /// The filter must be loaded while still privileged (a filter without no_new_privs).
     filter_first: bool,
-    /// chdir as root was refused (EACCES/EPERM): retried as the user, as runc does.
-    cwd_pending: bool,
+    /// The sync socket, to renew the parent-death request after each fsuid change.
+    sync: &'a SyncSocket,
 }
 
 impl<'a> Identity<'a> {
     /// The identity of `p`, which is filtered by `seccomp` (if any).
-    pub(crate) fn new(p: &'a ProcessConfig, seccomp: Option<&SeccompProgram>) -> Self {
+    pub(crate) fn new(
+        p: &'a ProcessConfig,
+        seccomp: Option<&SeccompProgram>,
+        sync: &'a SyncSocket,
+    ) -> Self {
         Identity {
             p,
             filter_first: seccomp.is_some() && !p.no_new_privileges,
-            cwd_pending: false,
+            sync,
         }
     }
 
@@ -320,8 +325,7 @@ impl<'a> Identity<'a> {
 
     /// no_new_privs, the bounding set (needs CAP_SETPCAP, so before the uid change), an empty
     /// ambient set, keep-caps, supplementary groups, gid, uid 0 (when that is the uid), umask
-    /// and the working directory (entered as root first, as runc does, and checked with
-    /// getcwd(3)). Nothing here gives up CAP_SYS_ADMIN.
+    /// and the working directory ([`Identity::enter_cwd`]). Nothing here gives up CAP_SYS_ADMIN.
     pub(crate) fn privileged(&mut self) -> Result<()> {
         use nix::unistd::Gid;
         let p = self.p;
@@ -358,18 +362,53 @@ impl<'a> Identity<'a> {
         if let Some(mask) = p.umask {
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
         }
+        self.enter_cwd()
+    }
+
+    /// Enters the working directory as root (runc's finalizeNamespace does so first, so that a
+    /// directory the host root may enter and the user may not works), and, if root is refused
+    /// (EACCES/EPERM: root squash, a FUSE mount, a directory of a user namespace whose group
+    /// is not mapped), again with the user's fsuid, as runc retries after its user change (a
+    /// volume chowned to the user). Either way before any filter: the profile restricts the
+    /// user's program, not hako's set-up (runc 1.1 makes both chdirs under the filter when
+    /// `noNewPrivileges` is false). Then the getcwd(3) check.
+    fn enter_cwd(&self) -> Result<()> {
+        let p = self.p;
         match nix::unistd::chdir(&p.cwd) {
-            Ok(()) => check_cwd(&p.cwd)?,
-            // runc: a directory only the container's user may enter (a volume chowned to it)
-            // is entered after the user change.
-            Err(nix::Error::EACCES | nix::Error::EPERM) => self.cwd_pending = true,
+            Ok(()) => {}
+            Err(nix::Error::EACCES | nix::Error::EPERM) if p.uid != 0 => {
+                self.as_user(|| nix::unistd::chdir(&p.cwd))?
+                    .map_err(|e| chdir_error(&p.cwd, e))?;
+            }
             Err(e) => return Err(chdir_error(&p.cwd, e)),
         }
-        Ok(())
+        check_cwd(&p.cwd)
+    }
+
+    /// Runs `f` with the user's filesystem uid (setfsuid(2)), then root's again: path lookups
+    /// and permission checks in `f` are the user's (gid and groups are already the user's, and
+    /// the change to a non-zero fsuid clears the file capabilities from the effective set;
+    /// capabilities(7)), while the other credentials, CAP_SYS_ADMIN among them, stay root's.
+    /// Each change clears the parent-death request (commit_creds), renewed at once: `f` may
+    /// block on a hung volume.
+    fn as_user<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let set = |to: u32| {
+            let to = nix::unistd::Uid::from_raw(to);
+            nix::unistd::setfsuid(to);
+            // setfsuid(2) reports no error: the next call returns the fsuid in effect.
+            if nix::unistd::setfsuid(to) != to {
+                return Err(Error::sys("setfsuid")(nix::Error::EPERM));
+            }
+            crate::parent_death::tie(self.sync)
+        };
+        set(self.p.uid)?;
+        let r = f();
+        set(0)?;
+        Ok(r)
     }
 
     /// A non-zero uid, then the effective/permitted/inheritable/ambient capabilities: what gives
-    /// up CAP_SYS_ADMIN. Then a working directory root could not enter.
+    /// up CAP_SYS_ADMIN.
     pub(crate) fn unprivileged(&mut self) -> Result<()> {
         let p = self.p;
         if p.uid != 0 {
@@ -381,22 +420,23 @@ impl<'a> Identity<'a> {
         if let Some(caps) = &p.capabilities {
             caps.apply()?;
         }
-        if std::mem::take(&mut self.cwd_pending) {
-            nix::unistd::chdir(&p.cwd).map_err(|e| chdir_error(&p.cwd, e))?;
-            check_cwd(&p.cwd)?;
-        }
         Ok(())
     }
 
-    /// Resolves the program and encodes argv and envp: after [`Identity::unprivileged`] when it
-    /// comes before the filter, so that `PATH` is searched with the user's permissions.
+    /// Resolves the program and encodes argv and envp. `PATH` is searched with the user's
+    /// permissions, as execvp(3) in the user's process would (and runc 1.1's LookPath, made
+    /// after its user change): after [`Identity::unprivileged`] when that comes before the
+    /// filter, otherwise with the user's fsuid ([`Identity::as_user`]), so that a program in a
+    /// directory only root may search is passed over for the next `PATH` entry rather than
+    /// chosen and then refused at exec.
     pub(crate) fn exec(&self) -> Result<Exec> {
         let (argv, envp) = exec_args(self.p)?;
-        Ok(Exec {
-            path: resolve_executable(self.p)?,
-            argv,
-            envp,
-        })
+        let path = if self.filter_first && self.p.uid != 0 {
+            self.as_user(|| resolve_executable(self.p))??
+        } else {
+            resolve_executable(self.p)?
+        };
+        Ok(Exec { path, argv, envp })
     }
 
     fn keep_caps(&self) -> bool {

@@ -203,13 +203,39 @@ pub(crate) struct Trampoline {
     /// `/proc/self/fd/N` of `fd`, made before any filter is loaded: the path to execve(2) the
     /// same file by when a seccomp profile denies execveat(2) (runc and crun use only execve).
     proc_path: CString,
+    /// Whether the filter plainly allows execveat(2) of `fd` ([`Trampoline::under`]).
+    execveat: bool,
 }
 
 impl Trampoline {
     fn from_fd(fd: OwnedFd) -> Self {
         let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
         let proc_path = CString::new(format!("/proc/self/fd/{raw}")).unwrap_or_default();
-        Trampoline { fd, proc_path }
+        Trampoline {
+            fd,
+            proc_path,
+            execveat: true,
+        }
+    }
+
+    /// Decides, before `filter` is loaded, how the trampoline will be exec'd under it: by
+    /// execveat(2) of its fd only when the profile plainly allows that call (`SCMP_ACT_ALLOW`
+    /// or `SCMP_ACT_LOG`, asked of the compiled program), otherwise by execve(2) of its
+    /// `/proc/self/fd` path, the only exec runc and crun make. Trying execveat first under a
+    /// profile that answers it with `SCMP_ACT_KILL_*` or `SCMP_ACT_TRAP` would kill a
+    /// container they run.
+    pub(crate) fn under(mut self, filter: Option<&crate::seccomp::SeccompProgram>) -> Self {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
+        let args = [
+            u64::try_from(fd).unwrap_or_default(),
+            0,
+            0,
+            0,
+            u64::try_from(libc::AT_EMPTY_PATH).unwrap_or_default(),
+            0,
+        ];
+        self.execveat = filter.is_none_or(|f| f.allows(libc::SYS_execveat, args));
+        self
     }
 }
 
@@ -318,14 +344,19 @@ impl Trampoline {
         args.push(std::ptr::null());
         let mut env: Vec<*const libc::c_char> = exec.envp.iter().map(|e| e.as_ptr()).collect();
         env.push(std::ptr::null());
-        // `args` and `env` point into `exec`, which outlives the call.
-        let err = sys::execveat_fd(self.fd.as_fd(), &args, &env);
+        let mut err = None;
+        if self.execveat {
+            // `args` and `env` point into `exec`, which outlives the call.
+            err = Some(sys::execveat_fd(self.fd.as_fd(), &args, &env));
+        }
         // The same sealed file through /proc (when the container has it): never the program
         // itself.
         let mut argv: Vec<&std::ffi::CStr> = vec![exec.path.as_c_str()];
         argv.extend(exec.argv.iter().map(CString::as_c_str));
-        let _ = nix::unistd::execve(&self.proc_path, &argv, &exec.envp);
-        err
+        let proc_err = nix::unistd::execve(&self.proc_path, &argv, &exec.envp)
+            .err()
+            .unwrap_or(nix::Error::UnknownErrno);
+        err.unwrap_or(proc_err)
     }
 }
 

@@ -619,3 +619,219 @@ fn effective_set_governs_exec(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(effective_set_governs_exec);
+
+/// Makes the rootfs's `/etc/passwd` a FIFO: a process without `HOME` in its environment blocks
+/// reading it (hako looks `HOME` up there, as runc does) until a writer comes. Returns a
+/// receiver that yields the writer's end once the child has opened the FIFO (it is then blocked
+/// in read(2) for as long as the writer stays open and silent).
+fn passwd_fifo(b: &Bundle) -> Result<std::sync::mpsc::Receiver<std::io::Result<std::fs::File>>> {
+    let passwd = b.rootfs().join("etc/passwd");
+    let _ = std::fs::remove_file(&passwd);
+    nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Blocks until the child opens it for reading.
+        let _ = tx.send(std::fs::OpenOptions::new().write(true).open(&passwd));
+    });
+    Ok(rx)
+}
+
+/// The children of `pid` (its main thread's).
+fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Kills `verb` (`create` or `exec`) while its child is blocked in set-up after entering the
+/// root (reading the image's /etc/passwd, a FIFO), and checks that the child dies with it:
+/// before the fix the parent-death request was dropped before the cwd, the `PATH` lookup and
+/// `HOME` (create), or never made (exec), and the child stayed blocked with nobody to reap it.
+fn killed_while_child_blocks(b: &Bundle, verb_args: &[&str]) -> Result<()> {
+    let writer = passwd_fifo(b)?;
+    let mut cmd = b.cmd();
+    cmd.args(verb_args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut parent = cmd.spawn()?;
+    let opened = writer.recv_timeout(Duration::from_secs(20));
+    let children = children_of(parent.id());
+    let _ = parent.kill();
+    parent.wait()?;
+    let _writer = match opened {
+        Ok(w) => w?,
+        Err(_) => {
+            // Unblock our own opener thread before failing.
+            let _ = std::fs::File::open(b.rootfs().join("etc/passwd"));
+            anyhow::bail!("the child never opened /etc/passwd");
+        }
+    };
+    ensure!(!children.is_empty(), "no child of {verb_args:?} found");
+    let mut left = Vec::new();
+    for pid in children {
+        if hako_tests::wait_pid_exit(pid, Duration::from_secs(5)).is_err() {
+            left.push(pid);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    ensure!(
+        left.is_empty(),
+        "{verb_args:?} killed: children {left:?} left behind"
+    );
+    Ok(())
+}
+
+#[test]
+fn create_killed_while_init_blocks_in_prepare_exec_leaves_no_init() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "pdeathc", &["true"])?;
+    b.write_config()?;
+    let bundle = b.path().to_string_lossy().into_owned();
+    let r = killed_while_child_blocks(&b, &["create", "--bundle", &bundle, &b.id]);
+    let _ = b.rt(&["delete", "--force", &b.id]);
+    r
+}
+
+#[test]
+fn exec_killed_while_child_blocks_leaves_no_process() -> Result<()> {
+    let mut b = Bundle::new(Runtime::Hako, "pdeathe", &["sleep", "100"])?;
+    b.config["process"]["env"]
+        .as_array_mut()
+        .context("env")?
+        .push(json!("HOME=/root"));
+    let bundle = b.path().to_string_lossy().into_owned();
+    b.write_config()?;
+    b.rt(&["run", "--detach", "--bundle", &bundle, &b.id])?
+        .ok()?;
+    let mut process = b.config["process"].clone();
+    process["env"] = json!(["PATH=/bin"]);
+    process["args"] = json!(["true"]);
+    let file = b.path().join("process.json");
+    std::fs::write(&file, serde_json::to_vec(&process)?)?;
+    let file = file.to_string_lossy().into_owned();
+    let r = killed_while_child_blocks(&b, &["exec", "--process", &file, &b.id])
+        .and_then(|()| detached_exec_outlives_hako_exec(&b));
+    let _ = b.rt(&["delete", "--force", &b.id]);
+    r
+}
+
+/// The other half: the request is dropped before the exec, so a process of `exec --detach`
+/// outlives the `hako exec` that exits once it runs.
+fn detached_exec_outlives_hako_exec(b: &Bundle) -> Result<()> {
+    let pid_file = b.path().join("exec.pid");
+    let pid_path = pid_file.to_string_lossy().into_owned();
+    let r = b.rt(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        &pid_path,
+        &b.id,
+        "sleep",
+        "100",
+    ])?;
+    ensure!(r.code == 0, "{r:?}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    ensure!(
+        hako_tests::wait_pid_exit(pid, Duration::from_millis(200)).is_err(),
+        "the detached process {pid} died with hako exec"
+    );
+    Ok(())
+}
+
+/// A profile that kills on execveat(2), which runc and crun never make (they exec with
+/// execve(2)): the container must run. hako used to try execveat of its trampoline first and
+/// was killed by it; it now asks the compiled filter first and execs the trampoline by its
+/// /proc/self/fd path when execveat is not plainly allowed. With and without
+/// `noNewPrivileges` (the filter is loaded late, or before the uid change).
+fn execveat_killed_by_the_profile(rt: Runtime) -> Result<()> {
+    for (nnp, action) in [
+        (true, "SCMP_ACT_KILL"),
+        (false, "SCMP_ACT_KILL_PROCESS"),
+        (true, "SCMP_ACT_TRAP"),
+    ] {
+        let mut b = Bundle::new(rt, "killexecveat", &["sh", "-c", "echo ran"])?;
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["execveat"], "action": action}]
+        });
+        let bundle = b.path().to_string_lossy().into_owned();
+        let r = bounded(&b, &["run", "--bundle", &bundle, &b.id], 30)?;
+        ensure!(
+            r.code == 0 && r.stdout.trim() == "ran",
+            "{action}, noNewPrivileges {nnp}: {r:?}"
+        );
+    }
+    Ok(())
+}
+both!(execveat_killed_by_the_profile);
+
+/// A user with a profile and without `noNewPrivileges` (the filter is loaded before the uid
+/// change). `PATH` starts with a directory only root may search, holding a program of the
+/// same name as the one in /bin: execvp(3) as the user, and runc 1.1.5 (LookPath after its user
+/// change), pass it over and run /bin's. hako used to search `PATH` as root here, chose the
+/// unreachable one and failed `create` with "permission denied".
+fn path_searched_as_the_user(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "pathuser", &["sh", "-c", "echo right"])?;
+    let hidden = b.rootfs().join("rootonly");
+    std::fs::create_dir(&hidden)?;
+    executable(&b, "rootonly/sh", "#!/bin/busybox sh\necho wrong\n")?;
+    std::fs::set_permissions(&hidden, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    b.config["process"]["env"] = json!(["PATH=/rootonly:/bin", "HOME=/"]);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    // No CAP_DAC_*: with them the user could search the directory.
+    b.config["process"]["capabilities"] = json!({"bounding": ["CAP_KILL"]});
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+    let bundle = b.path().to_string_lossy().into_owned();
+    let r = bounded(&b, &["run", "--bundle", &bundle, &b.id], 30)?;
+    ensure!(r.code == 0 && r.stdout.trim() == "right", "{r:?}");
+    Ok(())
+}
+both!(path_searched_as_the_user);
+
+/// A working directory only the user may enter: in a user namespace, a directory of the user
+/// whose group is not mapped is closed to the namespace's root (CAP_DAC_OVERRIDE applies only
+/// to inodes whose owner and group are mapped, capabilities(7)). runc 1.1.5 retries the chdir
+/// after its user change; hako retries it with the user's fsuid, before any filter.
+fn userns_cwd_only_the_user_may_enter(rt: Runtime, profile: serde_json::Value) -> Result<Run> {
+    let mut b = Bundle::new(rt, "cwduser", &["pwd"])?;
+    let home = b.rootfs().join("home/u");
+    std::fs::create_dir_all(&home)?;
+    std::os::unix::fs::chown(&home, Some(301000), Some(4242))?;
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    b.config["linux"]["namespaces"] = json!([{"type": "user"}, {"type": "pid"},
+        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    let maps = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = maps.clone();
+    b.config["linux"]["gidMappings"] = maps;
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 0});
+    b.config["process"]["cwd"] = json!("/home/u");
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["linux"]["seccomp"] = profile;
+    let bundle = b.path().to_string_lossy().into_owned();
+    bounded(&b, &["run", "--bundle", &bundle, &b.id], 30)
+}
+
+fn cwd_only_the_user_may_enter(rt: Runtime) -> Result<()> {
+    let r = userns_cwd_only_the_user_may_enter(rt, json!({"defaultAction": "SCMP_ACT_ALLOW"}))?;
+    ensure!(r.code == 0 && r.stdout.trim() == "/home/u", "{r:?}");
+    Ok(())
+}
+both!(cwd_only_the_user_may_enter);
+
+/// The same directory under a profile that denies chdir(2), which hako's set-up may use (the
+/// profile restricts the user's program): hako used to enter such a directory after loading
+/// the filter and failed with EPERM. runc 1.1.5 fails too (both its chdirs follow the filter
+/// without `noNewPrivileges`); crun enters it before.
+#[test]
+fn cwd_only_the_user_may_enter_under_a_profile_denying_chdir() -> Result<()> {
+    let r = userns_cwd_only_the_user_may_enter(Runtime::Hako, denying(&["chdir"]))?;
+    ensure!(r.code == 0 && r.stdout.trim() == "/home/u", "{r:?}");
+    Ok(())
+}

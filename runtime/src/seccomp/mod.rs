@@ -38,6 +38,7 @@ mod arch;
 mod bpf;
 mod compile;
 mod error;
+mod eval;
 mod load;
 mod notify;
 mod profile;
@@ -114,6 +115,12 @@ impl SeccompProgram {
     /// `listenerMetadata` (empty when absent), for [`send_to_listener`].
     pub(crate) fn listener_metadata(&self) -> &str {
         self.listener.as_ref().map_or("", |l| l.metadata.as_str())
+    }
+
+    /// Whether the filter plainly lets this build's own syscall `nr` with `args` through
+    /// (`SCMP_ACT_ALLOW` or `SCMP_ACT_LOG`), asked of the compiled program before it is loaded.
+    pub(crate) fn allows(&self, nr: i64, args: [u64; 6]) -> bool {
+        eval::allows(&self.filter, nr, args)
     }
 
     /// Number of cBPF instructions (for `--debug` logs and tests).

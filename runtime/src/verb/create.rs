@@ -409,7 +409,7 @@ fn parent_side(
     // Without hooks `create` is over in milliseconds and the write is not worth it (a file
     // creation and a rename). If `create` dies from here on, the init is either already in the
     // cgroup (recorded at claim time, so `delete --force` kills it there) or not yet, and then
-    // it reads end-of-file on the sync socket and exits by itself.
+    // it dies with us (PR_SET_PDEATHSIG until just before `Ready`, see parent_death.rs).
     locked.state.pid = pid.as_raw();
     locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
     let hooks = &config.hooks;

@@ -387,6 +387,8 @@ fn child(
     high: i32,
 ) -> Result<Never> {
     init::not_dumpable()?;
+    // Dies with `hako exec` until become_process unties, right before the filter or the exec.
+    crate::parent_death::tie(sock)?;
     match sock.recv()? {
         Some(Message::Go { .. }) => {}
         // The parent is gone: nobody to report to.
@@ -399,6 +401,8 @@ fn child(
         // vm.memfd_noexec=2 would fail with EOVERFLOW).
         init::become_namespace_root()?;
     }
+    // Joining a user namespace changed our credentials, clearing the request (commit_creds).
+    crate::parent_death::tie(sock)?;
     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
     process::apply_early(p)?;
     if p.terminal {

@@ -9,7 +9,7 @@ mod kernel;
 mod validation;
 
 use oci_spec::runtime::LinuxSeccomp;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::bpf::Insn;
 use super::profile::Profile;
@@ -51,4 +51,36 @@ fn fixture(name: &str) -> Value {
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).expect("fixture json")
+}
+
+/// The trampoline is exec'd by execveat(2) only when the compiled program plainly allows it:
+/// a profile that kills, traps, fails or notifies execveat, or allows it only for some
+/// arguments, gets execve(2) (what runc and crun make).
+#[test]
+fn allows_execveat_only_when_plainly_allowed() {
+    let nr = libc::SYS_execveat;
+    let args = [5, 0, 0, 0, libc::AT_EMPTY_PATH as u64, 0];
+    let with = |json: Value| {
+        let program = super::SeccompProgram::from_spec(&spec(json)).expect("profile");
+        program.allows(nr, args)
+    };
+    let rule = |action: &str| {
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["execveat"], "action": action}]})
+    };
+    assert!(with(json!({"defaultAction": "SCMP_ACT_ALLOW"})));
+    assert!(with(rule("SCMP_ACT_LOG")));
+    for action in ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"] {
+        assert!(!with(rule(action)), "{action}");
+    }
+    assert!(!with(json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})));
+    assert!(!with(json!({"defaultAction": "SCMP_ACT_KILL_PROCESS",
+        "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ALLOW"}]})));
+    assert!(with(json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ALLOW"}]})));
+    // Allowed only for another fd: not for the trampoline's.
+    assert!(!with(json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 0, "value": 7, "op": "SCMP_CMP_EQ"}]}]})));
 }
