@@ -327,7 +327,10 @@ fn spawn_init(
         .as_ref()
         .and_then(|p| p.cpu_affinity.as_ref());
     let (forked, needs_add) = crate::placement::with_initial_affinity(affinity, || {
-        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup).filter(|_| !systemd))
+        spawn::clone_for_cgroup(
+            config.namespaces.clone_flags(),
+            Some(&*cgroup).filter(|_| !systemd),
+        )
     })?;
     match forked {
         Forked::Child => {
