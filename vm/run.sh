@@ -25,24 +25,15 @@ conformance_filter=${HAKO_VM_CONFORMANCE:-all}
 triple=x86_64-unknown-linux-gnu
 start=$(date +%s.%N)
 
-say() { printf 'vm/run.sh: %s\n' "$*" >&2; }
-# No PT_INTERP: the kernel can exec it without a libc in the initramfs.
-is_static() { local h; h=$(readelf -lW "$1" 2>/dev/null) && [[ $h != *"program interpreter"* ]]; }
-elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+lane=vm/run.sh
+# shellcheck source=vm/lib.sh
+. "$repo/vm/lib.sh"
 
 work=$(mktemp -d /tmp/hako-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 # 1. Tools: QEMU and a static busybox (the initramfs has no libc).
-if ! command -v qemu-system-x86_64 >/dev/null; then
-    say "installing qemu-system-x86"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86 >&2
-fi
-busybox=/bin/busybox
-if ! is_static "$busybox"; then
-    say "installing busybox-static"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static >&2
-fi
+vm_tools
 
 # 2. Kernel: Debian's linux-image-amd64, unpacked from the .deb into the
 # cache (nothing is installed into /boot), with its loop module: the
@@ -51,20 +42,7 @@ fi
 kernel=${HAKO_VM_KERNEL:-}
 modules=()
 if [ -z "$kernel" ]; then
-    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-    [ -n "$pkg" ] || { say "cannot resolve linux-image-amd64"; exit 2; }
-    kernel=$(ls "$cache/$pkg"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)
-    loop=$(ls "$cache/$pkg"/lib/modules/*/kernel/drivers/block/loop.ko 2>/dev/null | head -n1 || true)
-    if [ -z "$kernel" ] || [ -z "$loop" ]; then
-        say "fetching $pkg"
-        mkdir -p "$cache/$pkg"
-        (cd "$work" && apt-get download "$pkg" >&2)
-        dpkg-deb --fsys-tarfile "$work"/"$pkg"_*.deb | tar -x -C "$cache/$pkg" --wildcards \
-            './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/block/loop.ko'
-        kernel=$(ls "$cache/$pkg"/boot/vmlinuz-* | head -n1)
-        loop=$(ls "$cache/$pkg"/lib/modules/*/kernel/drivers/block/loop.ko | head -n1)
-    fi
-    modules=("$loop")
+    vm_kernel "$cache" kernel/drivers/block/loop.ko
 fi
 say "kernel $kernel"
 
@@ -89,9 +67,7 @@ say "built in $(elapsed "$t") s: $tests $hako $conformance"
 
 # 4. The initramfs: busybox, /init, the executables and the parts' arguments.
 root=$work/root
-mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,lane}
-cp "$busybox" "$root/bin/busybox"
-cp "$repo/vm/init" "$root/init"
+vm_initramfs_base "$root"
 cp "$tests" "$root/hako-root-tests"
 cp "$hako" "$root/bin/hako"
 cp "$conformance" "$root/bin/hako-conformance"
@@ -106,11 +82,7 @@ chmod 755 "$root/bin/ldd"
 # first in the VM's PATH.
 mkdir -p "$root/usr/local/bin"
 cp "$(command -v unshare)" "$root/usr/local/bin/unshare"
-for lib in $(ldd "$(command -v unshare)" | grep -o '/[^ ]*'); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-done
-mkdir -p "$root/lib/modules"
+vm_copy_with_libs "$root" "$(command -v unshare)"
 for m in "${modules[@]}"; do cp "$m" "$root/lib/modules/"; done
 if [ -n "${HAKO_VM_SCRIPT:-}" ]; then
     cp "$HAKO_VM_SCRIPT" "$root/lane/script.sh"
@@ -119,32 +91,9 @@ fi
 printf '%s ' "$@" > "$root/lane/root-test-args"
 printf '%s\n' "$parts" > "$root/lane/parts"
 printf '%s\n' "$conformance_filter" > "$root/lane/conformance-filter"
-(cd "$root" && find . | "$busybox" cpio -o -H newc 2>/dev/null) > "$work/initramfs.cpio"
+vm_pack "$root" "$work/initramfs.cpio"
 
-# 5. Boot. panic=-1 and -no-reboot turn a kernel panic (e.g. /init dying)
-# into QEMU exiting; softlockup_panic=1 makes a soft lockup such a panic
-# (one was seen once in the conformance part: the run then sat out the whole
-# timeout), and loglevel=5 prints the backtraces; the timeout catches the rest.
-t=$(date +%s.%N)
+# 5. Boot, and the verdict from the result line.
 log=$work/console.log
-set +e
-timeout --foreground "$timeout_s" qemu-system-x86_64 \
-    -accel tcg -machine q35 -cpu max -smp 2 -m 1024 \
-    -display none -monitor none -serial stdio -no-reboot \
-    -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-    -append "console=ttyS0 cgroup_no_v1=all panic=-1 softlockup_panic=1 loglevel=5" </dev/null | tee "$log"
-qemu_rc=${PIPESTATUS[0]}
-set -e
-vm_s=$(elapsed "$t")
-
-result=$(grep -a -o 'HAKO-VM-RESULT rc=[0-9]*.*' "$log" | tail -n1 | tr -d '\r' || true)
-# A digest of what did not pass: failures, and known failures with the reason
-# each carries (hako-checks.sh and conformance.sh list them).
-grep -a -E '^(FAIL [^ ]|UNEXPECTED-FAIL |KNOWN-FAIL |NOW-PASSES |PASS .*NOW-PASSES|test .* FAILED)' "$log" | tr -d '\r' | cut -c1-240 |
-    sed 's/^/vm\/run.sh:   /' >&2 || true
-say "VM ran ${vm_s} s (qemu exit $qemu_rc), lane ${start:+$(elapsed "$start")} s in total"
-case "$result" in
-    "HAKO-VM-RESULT rc=0 "*) say "PASS: $result"; exit 0 ;;
-    "") say "FAIL: no result line (timeout after ${timeout_s}s or crash; qemu exit $qemu_rc)"; exit 1 ;;
-    *) say "FAIL: $result"; exit 1 ;;
-esac
+vm_boot "$work/initramfs.cpio" "$log" "cgroup_no_v1=all"
+vm_verdict "$log" "$start"

@@ -184,6 +184,7 @@ pub fn checkpoint(store: &Store, opts: &CheckpointOptions) -> Result<()> {
         page_server,
     };
     let rpc_opts = criu::dump_opts(&layout, &opts.flags, &dump, &facts);
+    let mut swrk = Swrk::spawn(&opts.criu, &[], work_path.join("dump.log"))?;
     if !opts.pre_dump {
         let json = serde_json::to_vec(&stdio_of(facts.pid)).map_err(|source| Error::Encode {
             what: criu::DESCRIPTORS_FILE,
@@ -196,7 +197,6 @@ pub fn checkpoint(store: &Store, opts: &CheckpointOptions) -> Result<()> {
     } else {
         ReqType::Dump
     };
-    let mut swrk = Swrk::spawn(&opts.criu, &[], work_path.join("dump.log"))?;
     let mut status_fd = opts.status_fd.filter(|_| opts.flags.lazy_pages);
     swrk.call(kind, &criu::request(kind, Some(&rpc_opts)), |n, _| {
         // CRIU ≥ 3.15 says "status-ready" when the lazy-pages server listens (runc writes a

@@ -192,10 +192,7 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
         .unwrap_or_default();
     let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
     cgroup.apply(&config.resources)?;
-    let work_path = opts
-        .work_path
-        .clone()
-        .unwrap_or_else(|| dir.join("criu.work"));
+    let work_path = opts.work_path.clone().unwrap_or_else(|| image_path.clone());
     let work = open_dir(&work_path, true)?;
     criu::prepare_mount_points(&rootfs, &layout.mount_points)?;
     let root = dir.join("criu-root");

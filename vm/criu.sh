@@ -1,0 +1,85 @@
+#!/bin/bash
+# The checkpoint/restore lane: boots Debian 12's own kernel under QEMU (software emulation)
+# with Debian 12's CRIU, whose kernel probe fails on newer kernels such as the development
+# host's, and runs vm/criu-checks.sh there against hako and runc, the oracle.
+#
+#   vm/criu.sh
+#
+# Exits 0 only if the VM printed "HAKO-VM-RESULT rc=0". Environment: CARGO_TARGET_DIR,
+# HAKO_VM_CACHE (default /var/cache/hako-vm), HAKO_VM_TIMEOUT (default 900 s).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+cache=${HAKO_VM_CACHE:-/var/cache/hako-vm}
+timeout_s=${HAKO_VM_TIMEOUT:-900}
+start=$(date +%s.%N)
+
+lane=vm/criu.sh
+# shellcheck source=vm/lib.sh
+. "$repo/vm/lib.sh"
+
+work=$(mktemp -d /tmp/hako-criu-vm.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# 1. Tools: QEMU, a static busybox, CRIU and runc (Debian 12's).
+vm_tools
+for p in criu:criu runc:runc gcc:gcc ip:iproute2 xtables-nft-multi:iptables; do
+    command -v "${p%%:*}" >/dev/null || {
+        say "installing ${p#*:}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${p#*:}" >&2
+    }
+done
+
+# 2. The kernel and the modules CRIU needs from it: socket diagnostics (it finds every
+# socket of the tree through sock_diag: unix, netlink, packet, TCP/UDP) and what Debian's
+# iptables (the nf_tables flavour) needs for the rules CRIU locks the container's network
+# with while it dumps and restores (the crc32c ones are nf_tables' dependencies). Loaded by
+# /init in this order (the prefixes).
+mods=(crypto/crc32c_generic.ko lib/libcrc32c.ko net/netfilter/nfnetlink.ko
+    net/netfilter/nf_tables.ko net/netfilter/x_tables.ko net/netfilter/xt_mark.ko
+    net/netfilter/nft_compat.ko net/ipv4/inet_diag.ko net/ipv4/tcp_diag.ko net/ipv4/udp_diag.ko
+    net/unix/unix_diag.ko net/netlink/netlink_diag.ko net/packet/af_packet_diag.ko)
+vm_kernel "$cache" "${mods[@]/#/kernel/}"
+say "kernel $kernel"
+
+# 3. hako as it ships (static musl), and the console-socket receiver (static C: the
+# initramfs has no libc of its own).
+t=$(date +%s.%N)
+hako=$(CARGO_TARGET_DIR="$target_dir" "$repo/scripts/build-release.sh")
+is_static "$hako" || { say "$hako is not statically linked"; exit 2; }
+gcc -static -O2 -Wall -o "$work/recvtty" "$repo/vm/recvtty.c"
+say "built in $(elapsed "$t") s: $hako"
+
+# 4. The initramfs: CRIU, runc, iproute2's ip (CRIU saves and restores the container's
+# addresses and routes with `ip ... save/restore`) and iptables (CRIU saves the container's
+# rules with iptables-save and locks its network with iptables-restore), with their shared
+# libraries at the same paths, iptables' extensions, the modules, the checks.
+root=$work/root
+vm_initramfs_base "$root"
+cp "$hako" "$root/bin/hako"
+cp "$work/recvtty" "$root/bin/recvtty"
+xtables=/usr/sbin/xtables-nft-multi
+vm_copy_with_libs "$root" "$(command -v criu)" "$(command -v runc)" "$(command -v ip)" "$xtables"
+mkdir -p "$root/usr/local/bin" "$root/usr/lib/x86_64-linux-gnu"
+cp -a /usr/lib/x86_64-linux-gnu/xtables "$root/usr/lib/x86_64-linux-gnu/"
+# /init's PATH is /usr/local/bin:/bin; runc and hako run "criu" from PATH, CRIU runs the rest.
+for exe in criu runc ip; do ln -s "$(command -v $exe)" "$root/usr/local/bin/$exe"; done
+for exe in iptables-save iptables-restore ip6tables-save ip6tables-restore; do
+    ln -s "$xtables" "$root/usr/local/bin/$exe"
+done
+i=10
+for m in "${modules[@]}"; do
+    cp "$m" "$root/lib/modules/$i-$(basename "$m")"
+    i=$((i + 1))
+done
+cp "$repo"/vm/{bundle.sh,criu-checks.sh} "$root/lane/"
+printf 'criu\n' > "$root/lane/parts"
+: > "$root/lane/root-test-args"
+: > "$root/lane/conformance-filter"
+vm_pack "$root" "$work/initramfs.cpio"
+
+# 5. Boot (cgroup v2 only, as the v2 lane), and the verdict from the result line.
+log=$work/console.log
+vm_boot "$work/initramfs.cpio" "$log" "cgroup_no_v1=all"
+vm_verdict "$log" "$start"
