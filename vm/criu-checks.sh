@@ -38,9 +38,8 @@ rt() { timeout "$T" $RT "$@"; }
 start() {
     s_out=$1
     shift
-    rm -f "$WORK/rc"
-    { : | { timeout "$T" $RT "$@" 2>&1; echo $? > "$WORK/rc"; } | cat >> "$s_out"; } &
-    s_job=$!
+    rm -f "$WORK/rc" "$WORK/closed"
+    { : | { timeout "$T" $RT "$@" 2>&1; echo $? > "$WORK/rc"; } | cat >> "$s_out"; : > "$WORK/closed"; } &
     wait_for "$T" test -s "$WORK/rc" || return 124
     return "$(cat "$WORK/rc")"
 }
@@ -54,6 +53,13 @@ wait_for() { # SECONDS COMMAND...: polls every 0.1 s (a shell has nothing to blo
         w_n=$((w_n - 1))
     done
     return 1
+}
+
+log_context() { # LOG: what CRIU ran and the lines around its first error, for a failure's detail
+    [ -f "$1" ] || return 0
+    echo "| log:"
+    grep -E 'Running |Error|exited' "$1" | head -n 8
+    grep -m1 -B8 -A3 'Error' "$1"
 }
 
 numbers() { tr -d '\r' < "$1" | grep -E '^[0-9]+$'; }
@@ -87,32 +93,41 @@ checkpoint() {
     k_name=$1 k_id=$2 k_img=$3
     shift 3
     rt checkpoint --image-path "$k_img" --work-path "$k_img.work" "$@" "$k_id" > "$WORK/ck.out" 2>&1
-    report "$k_name" $? "$(cat "$WORK/ck.out"; tail -n 5 "$k_img.work/dump.log" 2>/dev/null)"
+    report "$k_name" $? "$(cat "$WORK/ck.out"; log_context "$k_img.work/dump.log")"
 }
 
 restore() { # NAME ID IMAGES OUT ARGS...
     r_name=$1 r_id=$2 r_img=$3 r_out=$4
     shift 4
     start "$r_out" restore -d --image-path "$r_img" --work-path "$r_img.rwork" --bundle "$B" "$@" "$r_id"
-    report "$r_name" $? "$(cat "$r_out"; tail -n 5 "$r_img.rwork/restore.log" 2>/dev/null)"
+    report "$r_name" $? "$(cat "$r_out"; log_context "$r_img.rwork/restore.log")"
 }
+
+# counting ID ARGS: a container running ARGS from `run -d`, its output in $W/run.out, once it
+# printed five lines
+counting() {
+    bundle "$B" "$1" "$2"
+    start "$W/run.out" run -d --bundle "$B" "$1"
+    report "$name/run-$1" $? "$(cat "$W/run.out")"
+    wait_for 20 has_lines "$W/run.out" 5
+}
+
+# The output pipe of the last `start` closed: every number the container printed is in the file.
+output_closed() { wait_for 20 test -e "$WORK/closed"; }
 
 scenario_roundtrip() { # the same id, then again under a new id
     id=$name-rt
-    bundle "$B" "$id" "$COUNTER"
-    start "$W/run.out" run -d --bundle "$B" "$id"
-    report "$name/run" $? "$(cat "$W/run.out")"
-    wait_for 20 has_lines "$W/run.out" 5
+    counting "$id" "$COUNTER"
     checkpoint "$name/checkpoint" "$id" "$W/img1"
     wait_for 10 gone "$id"
     report "$name/checkpoint-removes-container" $? "status $(status_of "$id")"
-    wait "$s_job"
+    output_closed
     restore "$name/restore" "$id" "$W/img1" "$W/r1.out"
     is_status "$id" running
     report "$name/restored-running" $? "status '$(status_of "$id")'"
     continues "$name/restored-continues" "$W/run.out" "$W/r1.out"
     checkpoint "$name/checkpoint-again" "$id" "$W/img2"
-    wait "$s_job"
+    output_closed
     restore "$name/restore-new-id" "$id-new" "$W/img2" "$W/r2.out"
     continues "$name/new-id-continues" "$W/r1.out" "$W/r2.out"
     gone "$id"
@@ -122,14 +137,12 @@ scenario_roundtrip() { # the same id, then again under a new id
 
 scenario_predump() {
     id=$name-pre
-    bundle "$B" "$id" "$COUNTER"
-    start "$W/run.out" run -d --bundle "$B" "$id"
-    wait_for 20 has_lines "$W/run.out" 5
+    counting "$id" "$COUNTER"
     checkpoint "$name/pre-dump" "$id" "$W/pre" --pre-dump
     is_status "$id" running
     report "$name/pre-dump-leaves-running" $? "status '$(status_of "$id")'"
     checkpoint "$name/dump-on-parent" "$id" "$W/final" --parent-path ../pre
-    wait "$s_job"
+    output_closed
     restore "$name/restore-pre-dump-chain" "$id" "$W/final" "$W/r.out"
     continues "$name/pre-dump-chain-continues" "$W/run.out" "$W/r.out"
     cleanup "$id"
@@ -137,15 +150,13 @@ scenario_predump() {
 
 scenario_leave_running() {
     id=$name-leave
-    bundle "$B" "$id" "$COUNTER"
-    start "$W/run.out" run -d --bundle "$B" "$id"
-    wait_for 20 has_lines "$W/run.out" 5
+    counting "$id" "$COUNTER"
     checkpoint "$name/leave-running" "$id" "$W/img" --leave-running
     n=$(count_of "$W/run.out")
     is_status "$id" running && wait_for 20 has_lines "$W/run.out" $((n + 3))
     report "$name/left-running-counts-on" $? "status '$(status_of "$id")', $(count_of "$W/run.out") lines (had $n)"
     cleanup "$id"
-    wait "$s_job"
+    output_closed
     restore "$name/restore-left-running" "$id" "$W/img" "$W/r.out"
     wait_for 20 has_lines "$W/r.out" 3
     report "$name/left-running-restored-counts" $? "$(tail -c 200 "$W/r.out")"
@@ -167,7 +178,7 @@ scenario_tty() {
     cp "$W/tty.out" "$W/tty.before"
     rt restore -d --image-path "$W/img" --work-path "$W/img.rwork" --console-socket "$W/tty.sock" \
         --bundle "$B" "$id" > "$W/r.out" 2>&1
-    report "$name/tty-restore" $? "$(cat "$W/r.out"; tail -n 5 "$W/img.rwork/restore.log" 2>/dev/null)"
+    report "$name/tty-restore" $? "$(cat "$W/r.out"; log_context "$W/img.rwork/restore.log")"
     n=$(count_of "$W/tty.before")
     wait_for 20 has_lines "$W/tty.out" $((n + 3))
     l=$(last_of "$W/tty.before")
@@ -180,15 +191,14 @@ scenario_tty() {
 
 scenario_tcp() {
     id=$name-tcp
-    bundle "$B" "$id" "$TCP"
-    start "$W/run.out" run -d --bundle "$B" "$id"
-    wait_for 20 has_lines "$W/run.out" 5
+    counting "$id" "$TCP"
+    has_lines "$W/run.out" 5
     report "$name/tcp-flows" $? "$(tail -c 200 "$W/run.out")"
     rt checkpoint --image-path "$W/no" --work-path "$W/no.work" "$id" > "$W/no.out" 2>&1
     [ $? != 0 ] && is_status "$id" running
     report "$name/tcp-refused-without-flag" $? "status '$(status_of "$id")': $(cat "$W/no.out")"
     checkpoint "$name/tcp-checkpoint" "$id" "$W/img" --tcp-established
-    wait "$s_job"
+    output_closed
     restore "$name/tcp-restore" "$id" "$W/img" "$W/r.out" --tcp-established
     continues "$name/tcp-continues" "$W/run.out" "$W/r.out"
     cleanup "$id"

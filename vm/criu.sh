@@ -32,13 +32,17 @@ for p in criu:criu runc:runc gcc:gcc ip:iproute2 xtables-nft-multi:iptables; do
 done
 
 # 2. The kernel and the modules CRIU needs from it: socket diagnostics (it finds every
-# socket of the tree through sock_diag: unix, netlink, packet, TCP/UDP) and what Debian's
+# socket of the tree through sock_diag: unix, netlink, packet, TCP/UDP), what Debian's
 # iptables (the nf_tables flavour) needs for the rules CRIU locks the container's network
-# with while it dumps and restores (the crc32c ones are nf_tables' dependencies). Loaded by
+# with while it dumps and restores, and conntrack's netlink interface (CRIU dumps the
+# namespace's connection tracking; with nfnetlink loaded and ctnetlink missing, the kernel
+# answers EINVAL and the dump fails). The crc32c and defrag ones are dependencies. Loaded by
 # /init in this order (the prefixes).
 mods=(crypto/crc32c_generic.ko lib/libcrc32c.ko net/netfilter/nfnetlink.ko
     net/netfilter/nf_tables.ko net/netfilter/x_tables.ko net/netfilter/xt_mark.ko
-    net/netfilter/nft_compat.ko net/ipv4/inet_diag.ko net/ipv4/tcp_diag.ko net/ipv4/udp_diag.ko
+    net/netfilter/nft_compat.ko net/ipv4/netfilter/nf_defrag_ipv4.ko
+    net/ipv6/netfilter/nf_defrag_ipv6.ko net/netfilter/nf_conntrack.ko
+    net/netfilter/nf_conntrack_netlink.ko net/ipv4/inet_diag.ko net/ipv4/tcp_diag.ko net/ipv4/udp_diag.ko
     net/unix/unix_diag.ko net/netlink/netlink_diag.ko net/packet/af_packet_diag.ko)
 vm_kernel "$cache" "${mods[@]/#/kernel/}"
 say "kernel $kernel"
@@ -52,21 +56,26 @@ gcc -static -O2 -Wall -o "$work/recvtty" "$repo/vm/recvtty.c"
 say "built in $(elapsed "$t") s: $hako"
 
 # 4. The initramfs: CRIU, runc, iproute2's ip (CRIU saves and restores the container's
-# addresses and routes with `ip ... save/restore`) and iptables (CRIU saves the container's
-# rules with iptables-save and locks its network with iptables-restore), with their shared
-# libraries at the same paths, iptables' extensions, the modules, the checks.
+# addresses and routes with `ip ... save/restore`), iptables in both flavours (CRIU locks the
+# container's network with iptables-restore, saves its rules with iptables-legacy-save when
+# iptables is the nf_tables one, whose rules it saves itself) and GNU tar and gzip
+# (CRIU archives a tmpfs's content with GNU tar's options, which busybox's lacks), with their
+# shared libraries at the same paths, iptables' extensions, the modules, the checks.
 root=$work/root
 vm_initramfs_base "$root"
 cp "$hako" "$root/bin/hako"
 cp "$work/recvtty" "$root/bin/recvtty"
 xtables=/usr/sbin/xtables-nft-multi
-vm_copy_with_libs "$root" "$(command -v criu)" "$(command -v runc)" "$(command -v ip)" "$xtables"
+legacy=/usr/sbin/xtables-legacy-multi
+tools=(criu runc ip tar gzip)
+vm_copy_with_libs "$root" "$xtables" "$legacy" $(for t in "${tools[@]}"; do command -v "$t"; done)
 mkdir -p "$root/usr/local/bin" "$root/usr/lib/x86_64-linux-gnu"
 cp -a /usr/lib/x86_64-linux-gnu/xtables "$root/usr/lib/x86_64-linux-gnu/"
 # /init's PATH is /usr/local/bin:/bin; runc and hako run "criu" from PATH, CRIU runs the rest.
-for exe in criu runc ip; do ln -s "$(command -v $exe)" "$root/usr/local/bin/$exe"; done
+for exe in "${tools[@]}"; do ln -s "$(command -v "$exe")" "$root/usr/local/bin/$exe"; done
 for exe in iptables-save iptables-restore ip6tables-save ip6tables-restore; do
     ln -s "$xtables" "$root/usr/local/bin/$exe"
+    ln -s "$legacy" "$root/usr/local/bin/${exe/tables-/tables-legacy-}"
 done
 i=10
 for m in "${modules[@]}"; do

@@ -4,7 +4,7 @@
 //! calls into it, so its code is never paged in there (the release binary is static and the
 //! kernel maps program text on first touch).
 //!
-//! The RPC's protobuf messages are encoded by hand ([`wire`], [`rpc`]) rather than through a
+//! The RPC's protobuf messages are encoded by hand (`wire.rs`, `rpc.rs`) rather than through a
 //! client crate: `rust-criu` (what youki uses) pins `protobuf = 3.7.2` exactly, generates its
 //! 6,600-line `rpc.rs` with reflection tables at build time through `protobuf-codegen`, and
 //! brings the whole protobuf runtime into the binary; `prost` needs `protoc` or generated code,
