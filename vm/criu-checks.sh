@@ -7,7 +7,9 @@
 # own tests use: CRIU reconnects pipes to the restoring runtime's stdio); "continues" means
 # the first number after the restore is the last one before the checkpoint plus one.
 #
-# Each check prints "PASS name" or "FAIL name: detail". Exit status: the number of failures.
+# Each check prints "PASS name", "FAIL name: detail", or "KNOWN-FAIL name: detail (reason)"
+# for a check listed in known_failures (which does not fail the lane; one that passes prints
+# NOW-PASSES). Exit status: the number of unexpected failures.
 
 . /lane/bundle.sh
 
@@ -15,15 +17,25 @@ WORK=/tmp/criu-checks
 T=60 # seconds any single runtime command may take before it counts as hung
 COUNTER='["sh","-c","i=0; while :; do i=$((i+1)); echo $i; usleep 100000; done"]'
 # A TCP connection on the container's loopback: the counter feeds a client, the server
-# prints what arrives.
-TCP='["sh","-c","nc -l -p 5000 & usleep 300000; i=0; while :; do i=$((i+1)); echo $i; usleep 100000; done | nc 127.0.0.1 5000"]'
+# prints what arrives (its stdin a pipe that stays open: on end-of-file busybox's nc would
+# close the connection). The container brings its loopback up itself (with CAP_NET_ADMIN):
+# runc does it for a new network namespace, hako leaves it down (reported).
+TCP='["sh","-c","ip link set lo up; sleep 100000 | nc -l -p 5000 & usleep 300000; i=0; while :; do i=$((i+1)); echo $i; usleep 100000; done | nc 127.0.0.1 5000"]'
 
-passed=0 failed=0
+# "check|reason" per line: failures of the oracle, seen in this lane and not hako's.
+known_failures="runc/tcp-restore|runc 1.1.5 with CRIU 3.17: CRIU cannot connect the restored TCP socket back (Network is unreachable in soccr) where the same images restore under hako
+runc/tcp-continues|follows from runc/tcp-restore"
+
+passed=0 failed=0 known=0
 
 report() { # NAME RC DETAIL
+    reason=$(printf '%s\n' "$known_failures" | awk -F'|' -v n="$1" '$1 == n { print $2 }')
     if [ "$2" = 0 ]; then
         passed=$((passed + 1))
-        echo "PASS $1"
+        echo "PASS $1${reason:+ (NOW-PASSES: remove it from known_failures)}"
+    elif [ -n "$reason" ]; then
+        known=$((known + 1))
+        echo "KNOWN-FAIL $1: $(echo "$3" | tr '\n' ' ' | cut -c1-600) ($reason)"
     else
         failed=$((failed + 1))
         echo "FAIL $1: $(echo "$3" | tr '\n' ' ' | cut -c1-1500)"
@@ -103,10 +115,10 @@ restore() { # NAME ID IMAGES OUT ARGS...
     report "$r_name" $? "$(cat "$r_out"; log_context "$r_img.rwork/restore.log")"
 }
 
-# counting ID ARGS: a container running ARGS from `run -d`, its output in $W/run.out, once it
-# printed five lines
+# counting ID ARGS [CAPS]: a container running ARGS from `run -d`, its output in $W/run.out,
+# once it printed five lines
 counting() {
-    bundle "$B" "$1" "$2"
+    bundle "$B" "$1" "$2" "" "" "${3:-}"
     start "$W/run.out" run -d --bundle "$B" "$1"
     report "$name/run-$1" $? "$(cat "$W/run.out")"
     wait_for 20 has_lines "$W/run.out" 5
@@ -115,7 +127,7 @@ counting() {
 # The output pipe of the last `start` closed: every number the container printed is in the file.
 output_closed() { wait_for 20 test -e "$WORK/closed"; }
 
-scenario_roundtrip() { # the same id, then again under a new id
+scenario_roundtrip() { # the same id
     id=$name-rt
     counting "$id" "$COUNTER"
     checkpoint "$name/checkpoint" "$id" "$W/img1"
@@ -126,13 +138,7 @@ scenario_roundtrip() { # the same id, then again under a new id
     is_status "$id" running
     report "$name/restored-running" $? "status '$(status_of "$id")'"
     continues "$name/restored-continues" "$W/run.out" "$W/r1.out"
-    checkpoint "$name/checkpoint-again" "$id" "$W/img2"
-    output_closed
-    restore "$name/restore-new-id" "$id-new" "$W/img2" "$W/r2.out"
-    continues "$name/new-id-continues" "$W/r1.out" "$W/r2.out"
-    gone "$id"
-    report "$name/old-id-free" $? "status '$(status_of "$id")'"
-    cleanup "$id" "$id-new"
+    cleanup "$id"
 }
 
 scenario_predump() {
@@ -143,9 +149,12 @@ scenario_predump() {
     report "$name/pre-dump-leaves-running" $? "status '$(status_of "$id")'"
     checkpoint "$name/dump-on-parent" "$id" "$W/final" --parent-path ../pre
     output_closed
-    restore "$name/restore-pre-dump-chain" "$id" "$W/final" "$W/r.out"
-    continues "$name/pre-dump-chain-continues" "$W/run.out" "$W/r.out"
-    cleanup "$id"
+    # Under a new id: the checkpointed container's id is free again.
+    restore "$name/restore-chain-new-id" "$id-new" "$W/final" "$W/r.out"
+    continues "$name/chain-new-id-continues" "$W/run.out" "$W/r.out"
+    gone "$id"
+    report "$name/old-id-free" $? "status '$(status_of "$id")'"
+    cleanup "$id" "$id-new"
 }
 
 scenario_leave_running() {
@@ -191,7 +200,7 @@ scenario_tty() {
 
 scenario_tcp() {
     id=$name-tcp
-    counting "$id" "$TCP"
+    counting "$id" "$TCP" '"CAP_NET_ADMIN",'
     has_lines "$W/run.out" 5
     report "$name/tcp-flows" $? "$(tail -c 200 "$W/run.out")"
     rt checkpoint --image-path "$W/no" --work-path "$W/no.work" "$id" > "$W/no.out" 2>&1
@@ -233,6 +242,6 @@ done
 left=$(ls /run/hako 2>/dev/null; ls /sys/fs/cgroup | grep hako-vm)
 [ -z "$left" ]
 report final/nothing-left $? "$left"
-echo "criu-checks: $passed passed, $failed failed"
+echo "criu-checks: $passed passed, $failed failed, $known known failures"
 [ "$failed" -gt 100 ] && failed=100
 exit "$failed"

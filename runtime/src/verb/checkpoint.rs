@@ -5,8 +5,8 @@
 //! described to CRIU as runc describes it (`criu::dump_opts`), its stdio is recorded in
 //! `descriptors.json`, and unless `--leave-running` or `--pre-dump` the container is destroyed
 //! (poststop hooks included) once CRIU has dumped it: its processes are gone then.
-//! Unlike runc 1.1, a failed checkpoint leaves the container as it was (runc destroys it even
-//! then); CRIU resumes the processes it froze.
+//! A failed checkpoint leaves the container as it was (CRIU resumes the processes it froze); runc
+//! 1.1 tries to destroy it then and fails with "container still running", hako does not try.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
