@@ -34,11 +34,13 @@ rustup component add clippy rustfmt >/dev/null 2>&1 || true
 # static glibc where the target cannot be fetched).
 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true
 
-# Checkpoint/restore (tests/tests/checkpoint.rs, vm/criu.sh): CRIU, iproute2's ip (CRIU saves and
-# restores a network namespace's addresses with it) and a C compiler for the lane's recvtty.
+# Checkpoint/restore (tests/tests/checkpoint.rs, vm/criu.sh): CRIU, iproute2's ip and iptables
+# (CRIU runs both on a network namespace; the lane carries them into its VM) and a C compiler for
+# the lane's recvtty.
 need=()
 command -v criu >/dev/null 2>&1 || need+=(criu)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+[ -x /usr/sbin/xtables-nft-multi ] || need+=(iptables)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
