@@ -28,6 +28,13 @@ command -v readelf >/dev/null 2>&1 || need+=(binutils)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)
+# Checkpoint/restore (tests/tests/checkpoint.rs, vm/criu.sh): CRIU, iproute2's ip and iptables
+# (CRIU runs both on a network namespace; the lane carries them into its VM) and a C compiler for
+# the lane's recvtty.
+command -v criu >/dev/null 2>&1 || need+=(criu)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+[ -x /usr/sbin/xtables-nft-multi ] || need+=(iptables)
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

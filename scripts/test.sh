@@ -25,6 +25,10 @@ target/debug/hako-conformance --runtime "$(./scripts/build-release.sh)" | tail -
 echo "== cgroup v2 lane (QEMU, cgroup_no_v1=all): cgroups root tests, hako checks, conformance"
 # The suite's cgroup, namespace and hook sections here; `vm/run.sh` alone runs every case.
 HAKO_VM_CONFORMANCE="${HAKO_VM_CONFORMANCE:-cgroups/,namespaces/,timeOffsets/,hooks/,mounts/}" ./vm/run.sh
+# Checkpoint/restore: CRIU's round trips on Debian 12's kernel under QEMU, hako and runc
+# (vm/criu.sh; on this host's kernel CRIU cannot start, tests/tests/checkpoint.rs covers that).
+echo "== checkpoint/restore lane (QEMU, Debian 12 kernel + CRIU): hako and runc"
+./vm/criu.sh
 echo "== systemd lane (QEMU, systemd as PID 1, unified then hybrid): --systemd-cgroup against runc"
 # About 10 minutes on the loaded 2-core host (image cached, hako built); HAKO_VM_SYSTEMD_MODES=unified
 # halves it. The first run builds the Debian image (1-5 minutes).

@@ -27,25 +27,14 @@ triple=x86_64-unknown-linux-gnu
 start=$(date +%s.%N)
 
 vm_lane=vm/run.sh
+# shellcheck source=vm/lib.sh
 . "$repo/vm/lib.sh"
-say() { vm_say "$@"; }
-# No PT_INTERP: the kernel can exec it without a libc in the initramfs.
-is_static() { vm_is_static "$1"; }
-elapsed() { vm_elapsed "$1"; }
 
 work=$(mktemp -d /tmp/hako-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 # 1. Tools: QEMU and a static busybox (the initramfs has no libc).
-if ! command -v qemu-system-x86_64 >/dev/null; then
-    say "installing qemu-system-x86"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86 >&2
-fi
-busybox=/bin/busybox
-if ! is_static "$busybox"; then
-    say "installing busybox-static"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static >&2
-fi
+vm_tools
 
 # 2. Kernel: Debian's linux-image-amd64, unpacked from the .deb into the
 # cache (nothing is installed into /boot), with its loop module: the
@@ -75,9 +64,7 @@ say "built in $(elapsed "$t") s: $tests $hako $conformance"
 
 # 4. The initramfs: busybox, /init, the executables and the parts' arguments.
 root=$work/root
-mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,lane}
-cp "$busybox" "$root/bin/busybox"
-cp "$repo/vm/init" "$root/init"
+vm_initramfs_base "$root"
 cp "$tests" "$root/hako-root-tests"
 cp "$hako" "$root/bin/hako"
 cp "$conformance" "$root/bin/hako-conformance"
@@ -92,11 +79,7 @@ chmod 755 "$root/bin/ldd"
 # first in the VM's PATH.
 mkdir -p "$root/usr/local/bin"
 cp "$(command -v unshare)" "$root/usr/local/bin/unshare"
-for lib in $(ldd "$(command -v unshare)" | grep -o '/[^ ]*'); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-done
-mkdir -p "$root/lib/modules"
+vm_copy_with_libs "$root" "$(command -v unshare)"
 for m in "${modules[@]}"; do cp "$m" "$root/lib/modules/"; done
 if [ -n "${HAKO_VM_SCRIPT:-}" ]; then
     cp "$HAKO_VM_SCRIPT" "$root/lane/script.sh"
@@ -105,7 +88,7 @@ fi
 printf '%s ' "$@" > "$root/lane/root-test-args"
 printf '%s\n' "$parts" > "$root/lane/parts"
 printf '%s\n' "$conformance_filter" > "$root/lane/conformance-filter"
-(cd "$root" && find . | "$busybox" cpio -o -H newc 2>/dev/null) > "$work/initramfs.cpio"
+vm_pack "$root" "$work/initramfs.cpio"
 
 # 5. Boot. panic=-1 and -no-reboot turn a kernel panic (e.g. /init dying)
 # into QEMU exiting; softlockup_panic=1 makes a soft lockup such a panic

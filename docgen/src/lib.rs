@@ -18,6 +18,10 @@ use serde_json::Value;
 #[allow(dead_code)]
 #[path = "../../runtime/src/bin/hako/cli.rs"]
 mod cli;
+// `checkpoint` and `restore` keep their flags there (cli.rs names them).
+#[allow(dead_code)]
+#[path = "../../runtime/src/bin/hako/criu_cli.rs"]
+mod criu_cli;
 
 /// The shells completions are made for, with where Debian's packages install each one's file.
 pub const SHELLS: [(Shell, &str); 3] = [
@@ -170,8 +174,11 @@ pub fn generate(out: &Path) -> Result<()> {
             .with_context(|| format!("write {}", path.display()))?;
     }
     let path = out.join("description.txt");
-    std::fs::write(&path, description(&hako::verb::features::features()) + "\n")
-        .with_context(|| format!("write {}", path.display()))?;
+    std::fs::write(
+        &path,
+        description(&hako::verb::features::features(Path::new("criu"))) + "\n",
+    )
+    .with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }
 
@@ -283,7 +290,7 @@ mod tests {
 
     #[test]
     fn the_description_says_what_features_says() {
-        let text = description(&hako::verb::features::features());
+        let text = description(&hako::verb::features::features(Path::new("criu")));
         assert!(
             text.contains("namespaces: cgroup, ipc, mount, network, pid, user, uts"),
             "{text}"

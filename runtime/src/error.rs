@@ -219,6 +219,9 @@ pub enum Error {
         #[source]
         source: crate::hooks::HookError,
     },
+    /// Checkpoint or restore failed in CRIU (`criu` module).
+    #[error("checkpoint/restore")]
+    Criu(#[from] crate::criu::CriuError),
     /// A signal name or number that is not a signal.
     #[error("invalid signal {0:?}")]
     InvalidSignal(String),

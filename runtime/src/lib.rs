@@ -7,6 +7,7 @@
 //! `runtime/docs/protocol.md` over one socketpair, and the init waits on the exec fifo until
 //! `start`. The namespaces and rootfs live in `hako-namespaces`, cgroups in `hako-cgroups`.
 
+pub mod criu;
 pub mod error;
 pub mod log;
 pub mod signal;

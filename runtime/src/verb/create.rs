@@ -116,7 +116,7 @@ impl Drop for Teardown {
 
 /// The name of the user running hako, for `state`'s `owner` (runc's field). Read from
 /// /etc/passwd directly: no NSS, so a statically linked hako stays self-contained.
-fn owner() -> String {
+pub(crate) fn owner() -> String {
     let uid = nix::unistd::getuid().as_raw();
     std::fs::read_to_string("/etc/passwd")
         .ok()

@@ -104,8 +104,8 @@ fn namespaces() -> Vec<&'static str> {
     v
 }
 
-/// The features document.
-pub fn features() -> Value {
+/// The features document; `criu` is the executable checkpoint and restore would run.
+pub fn features(criu: &std::path::Path) -> Value {
     // Labels are applied when the host has the LSM, refused when it does not (lsm.rs).
     let host = crate::lsm::HostLsm::host();
     let rdt = crate::resctrl::host_root().is_some();
@@ -169,10 +169,31 @@ pub fn features() -> Value {
             // container's own user namespace (namespaces crate, rootfs/idmapped.rs).
             "mountExtensions": { "idmap": { "enabled": true } }
         },
-        "annotations": {
+        "annotations": checkpoint_annotations(criu, json!({
             "org.hako.version": env!("CARGO_PKG_VERSION")
-        }
+        }))
     })
+}
+
+/// Checkpoint/restore as it is on this host: this build supports it, and it is enabled when
+/// the criu executable is found (runc's annotation, which engines read, plus where it is).
+/// Whether CRIU then works on this kernel only `criu check` can tell, which takes a process
+/// and a kernel probe: `features` stays a lookup in PATH, as fast as the rest of it.
+fn checkpoint_annotations(criu: &std::path::Path, mut base: Value) -> Value {
+    let found = crate::criu::find_executable(criu);
+    if let Some(map) = base.as_object_mut() {
+        map.insert(
+            "org.opencontainers.runc.checkpoint.enabled".into(),
+            json!(found.is_some().to_string()),
+        );
+        if let Some(path) = found {
+            map.insert(
+                "org.hako.checkpoint.criu".into(),
+                json!(path.to_string_lossy()),
+            );
+        }
+    }
+    base
 }
 
 #[cfg(test)]
@@ -181,7 +202,24 @@ mod tests {
 
     #[test]
     fn parses_as_the_spec_type() {
-        let f: oci_spec::runtime::Features = serde_json::from_value(features()).expect("valid");
+        let f: oci_spec::runtime::Features =
+            serde_json::from_value(features(std::path::Path::new("criu"))).expect("valid");
         assert!(f.hooks().as_ref().is_some_and(|h| h.len() == 6));
+    }
+
+    #[test]
+    fn checkpoint_is_enabled_only_with_a_criu_executable() {
+        let a = features(std::path::Path::new("/nonexistent/criu"));
+        assert_eq!(
+            a["annotations"]["org.opencontainers.runc.checkpoint.enabled"],
+            "false"
+        );
+        assert!(a["annotations"].get("org.hako.checkpoint.criu").is_none());
+        let a = features(std::path::Path::new("/bin/sh"));
+        assert_eq!(
+            a["annotations"]["org.opencontainers.runc.checkpoint.enabled"],
+            "true"
+        );
+        assert_eq!(a["annotations"]["org.hako.checkpoint.criu"], "/bin/sh");
     }
 }

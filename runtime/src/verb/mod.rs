@@ -1,5 +1,6 @@
 //! One module per lifecycle verb; the binary calls these.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -8,6 +9,7 @@ pub mod features;
 pub mod freeze;
 pub mod kill;
 pub mod query;
+pub mod restore;
 pub mod run;
 pub mod setup;
 pub mod spec;

@@ -20,9 +20,9 @@ pub struct Cli {
     /// Root directory for storage of container state (this should be located in tmpfs).
     #[arg(long, default_value = hako::state::DEFAULT_ROOT)]
     pub root: PathBuf,
-    /// Path to the criu binary (checkpoint/restore is not supported; accepted for compatibility).
-    #[arg(long, hide = true)]
-    pub criu: Option<String>,
+    /// Path to the criu binary used for checkpoint and restore.
+    #[arg(long, default_value = "criu")]
+    pub criu: PathBuf,
     /// Use the systemd cgroup driver: cgroupsPath is "slice:prefix:name", a transient unit.
     #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
@@ -79,18 +79,10 @@ pub enum Command {
     Features,
     /// Print (or with --write, install) the configuration that registers hako with an engine.
     Setup(SetupArgs),
-    /// Checkpoint a running container (not supported).
-    Checkpoint(Unsupported),
-    /// Restore a container from a checkpoint (not supported).
-    Restore(Unsupported),
-}
-
-// Arguments of a verb hako does not implement: accepted so the error names the verb.
-#[derive(Debug, Args)]
-pub struct Unsupported {
-    /// Anything.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
+    /// Checkpoint a running container (with CRIU).
+    Checkpoint(crate::criu_cli::CheckpointArgs),
+    /// Restore a container from a previous checkpoint (with CRIU).
+    Restore(crate::criu_cli::RestoreArgs),
 }
 
 // Just a container id.

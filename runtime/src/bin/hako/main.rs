@@ -3,6 +3,7 @@
 //! lines) and exits 1.
 
 mod cli;
+mod criu_cli;
 
 use std::io::Write;
 
@@ -166,10 +167,16 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
             std::fs::write(&path, text + "\n")
                 .with_context(|| format!("write {}", path.display()))?;
         }
-        Command::Features => print_json(&verb::features::features(), true)?,
+        Command::Features => print_json(&verb::features::features(&cli.criu), true)?,
         Command::Setup(a) => setup(a)?,
-        Command::Checkpoint(_) | Command::Restore(_) => {
-            bail!("checkpoint/restore is not supported by hako")
+        Command::Checkpoint(a) => {
+            verb::checkpoint::checkpoint(&store, &criu_cli::checkpoint_options(cli, a)?)?
+        }
+        Command::Restore(a) => {
+            return Ok(verb::restore::restore(
+                &store,
+                &criu_cli::restore_options(cli, a)?,
+            )?)
         }
     }
     Ok(0)
