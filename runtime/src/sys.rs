@@ -362,3 +362,25 @@ pub(crate) fn seccomp_listener(ret: libc::c_long) -> nix::Result<OwnedFd> {
     // descriptor that nothing else in this process knows of; ownership passes to the OwnedFd.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
+
+/// Polls `fd` for `events` until one is ready or `deadline` has passed (poll(2), restarted on
+/// `EINTR` with the time left); whether it became ready. The one deadline loop of the crate:
+/// every bounded wait on the child, a hook or the exec fifo goes through it.
+pub(crate) fn poll_until(
+    fd: BorrowedFd<'_>,
+    events: nix::poll::PollFlags,
+    deadline: std::time::Instant,
+) -> nix::Result<bool> {
+    use nix::poll::{poll, PollFd, PollTimeout};
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(0) if !left.is_zero() => continue,
+            Ok(n) => return Ok(n > 0),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use crate::config::{self, ContainerConfig};
@@ -84,27 +84,46 @@ impl Drop for Teardown {
         if !self.armed {
             return;
         }
-        let child = self.child.take();
-        if let Some(pid) = child {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        if let Err(e) = self.undo() {
+            // The state directory (with the cgroup path and the mount record) stays for
+            // `delete --force` to finish the job.
+            crate::warn(&e);
         }
-        // Before the reap: `signal_all` leaves the cgroup thawed, and a frozen child would never
-        // act on its SIGKILL (the reap would wait forever).
-        if let Some(cg) = &self.cgroup {
+    }
+}
+
+impl Teardown {
+    /// Kills and reaps the init, unmounts what it mounted in the caller's mount namespace,
+    /// removes its cgroup and, only when all of that worked, the state directory.
+    fn undo(&mut self) -> Result<()> {
+        let cgroup = self.cgroup.take();
+        let mut first_error = None;
+        if let Some(pid) = self.child.take() {
+            // The cgroup is ours (no `pause` can have reached a container being created): thaw
+            // it, or a frozen init would never act on its SIGKILL.
+            if let Err(e) = pidfd::kill_and_reap(pid, cgroup.as_ref()) {
+                first_error.get_or_insert(e);
+            }
+        } else if let Some(cg) = &cgroup {
             let _ = cg.signal_all(libc::SIGKILL);
         }
-        if let Some(pid) = child {
-            let _ = waitpid(pid, None);
+        if let Some(record) = &self.mounts {
+            if let Err(e) = hako_namespaces::unmount_recorded(record) {
+                first_error.get_or_insert(e.into());
+            }
         }
-        if let Some(record) = self.mounts.take() {
-            let _ = hako_namespaces::unmount_recorded(&record);
+        if let Some(cg) = &cgroup {
+            if let Err(e) = cg.destroy() {
+                first_error.get_or_insert(e.into());
+            }
         }
-        if let Some(cg) = self.cgroup.take() {
-            let _ = cg.destroy();
+        if let Some(e) = first_error {
+            return Err(e);
         }
         if let Some(l) = self.locked.take() {
-            let _ = l.remove();
+            l.remove()?;
         }
+        Ok(())
     }
 }
 
@@ -211,10 +230,13 @@ pub(crate) fn create_with_console(
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
-    guard.armed = false;
-    let mut locked = guard.locked.take().ok_or_else(Teardown::no_state)?;
+    let locked = guard.locked_mut()?;
     locked.state.created_done = true;
+    // Still armed: a state that cannot be saved is a failed create, and the guard takes back
+    // the init, the cgroup and the state directory.
     locked.save()?;
+    guard.armed = false;
+    let locked = guard.locked.take().ok_or_else(Teardown::no_state)?;
     guard
         .steps
         .step(format_args!("saved the state: created, init pid {pid}"));
@@ -390,7 +412,7 @@ fn parent_side(
     // cgroup (recorded at claim time, so `delete --force` kills it there) or not yet, and then
     // it reads end-of-file on the sync socket and exits by itself.
     locked.state.pid = pid.as_raw();
-    locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
+    locked.state.pid_start_time = pidfd::start_time(pid.as_raw())?;
     let hooks = &config.hooks;
     let runtime_hooks = any_hooks(&[hooks.prestart(), hooks.create_runtime()]);
     let child_hooks = any_hooks(&[hooks.create_container()]);
@@ -482,11 +504,10 @@ fn parent_side(
             }
             None => {
                 guard.child = None;
-                let status = match pidfd::reap_within(pid, setup) {
-                    Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
-                    Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
-                    Ok(other) => format!("{other:?}"),
-                    Err(e) => format!("waitpid: {e}"),
+                let status = match pidfd::reap_within(pid, setup)? {
+                    WaitStatus::Exited(_, c) => format!("exit status {c}"),
+                    WaitStatus::Signaled(_, s, _) => format!("killed by {s}"),
+                    other => format!("{other:?}"),
                 };
                 return Err(Error::InitDied { status });
             }
@@ -527,9 +548,7 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>, save: bool)
     }
     let locked = guard.locked_mut()?;
     locked.state.pid = pid1.as_raw();
-    locked.state.pid_start_time = pidfd::stat(pid1.as_raw())
-        .map(|s| s.start_time)
-        .unwrap_or(0);
+    locked.state.pid_start_time = pidfd::start_time(pid1.as_raw())?;
     if save {
         locked.save()?;
     }

@@ -315,9 +315,12 @@ fn parent(
     forwarder: Option<SignalForwarder>,
     own_console: Option<OwnedFd>,
 ) -> Result<i32> {
+    // Bounded: a child that joined a container paused meanwhile stays frozen with its SIGKILL
+    // pending (thawing is the user's `resume`, not hako's): the wait gives up and says so.
     let fail = |e: Error| {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
+        if let Err(w) = crate::pidfd::kill_and_reap(pid, None) {
+            crate::warn(&w);
+        }
         e
     };
     if let Some(cg) = ctx.cgroup {
