@@ -144,7 +144,7 @@ fn owner() -> String {
 }
 
 /// Number of fds passed by systemd socket activation (`LISTEN_FDS`), which runc forwards.
-fn listen_fds() -> u32 {
+pub(crate) fn listen_fds() -> u32 {
     std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|v| v.parse().ok())
