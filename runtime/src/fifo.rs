@@ -55,8 +55,12 @@ pub(crate) fn read_start_status(fd: &OwnedFd, timeout: std::time::Duration) -> R
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let ready = crate::sys::poll_until(std::os::fd::AsFd::as_fd(fd), nix::poll::PollFlags::POLLIN, deadline)
-            .map_err(Error::sys("poll(start status fifo)"))?;
+        let ready = crate::sys::poll_until(
+            std::os::fd::AsFd::as_fd(fd),
+            nix::poll::PollFlags::POLLIN,
+            deadline,
+        )
+        .map_err(Error::sys("poll(start status fifo)"))?;
         if !ready {
             return Err(Error::Timeout {
                 what: "startContainer hooks",

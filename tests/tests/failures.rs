@@ -358,3 +358,57 @@ fn delete_force_after_init_and_cgroup_vanished(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(delete_force_after_init_and_cgroup_vanished);
+
+/// Review of issue 12, finding 5: `start` waits for the startContainer hooks within their own
+/// timeouts (a hook without one counts as one set-up bound, `HAKO_TEST_SYNC_TIMEOUT` here) and,
+/// when they fail or time out, kills the init as runc does when a startContainer hook fails
+/// (runtime.md: the runtime MUST stop the container). Before the fix `start` waited a fixed
+/// 120 s and then failed while the container went on running.
+#[test]
+fn start_kills_the_init_when_a_start_container_hook_times_out() -> Result<()> {
+    let mut b = Bundle::new(Runtime::Hako, "starthook", &["sleep", "1000"])?;
+    b.config["hooks"] =
+        json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exec sleep 1000"]}]});
+    b.write_config()?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+    let mut start = b.cmd();
+    start
+        .env("HAKO_TEST_SYNC_TIMEOUT", "1")
+        .args(["start", &b.id]);
+    let r = hako_tests::output_with_timeout(start, Duration::from_secs(30))?;
+    ensure!(
+        r.code != 0 && r.stderr.contains("startContainer hooks"),
+        "{r:?}"
+    );
+    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
+    ensure!(b.status()? == "stopped", "{}", b.status()?);
+    b.rt(&["delete", &b.id])?.ok()?;
+    Ok(())
+}
+
+/// Review of issue 12, finding 6: `run` checks `--preserve-fds` plus systemd's `LISTEN_FDS` as
+/// `create` does, before it opens its terminal pair: with fd 3 open and fd 4 (the one
+/// LISTEN_FDS asks for) a hole, hako refuses. Before the fix `run` checked fd 3 alone, and its
+/// own console socket filled the hole and went into the container.
+#[test]
+fn run_refuses_a_hole_in_the_listen_fds_range() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "listenhole", &["ls", "-l", "/proc/self/fd"])?;
+    b.write_config()?;
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c")
+        .arg("exec \"$@\" 3</dev/null")
+        .arg("sh")
+        .arg(Runtime::Hako.binary())
+        .arg("--root")
+        .arg(b.state_root())
+        .args(["run", "--preserve-fds", "1", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .env("LISTEN_FDS", "1")
+        .stdin(Stdio::null());
+    let r = hako_tests::output_with_timeout(c, Duration::from_secs(60))?;
+    ensure!(r.code != 0 && r.stderr.contains("fd 4"), "{r:?}");
+    ensure!(b.cgroup_dirs().is_empty(), "a refused run left a cgroup");
+    Ok(())
+}
