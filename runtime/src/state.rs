@@ -19,6 +19,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -187,19 +188,39 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-/// Opens the container directory and takes an exclusive flock(2) on it, waiting for any other
-/// hako command that holds it.
-fn lock_dir(dir: &Path) -> Result<Flock<fs::File>> {
-    let f = fs::OpenOptions::new()
+/// How long a command waits for another one that holds a container's lock. `create` holds it
+/// for as long as it runs, hooks included; a blocking flock(2) would wait for all of that
+/// (forever with a hook without a timeout, and a deadlock for a hook that calls `hako delete`
+/// on its own container).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens the container directory and takes an exclusive flock(2) on it, waiting at most
+/// [`LOCK_TIMEOUT`] for any other hako command that holds it ([`Error::Busy`] after that).
+fn lock_dir(dir: &Path, id: &str) -> Result<Flock<fs::File>> {
+    let mut f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)
         .map_err(Error::io("open state dir", dir))?;
-    let mut f = f;
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
     loop {
-        match Flock::lock(f, FlockArg::LockExclusive) {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(lock),
             Err((back, nix::Error::EINTR)) => f = back,
+            // flock(2) has no timeout: look again, less and less often, until the deadline.
+            Err((back, nix::Error::EWOULDBLOCK)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Busy {
+                        id: id.to_string(),
+                        seconds: LOCK_TIMEOUT.as_secs(),
+                    });
+                }
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(Duration::from_millis(50));
+                f = back;
+            }
             Err((_, e)) => return Err(Error::sys("flock(state dir)")(e)),
         }
     }
@@ -236,7 +257,7 @@ impl Store {
             }
             Err(e) => return Err(Error::io("create state dir", &dir)(e)),
         }
-        let lock = match lock_dir(&dir) {
+        let lock = match lock_dir(&dir, &state.id) {
             Ok(l) => l,
             Err(e) => {
                 let _ = fs::remove_dir(&dir);
@@ -259,7 +280,7 @@ impl Store {
     pub fn load(&self, id: &str) -> Result<Locked> {
         validate_id(id)?;
         let dir = self.dir(id);
-        let lock = match lock_dir(&dir) {
+        let lock = match lock_dir(&dir, id) {
             Ok(l) => l,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NotExist { id: id.to_string() })

@@ -64,15 +64,6 @@ fn bad_mount_fails_create(rt: Runtime) -> Result<()> {
 }
 both!(bad_mount_fails_create);
 
-/// Makes a FIFO that a hook writes its pid into, so the test knows exactly when `create` has
-/// reached that hook (a real synchronisation point, no sleeping). Writable by all: a hook in a
-/// user namespace runs as an unprivileged host uid.
-fn mkfifo(path: &std::path::Path) -> Result<()> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))?;
-    Ok(())
-}
-
 /// Starts `hako create` with a hook of `kind` that never ends, and returns once the hook runs:
 /// the bundle, the running create and the hook's `$$`.
 fn create_blocked_in_hook(tag: &str, kind: &str) -> Result<(Bundle, std::process::Child, i32)> {
@@ -85,24 +76,8 @@ fn create_blocked_in_hook_with(
     kind: &str,
     configure: impl FnOnce(&mut Bundle) -> Result<()>,
 ) -> Result<(Bundle, std::process::Child, i32)> {
-    let mut b = Bundle::new(Runtime::Hako, tag, &["sleep", "1000"])?;
-    configure(&mut b)?;
-    let fifo = b.path().join("reached.fifo");
-    mkfifo(&fifo)?;
-    let f = fifo.to_string_lossy().into_owned();
-    b.config["hooks"] = json!({ kind: [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {f}; exec sleep 1000")]}] });
-    b.write_config()?;
-    let create = b
-        .cmd()
-        .args(["create", "--bundle", &b.path().to_string_lossy(), &b.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let hook_pid: i32 = hako_tests::read_with_timeout(&fifo, Duration::from_secs(30))?
-        .trim()
-        .parse()?;
-    Ok((b, create, hook_pid))
+    let c = hako_tests::create_blocked_in_hook(Runtime::Hako, tag, kind, configure)?;
+    Ok((c.bundle, c.create, c.hook_pid))
 }
 
 /// Kills `hako create` while a hook of `kind` blocks, then checks `delete --force` leaves no
