@@ -91,6 +91,10 @@ pub struct Persisted {
     pub annotations: HashMap<String, String>,
     /// Where the container's cgroup is.
     pub cgroup: Option<hako_cgroups::CgroupPath>,
+    /// The file that says whether the cgroup is frozen (`Cgroup::freezer_file`), recorded once
+    /// the cgroup exists: `status` reads it directly, without opening the cgroup.
+    #[serde(default)]
+    pub freezer: Option<PathBuf>,
     /// True once `create` finished; a `creating` state left by a killed `create` has it false.
     pub created_done: bool,
     /// Whether the config has a `process` (the spec lets `create` go without one; `start` fails).
@@ -375,6 +379,7 @@ impl Persisted {
             created: String::new(),
             annotations: HashMap::new(),
             cgroup: None,
+            freezer: None,
             created_done: false,
             has_process: false,
             hooks: None,
@@ -426,35 +431,36 @@ impl Container {
     }
 
     /// The status, derived from the init, the lock, the freezer and the exec fifo.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> Result<Status> {
         if !self.state.created_done {
             // `create` is at work for as long as it holds the lock (before the clone there is no
             // init yet); a `create` that was killed holds nothing, and its init (if any) reads
             // end-of-file and exits: what is left is stopped, for `delete --force`. (A caller
             // that holds the lock itself knows that no `create` runs.)
             let creating = !self.held && lock_is_held(&self.dir);
-            return if creating || self.init().is_some() {
+            return Ok(if creating || self.init().is_some() {
                 Status::Creating
             } else {
                 Status::Stopped
-            };
+            });
         }
         if self.init().is_none() {
-            return Status::Stopped;
+            return Ok(Status::Stopped);
         }
-        // Frozen comes before the fifo: a `created` container can be paused too, and runc then
-        // reports it `paused` (and `start` refuses it) until it is resumed.
-        if let Some(path) = &self.state.cgroup {
-            if let Ok(cg) = hako_cgroups::Cgroup::open(path) {
-                if cg.is_frozen().unwrap_or(false) {
-                    return Status::Paused;
-                }
-            }
-        }
-        if self.fifo_path().exists() {
-            return Status::Created;
-        }
-        Status::Running
+        // A `created` container can be paused too: runc then reports it `paused` (and `start`
+        // refuses it) until it is resumed. One read of the recorded freezer file, no
+        // mountinfo; a file that cannot be read is an error, never "not paused".
+        let frozen = match &self.state.freezer {
+            Some(file) => hako_cgroups::is_frozen_at(file)?,
+            None => false,
+        };
+        Ok(if frozen {
+            Status::Paused
+        } else if self.fifo_path().exists() {
+            Status::Created
+        } else {
+            Status::Running
+        })
     }
 
     /// The cgroup of a container that is not stopped (`ps`, `update`, `events`, `pause`).
@@ -462,7 +468,7 @@ impl Container {
         let not_running = || Error::NotRunning {
             id: self.state.id.clone(),
         };
-        if self.status() == Status::Stopped {
+        if self.status()? == Status::Stopped {
             return Err(not_running());
         }
         let path = self.state.cgroup.as_ref().ok_or_else(not_running)?;
@@ -470,9 +476,9 @@ impl Container {
     }
 
     /// runc's `state` JSON view.
-    pub fn view(&self) -> StateView {
-        let status = self.status();
-        StateView {
+    pub fn view(&self) -> Result<StateView> {
+        let status = self.status()?;
+        Ok(StateView {
             oci_version: OCI_VERSION,
             id: self.state.id.clone(),
             pid: if status == Status::Stopped {
@@ -486,13 +492,13 @@ impl Container {
             created: self.state.created.clone(),
             annotations: self.state.annotations.clone(),
             owner: self.state.owner.clone(),
-        }
+        })
     }
 
     /// The state JSON that hooks read on stdin (runtime-spec "State"), with `status` forced to
     /// the lifecycle point the hook runs at.
     pub(crate) fn hook_state(&self, status: Status) -> Result<String> {
-        let mut view = self.view();
+        let mut view = self.view()?;
         view.status = status;
         view.pid = self.state.pid;
         serde_json::to_string(&view).map_err(|source| Error::Encode {
@@ -599,7 +605,7 @@ mod tests {
         ));
         let loaded = store.load("c1").expect("load");
         assert_eq!(loaded.state.bundle, PathBuf::from("/b"));
-        assert_eq!(loaded.status(), Status::Stopped);
+        assert_eq!(loaded.status().expect("status"), Status::Stopped);
         loaded.remove().expect("remove");
         assert!(matches!(store.load("c1"), Err(Error::NotExist { .. })));
         assert_eq!(store.ids().expect("ids"), Vec::<String>::new());

@@ -201,6 +201,7 @@ pub(crate) fn create_with_console(
         created: timestamp::now(),
         annotations: config.annotations.clone(),
         cgroup: Some(config.cgroup_path.clone()),
+        freezer: None,
         created_done: false,
         has_process: config.process.is_some(),
         hooks: Some(config.hooks.clone()),
@@ -285,6 +286,10 @@ fn spawn_init(
         None
     };
     let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
+    // Kept for `status` (saved with the rest at the end of `create`). `freezer_file` fails
+    // only where the cgroup has no freezer at all: then nothing can pause the container.
+    let freezer = cgroup.freezer_file().ok();
+    guard.locked_mut()?.state.freezer = freezer;
     let cgroup = guard.cgroup.insert(cgroup);
     cgroup.apply(&config.resources)?;
     guard.steps.step(format_args!(

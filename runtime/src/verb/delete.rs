@@ -31,7 +31,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let status = locked.status();
+    let status = locked.status()?;
     if status != Status::Stopped && !force {
         return Err(Error::BadStatus {
             verb: "delete",

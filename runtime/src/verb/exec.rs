@@ -179,7 +179,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     // Before hako opens anything that could fill a hole in the range (see fds.rs).
     fds::check_preserved(opts.preserve_fds)?;
     let locked = store.load(&opts.id)?;
-    let status = locked.status();
+    let status = locked.status()?;
     match status {
         Status::Created | Status::Running => {}
         Status::Stopped => {

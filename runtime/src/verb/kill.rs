@@ -11,7 +11,7 @@ use crate::state::{Status, Store};
 /// Sends `signal` to the container `id`.
 pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<()> {
     let locked = store.read(id)?;
-    let status = locked.status();
+    let status = locked.status()?;
     if status == Status::Stopped && (!all || signal == 0) {
         return Err(Error::NotRunning { id: id.to_string() });
     }

@@ -11,7 +11,7 @@ use crate::{fifo, hooks};
 /// Starts the container `id`.
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let locked = store.load(id)?;
-    let what = match locked.status() {
+    let what = match locked.status()? {
         Status::Created => None,
         // runc 1.1.5's phrases (libcontainer/container_linux.go, `Exec`/`signal` checks).
         Status::Paused => Some("a container in the paused state"),
