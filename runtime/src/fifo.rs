@@ -55,7 +55,7 @@ pub(crate) fn read_start_status(fd: &OwnedFd, timeout: std::time::Duration) -> R
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let ready = crate::sys::poll_until(
+        let ready = crate::sys::poll_one_until(
             std::os::fd::AsFd::as_fd(fd),
             nix::poll::PollFlags::POLLIN,
             deadline,

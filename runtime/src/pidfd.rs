@@ -12,7 +12,7 @@
 //! The start time is checked again right before each signal, which narrows pid reuse to the
 //! instant between that check and kill(2).
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -69,19 +69,13 @@ pub(crate) fn start_time(pid: i32) -> Result<u64> {
 
 /// pidfd_open(2).
 fn open_pidfd(pid: i32) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
-        return Err(nix::Error::last());
-    }
-    // SAFETY: the syscall succeeded, so `raw` is a new descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+    crate::sys::pidfd_open(pid)
 }
 
 /// Waits until `fd` is readable (for a pidfd: the process exited), at most `timeout`; whether
 /// it became readable.
 fn poll_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool> {
-    crate::sys::poll_until(
+    crate::sys::poll_one_until(
         fd.as_fd(),
         nix::poll::PollFlags::POLLIN,
         Instant::now() + timeout,

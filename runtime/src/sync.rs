@@ -198,7 +198,7 @@ impl SyncSocket {
         let bound = setup_bound();
         let deadline = Instant::now() + bound;
         while let Some(chunk) = chunks.next() {
-            let room = crate::sys::poll_until(self.fd.as_fd(), PollFlags::POLLOUT, deadline)
+            let room = crate::sys::poll_one_until(self.fd.as_fd(), PollFlags::POLLOUT, deadline)
                 .map_err(Error::sys("poll(sync socket)"))?;
             if !room {
                 return Err(Error::Timeout {
@@ -396,7 +396,7 @@ fn decode(bytes: &[u8]) -> Result<Message> {
 /// Waits until `fd` is readable (a datagram or end-of-file), or fails with [`Error::Timeout`]
 /// once `deadline` has passed.
 fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant, bound: Duration) -> Result<()> {
-    if crate::sys::poll_until(fd, PollFlags::POLLIN, deadline)
+    if crate::sys::poll_one_until(fd, PollFlags::POLLIN, deadline)
         .map_err(Error::sys("poll(sync socket)"))?
     {
         return Ok(());

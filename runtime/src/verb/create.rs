@@ -271,12 +271,7 @@ fn spawn_init(
     let fifo_path = locked.fifo_path();
     let high = 3 + preserved;
     let fifo_fd = fds::dup_above(fifo::create(&fifo_path)?.as_fd(), high)?;
-    let start_status = if config
-        .hooks
-        .start_container()
-        .as_ref()
-        .is_some_and(|h| !h.is_empty())
-    {
+    let start_status = if hooks::any(&[config.hooks.start_container()]) {
         let path = locked.start_status_path();
         Some(fds::dup_above(
             fifo::create_start_status(&path)?.as_fd(),
@@ -419,8 +414,8 @@ fn parent_side(
     locked.state.pid = pid.as_raw();
     locked.state.pid_start_time = pidfd::start_time(pid.as_raw())?;
     let hooks = &config.hooks;
-    let runtime_hooks = any_hooks(&[hooks.prestart(), hooks.create_runtime()]);
-    let child_hooks = any_hooks(&[hooks.create_container()]);
+    let runtime_hooks = hooks::any(&[hooks.prestart(), hooks.create_runtime()]);
+    let child_hooks = hooks::any(&[hooks.create_container()]);
     if runtime_hooks || child_hooks {
         locked.save()?;
     }
@@ -518,13 +513,6 @@ fn parent_side(
             }
         }
     }
-}
-
-/// Whether any of these hook lists has a hook.
-fn any_hooks(lists: &[&Option<Vec<oci_spec::runtime::Hook>>]) -> bool {
-    lists
-        .iter()
-        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()))
 }
 
 /// After `Born`: the container's pid 1 is `sender`, forked by our child `child` (which exits
