@@ -280,17 +280,7 @@ fn spawn_init(
     } else {
         None
     };
-    let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
-    // Kept for `status` (saved with the rest at the end of `create`). `freezer_file` fails
-    // only where the cgroup has no freezer at all: then nothing can pause the container.
-    let freezer = cgroup.freezer_file().ok();
-    guard.locked_mut()?.state.freezer = freezer;
-    let cgroup = guard.cgroup.insert(cgroup);
-    cgroup.apply(&config.resources)?;
-    guard.steps.step(format_args!(
-        "made the cgroup {} and applied its resources",
-        config.cgroup_path.as_path().display()
-    ));
+    let cgroup = make_cgroup(guard, config)?;
     let console: Option<OwnedFd> = match (&opts.console_socket, console) {
         (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
         (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
@@ -306,16 +296,7 @@ fn spawn_init(
         nix::sched::setns(pidns, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(Error::sys("setns(pid namespace to join)"))?;
     }
-    let cgroup_mounts = cgroup
-        .hierarchies()
-        .into_iter()
-        .map(|h| hako_namespaces::CgroupMount {
-            name: h.name,
-            host_dir: h.dir,
-            fs_type: h.fs_type.to_string(),
-            options: h.options,
-        })
-        .collect();
+    let cgroup_mounts = cgroup_mounts(cgroup);
     let (parent_sock, child_sock) = sync::pair()?;
     let child_sock = child_sock.move_above(high)?;
     if config.namespaces.needs_pid_fork() {
@@ -329,7 +310,7 @@ fn spawn_init(
     };
     // On cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP).
     let (forked, needs_add) =
-        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup))?;
+        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(cgroup))?;
     match forked {
         Forked::Child => {
             drop(parent_sock);
@@ -372,6 +353,39 @@ fn spawn_init(
     }
 }
 
+/// Makes the container's cgroup (the guard removes it if `create` fails) and applies its
+/// resources.
+fn make_cgroup<'g>(
+    guard: &'g mut Teardown,
+    config: &ContainerConfig,
+) -> Result<&'g hako_cgroups::Cgroup> {
+    let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
+    // Kept for `status` (saved with the rest at the end of `create`). `freezer_file` fails
+    // only where the cgroup has no freezer at all: then nothing can pause the container.
+    guard.locked_mut()?.state.freezer = cgroup.freezer_file().ok();
+    let cgroup = guard.cgroup.insert(cgroup);
+    cgroup.apply(&config.resources)?;
+    guard.steps.step(format_args!(
+        "made the cgroup {} and applied its resources",
+        config.cgroup_path.as_path().display()
+    ));
+    Ok(cgroup)
+}
+
+/// The cgroup hierarchies as the init mounts them in the container.
+fn cgroup_mounts(cgroup: &hako_cgroups::Cgroup) -> Vec<hako_namespaces::CgroupMount> {
+    cgroup
+        .hierarchies()
+        .into_iter()
+        .map(|h| hako_namespaces::CgroupMount {
+            name: h.name,
+            host_dir: h.dir,
+            fs_type: h.fs_type.to_string(),
+            options: h.options,
+        })
+        .collect()
+}
+
 /// Hands the seccomp notify fd the init sent to the profile's `listenerPath`, with the container
 /// state (config-linux.md, "Seccomp": the runtime sends the fd over SCM_RIGHTS).
 pub(crate) fn forward_seccomp_listener(
@@ -404,36 +418,11 @@ fn parent_side(
     mut pid: Pid,
     needs_add: bool,
 ) -> Result<Pid> {
-    let locked = guard.locked_mut()?;
-    // `state` says `creating` for as long as we hold the lock; with hooks to run (which may take
-    // long, and may ask `state` themselves) the pid is saved too, so that it says which process.
-    // Without hooks `create` is over in milliseconds and the write is not worth it (a file
-    // creation and a rename). If `create` dies from here on, the init is either already in the
-    // cgroup (recorded at claim time, so `delete --force` kills it there) or not yet, and then
-    // it reads end-of-file on the sync socket and exits by itself.
-    locked.state.pid = pid.as_raw();
-    locked.state.pid_start_time = pidfd::start_time(pid.as_raw())?;
     let hooks = &config.hooks;
     let runtime_hooks = hooks::any(&[hooks.prestart(), hooks.create_runtime()]);
     let child_hooks = hooks::any(&[hooks.create_container()]);
-    if runtime_hooks || child_hooks {
-        locked.save()?;
-    }
-    if let Some(maps) = config
-        .id_mappings
-        .as_ref()
-        .filter(|_| !config.namespaces.unshares_user_late())
-    {
-        maps.write(pid.as_raw())?;
-    }
-    if let Some(cg) = guard.cgroup.as_ref().filter(|_| needs_add) {
-        cg.add_process(pid.as_raw())?;
-    }
-    let locked = guard.locked()?;
-    let mut state_json = locked.hook_state(Status::Creating)?;
-    sock.send(&Message::Go {
-        state: state_json.clone(),
-    })?;
+    record_init(guard, pid, runtime_hooks || child_hooks)?;
+    let mut state_json = release_init(guard, config, sock, pid, needs_add)?;
     // Every wait for the child is bounded. The child runs the createContainer hooks right after
     // `HooksDone` (or, with no prestart/createRuntime hooks to wait for, after `Go`): from that
     // point each wait also spans them (see `sync::child_hooks_bound`).
@@ -475,13 +464,7 @@ fn parent_side(
                 forward_seccomp_listener(config.seccomp.as_ref(), fd, &state_json)?
             }
             Some(Message::RunHooks) => {
-                if let Some(h) = config.hooks.prestart() {
-                    hooks::run_all("prestart", h, &state_json)?;
-                }
-                if let Some(h) = config.hooks.create_runtime() {
-                    hooks::run_all("createRuntime", h, &state_json)?;
-                }
-                sock.send(&Message::HooksDone)?;
+                run_runtime_hooks(config, sock, &state_json)?;
                 bound = with_child_hooks;
                 guard
                     .steps
@@ -504,15 +487,79 @@ fn parent_side(
             }
             None => {
                 guard.child = None;
-                let status = match pidfd::reap_within(pid, setup)? {
-                    WaitStatus::Exited(_, c) => format!("exit status {c}"),
-                    WaitStatus::Signaled(_, s, _) => format!("killed by {s}"),
-                    other => format!("{other:?}"),
-                };
-                return Err(Error::InitDied { status });
+                return Err(init_died(pid, setup));
             }
         }
     }
+}
+
+/// Records the init in the state. `state` says `creating` for as long as we hold the lock; with
+/// hooks to run (`save`: they may take long, and may ask `state` themselves) the pid is saved
+/// too, so that it says which process. Without hooks `create` is over in milliseconds and the
+/// write is not worth it (a file creation and a rename). If `create` dies from here on, the
+/// init is either already in the cgroup (recorded at claim time, so `delete --force` kills it
+/// there) or not yet, and then it reads end-of-file on the sync socket and exits by itself.
+fn record_init(guard: &mut Teardown, pid: Pid, save: bool) -> Result<()> {
+    let locked = guard.locked_mut()?;
+    locked.state.pid = pid.as_raw();
+    locked.state.pid_start_time = pidfd::start_time(pid.as_raw())?;
+    if save {
+        locked.save()?;
+    }
+    Ok(())
+}
+
+/// Maps the init's ids (unless it unshares its user namespace later and asks), puts it in its
+/// cgroup (where clone could not) and lets it go; returns the state JSON hooks read.
+fn release_init(
+    guard: &Teardown,
+    config: &ContainerConfig,
+    sock: &sync::SyncSocket,
+    pid: Pid,
+    needs_add: bool,
+) -> Result<String> {
+    if let Some(maps) = config
+        .id_mappings
+        .as_ref()
+        .filter(|_| !config.namespaces.unshares_user_late())
+    {
+        maps.write(pid.as_raw())?;
+    }
+    if let Some(cg) = guard.cgroup.as_ref().filter(|_| needs_add) {
+        cg.add_process(pid.as_raw())?;
+    }
+    let state_json = guard.locked()?.hook_state(Status::Creating)?;
+    sock.send(&Message::Go {
+        state: state_json.clone(),
+    })?;
+    Ok(state_json)
+}
+
+/// The prestart and createRuntime hooks, in the runtime's namespaces, when the init asks.
+fn run_runtime_hooks(
+    config: &ContainerConfig,
+    sock: &sync::SyncSocket,
+    state_json: &str,
+) -> Result<()> {
+    if let Some(h) = config.hooks.prestart() {
+        hooks::run_all("prestart", h, state_json)?;
+    }
+    if let Some(h) = config.hooks.create_runtime() {
+        hooks::run_all("createRuntime", h, state_json)?;
+    }
+    sock.send(&Message::HooksDone)
+}
+
+/// The init closed the sync socket without a word: reaps it (within `bound`) and says how it
+/// ended.
+fn init_died(pid: Pid, bound: std::time::Duration) -> Error {
+    let status = match pidfd::reap_within(pid, bound) {
+        Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
+        Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => return e,
+    };
+    Error::InitDied { status }
 }
 
 /// After `Born`: the container's pid 1 is `sender`, forked by our child `child` (which exits
