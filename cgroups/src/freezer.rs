@@ -118,6 +118,16 @@ impl Cgroup {
         self.set_frozen(false)
     }
 
+    /// The file that says whether the cgroup is frozen (v1 `freezer.state`, v2 `cgroup.events`),
+    /// for a caller to keep and read with [`is_frozen_at`] without opening the cgroup again
+    /// (which parses `/proc/self/mountinfo`).
+    pub fn freezer_file(&self) -> Result<std::path::PathBuf, Error> {
+        Ok(match self.freezer()? {
+            Freezer::V1(dir) => dir.join("freezer.state"),
+            Freezer::V2(dir) => dir.join("cgroup.events"),
+        })
+    }
+
     /// Whether the cgroup is frozen (v1 "FROZEN"; FREEZING counts as not frozen); a freezer
     /// directory that does not exist is not frozen.
     pub fn is_frozen(&self) -> Result<bool, Error> {
@@ -129,5 +139,48 @@ impl Cgroup {
             Freezer::V1(dir) => Ok(files::read(dir, "freezer.state")?.trim() == "FROZEN"),
             Freezer::V2(dir) => v2_frozen(dir),
         }
+    }
+}
+
+/// Whether the cgroup whose [`Cgroup::freezer_file`] is `file` is frozen, as
+/// [`Cgroup::is_frozen`] says; a file that does not exist (no freezer cgroup) is not frozen,
+/// any other failure to read it is an error.
+pub fn is_frozen_at(file: &Path) -> Result<bool, Error> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(Error::Read {
+                path: file.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if file.file_name().is_some_and(|n| n == "cgroup.events") {
+        return Ok(files::key_values(&text).any(|(k, v)| k == "frozen" && v == 1));
+    }
+    Ok(text.trim() == "FROZEN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_frozen_at;
+
+    #[test]
+    fn frozen_file_reads_v1_v2_missing_and_fails_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v1 = dir.path().join("freezer.state");
+        std::fs::write(&v1, "FROZEN\n").expect("write");
+        assert!(is_frozen_at(&v1).expect("v1"));
+        std::fs::write(&v1, "FREEZING\n").expect("write");
+        assert!(!is_frozen_at(&v1).expect("v1 freezing"));
+        let v2 = dir.path().join("cgroup.events");
+        std::fs::write(&v2, "populated 1\nfrozen 1\n").expect("write");
+        assert!(is_frozen_at(&v2).expect("v2"));
+        assert!(!is_frozen_at(&dir.path().join("gone/freezer.state")).expect("missing"));
+        // A file that exists but cannot be read is an error, never "not frozen".
+        let unreadable = dir.path().join("dir/freezer.state");
+        std::fs::create_dir_all(&unreadable).expect("mkdir");
+        assert!(is_frozen_at(&unreadable).is_err());
     }
 }

@@ -241,6 +241,14 @@ pub enum Error {
         /// The refused flags.
         flags: u64,
     },
+    /// Another hako command held the container's lock for longer than hako waits for it.
+    #[error("container {id} is busy: another hako command holds it (gave up after {seconds}s)")]
+    Busy {
+        /// The container.
+        id: String,
+        /// How long hako waited for the lock.
+        seconds: u64,
+    },
     /// A timed wait ran out.
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout {

@@ -55,19 +55,13 @@ pub(crate) fn read_start_status(fd: &OwnedFd, timeout: std::time::Duration) -> R
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd, count 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 && nix::Error::last() == nix::Error::EINTR {
-            continue;
-        }
-        if rc <= 0 {
+        let ready = crate::sys::poll_one_until(
+            std::os::fd::AsFd::as_fd(fd),
+            nix::poll::PollFlags::POLLIN,
+            deadline,
+        )
+        .map_err(Error::sys("poll(start status fifo)"))?;
+        if !ready {
             return Err(Error::Timeout {
                 what: "startContainer hooks",
                 seconds: timeout.as_secs(),

@@ -21,12 +21,13 @@
 //! holds or inherited (a caller's descriptors, the sync socket, the state lock) reaches it.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags};
 use oci_spec::runtime::Hook;
 
 use crate::error::{Error, Result};
@@ -93,26 +94,21 @@ pub(crate) fn run_all_warn(kind: &'static str, hooks: &[Hook], state: &str) -> V
         .collect()
 }
 
+/// Whether any of these hook lists has a hook (a list may be absent or empty).
+pub(crate) fn any(lists: &[&Option<Vec<Hook>>]) -> bool {
+    lists
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()))
+}
+
 fn pidfd_of(pid: u32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    // SAFETY: a non-negative result is a new descriptor that nobody else owns.
-    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) })
+    crate::sys::pidfd_open(libc::pid_t::try_from(pid).ok()?).ok()
 }
 
 /// Marks every descriptor above stderr close-on-exec. Runs in the forked child before execve,
 /// so it makes only async-signal-safe system calls and allocates nothing.
 fn cloexec_above_stderr() -> std::io::Result<()> {
-    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors (Linux 5.11).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if rc == 0 {
+    if crate::sys::cloexec_range(3).is_ok() {
         return Ok(());
     }
     // Older kernels: every number the process may hold (EBADF for the free ones is expected).
@@ -342,44 +338,31 @@ impl<'a> HookIo<'a> {
     ) -> std::result::Result<Output, Served> {
         self.write_available()?;
         loop {
-            let mut fds = Vec::with_capacity(4);
-            let mut watch = |fd: Option<BorrowedFd<'_>>, events: libc::c_short| {
-                if let Some(fd) = fd {
-                    fds.push(libc::pollfd {
-                        fd: fd.as_raw_fd(),
-                        events,
-                        revents: 0,
-                    });
-                }
-            };
-            watch(pidfd.map(AsFd::as_fd), libc::POLLIN);
-            watch(self.stdin.as_ref().map(AsFd::as_fd), libc::POLLOUT);
-            watch(self.stdout.pipe.as_ref().map(AsFd::as_fd), libc::POLLIN);
-            watch(self.stderr.pipe.as_ref().map(AsFd::as_fd), libc::POLLIN);
             if pidfd.is_none() && self.stdout.pipe.is_none() && self.stderr.pipe.is_none() {
                 break;
             }
-            let ms = match deadline {
-                None => -1,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Served::TimedOut);
-                    }
-                    // Rounded up: a wake-up just before the deadline must not spin.
-                    i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
-                }
-            };
-            // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-            if rc < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e.into());
+            // The pidfd, when there is one, comes first: its `revents` say the hook exited.
+            let watched: [(Option<BorrowedFd<'_>>, PollFlags); 4] = [
+                (pidfd.map(AsFd::as_fd), PollFlags::POLLIN),
+                (self.stdin.as_ref().map(AsFd::as_fd), PollFlags::POLLOUT),
+                (
+                    self.stdout.pipe.as_ref().map(AsFd::as_fd),
+                    PollFlags::POLLIN,
+                ),
+                (
+                    self.stderr.pipe.as_ref().map(AsFd::as_fd),
+                    PollFlags::POLLIN,
+                ),
+            ];
+            let mut fds: Vec<PollFd<'_>> = watched
+                .into_iter()
+                .filter_map(|(fd, events)| fd.map(|fd| PollFd::new(fd, events)))
+                .collect();
+            if !crate::sys::poll_until(&mut fds, deadline).map_err(std::io::Error::from)? {
+                return Err(Served::TimedOut);
             }
-            let exited = pidfd.is_some() && fds[0].revents != 0;
+            let exited = pidfd.is_some() && fds[0].revents().is_some_and(|r| !r.is_empty());
+            drop(fds);
             self.write_available()?;
             self.stdout.read_available(READ_BATCH)?;
             self.stderr.read_available(READ_BATCH)?;
@@ -485,7 +468,7 @@ mod tests {
         // dup(2) gives a descriptor without close-on-exec.
         let raw = nix::unistd::dup(file.as_raw_fd()).expect("dup");
         // SAFETY: `raw` is a fresh descriptor owned only here.
-        let leaked = unsafe { OwnedFd::from_raw_fd(raw) };
+        let leaked = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
         let script =
             format!("if [ -e /proc/self/fd/{raw} ]; then echo fd {raw} is open >&2; exit 1; fi");
         let result = run_bounded(hook(&script, Some(20)), "{}".into());

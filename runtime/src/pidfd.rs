@@ -12,7 +12,7 @@
 //! The start time is checked again right before each signal, which narrows pid reuse to the
 //! instant between that check and kill(2).
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -53,33 +53,34 @@ pub(crate) fn stat(pid: i32) -> Option<ProcStat> {
     parse_stat(&text)
 }
 
+/// The start time of the live process `pid`: what, with the pid, names it in `state.json`. An
+/// error when it cannot be read (fail closed: a start time of 0 would make `status` read
+/// `stopped` for a live container).
+pub(crate) fn start_time(pid: i32) -> Result<u64> {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
+    let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+    parse_stat(&text).map(|s| s.start_time).ok_or_else(|| {
+        Error::io("parse", &path)(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no start time in /proc/PID/stat",
+        ))
+    })
+}
+
 /// pidfd_open(2).
 fn open_pidfd(pid: i32) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
-        return Err(nix::Error::last());
-    }
-    // SAFETY: the syscall succeeded, so `raw` is a new descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+    crate::sys::pidfd_open(pid)
 }
 
 /// Waits until `fd` is readable (for a pidfd: the process exited), at most `timeout`; whether
 /// it became readable.
 fn poll_readable(fd: &OwnedFd, timeout: Duration) -> Result<bool> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(Error::sys("poll(pidfd)")(e)),
-            Ok(0) if !left.is_zero() => continue,
-            Ok(n) => return Ok(n > 0),
-        }
-    }
+    crate::sys::poll_one_until(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+        Instant::now() + timeout,
+    )
+    .map_err(Error::sys("poll(pidfd)"))
 }
 
 /// A live process, held by pidfd where the kernel and the caller's seccomp filter allow it,
@@ -175,29 +176,59 @@ fn signalled(ok: bool, syscall: &'static str) -> Result<()> {
     }
 }
 
-/// Reaps our child `pid`, waiting at most `bound` for it to exit by itself (it closed its end of
-/// the sync socket, so it is on its way out); after that it is killed (SIGKILL cannot be
-/// ignored) and reaped. Either way nothing waits forever on a stuck child.
-pub(crate) fn reap_within(pid: Pid, bound: Duration) -> nix::Result<WaitStatus> {
-    let deadline = Instant::now() + bound;
+/// How long a SIGKILLed child may take to be reaped before hako gives up on it.
+pub(crate) const KILL_BOUND: Duration = Duration::from_secs(10);
+
+/// Reaps our child `pid` once it has exited, waiting until `deadline` at most; `None` when it
+/// is still alive then. The one wait on a child of hako's: it never blocks past the deadline.
+pub(crate) fn wait_child_until(pid: Pid, deadline: Instant) -> Result<Option<WaitStatus>> {
     let pidfd = open_pidfd(pid.as_raw()).ok();
     loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG))? {
-            WaitStatus::StillAlive => {}
-            status => return Ok(status),
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Err(nix::Error::EINTR) => continue,
+            Ok(status) => return Ok(Some(status)),
+            Err(e) => return Err(Error::sys("waitpid")(e)),
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            return waitpid(pid, None);
+            return Ok(None);
         }
         match &pidfd {
             Some(fd) => {
-                let _ = poll_readable(fd, left);
+                poll_readable(fd, left)?;
             }
             // Without pidfds (see `Process::open`), a short pause between two looks.
             None => std::thread::sleep(left.min(Duration::from_millis(5))),
         }
+    }
+}
+
+/// Kills our child `pid` and reaps it within [`KILL_BOUND`]. `thaw` is a cgroup of hako's own
+/// making that holds the child (a failed `create`): it is thawed and emptied too, because a
+/// frozen task never acts on its SIGKILL (runc #3134). A container's cgroup the user paused is
+/// not hako's to thaw (`exec`): the SIGKILL stays pending until it is resumed. On expiry hako
+/// gives up, leaves the child to its fate (it dies when thawed; its new parent reaps it) and
+/// reports [`Error::Timeout`]: a child stuck uninterruptibly must not hang the caller.
+pub(crate) fn kill_and_reap(pid: Pid, thaw: Option<&hako_cgroups::Cgroup>) -> Result<WaitStatus> {
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    if let Some(cg) = thaw {
+        // `signal_all` leaves the cgroup thawed.
+        let _ = cg.signal_all(libc::SIGKILL);
+    }
+    wait_child_until(pid, Instant::now() + KILL_BOUND)?.ok_or(Error::Timeout {
+        what: "a killed child of hako's to exit",
+        seconds: KILL_BOUND.as_secs(),
+    })
+}
+
+/// Reaps our child `pid`, waiting at most `bound` for it to exit by itself (it closed its end of
+/// the sync socket, so it is on its way out); after that it is killed and reaped as
+/// [`kill_and_reap`] does. Either way nothing waits forever on a stuck child.
+pub(crate) fn reap_within(pid: Pid, bound: Duration) -> Result<WaitStatus> {
+    match wait_child_until(pid, Instant::now() + bound)? {
+        Some(status) => Ok(status),
+        None => kill_and_reap(pid, None),
     }
 }
 
@@ -220,5 +251,33 @@ mod tests {
         let st = stat(me).expect("own stat");
         assert!(Process::open(me, st.start_time).is_some());
         assert!(Process::open(me, st.start_time + 1).is_none());
+    }
+
+    /// Review of issue 12, finding 1: a child that cannot act on its SIGKILL (frozen in a v1
+    /// freezer cgroup that is not hako's to thaw, as in an `exec` into a container paused
+    /// meanwhile) makes `kill_and_reap` give up after its bound and say so. Before, the reap was
+    /// a plain waitpid(2) and this test hung. Skipped where the v1 freezer is not mounted (a
+    /// host limit: hako's test machine has it).
+    #[test]
+    fn kill_and_reap_gives_up_on_a_frozen_child() {
+        let root = std::path::Path::new("/sys/fs/cgroup/freezer");
+        if !root.join("freezer.state").exists() && !root.join("cgroup.procs").exists() {
+            eprintln!("no v1 freezer hierarchy: skipped");
+            return;
+        }
+        let dir = root.join(format!("hako-test-reap-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("mkdir freezer cgroup");
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .expect("spawn");
+        let pid = Pid::from_raw(child.id() as i32);
+        std::fs::write(dir.join("cgroup.procs"), child.id().to_string()).expect("join");
+        std::fs::write(dir.join("freezer.state"), "FROZEN").expect("freeze");
+        let outcome = kill_and_reap(pid, None);
+        std::fs::write(dir.join("freezer.state"), "THAWED").expect("thaw");
+        let _ = child.wait();
+        std::fs::remove_dir(&dir).expect("rmdir freezer cgroup");
+        assert!(matches!(outcome, Err(Error::Timeout { .. })), "{outcome:?}");
     }
 }

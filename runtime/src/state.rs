@@ -19,6 +19,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -90,6 +91,10 @@ pub struct Persisted {
     pub annotations: HashMap<String, String>,
     /// Where the container's cgroup is.
     pub cgroup: Option<hako_cgroups::CgroupPath>,
+    /// The file that says whether the cgroup is frozen (`Cgroup::freezer_file`), recorded once
+    /// the cgroup exists: `status` reads it directly, without opening the cgroup.
+    #[serde(default)]
+    pub freezer: Option<PathBuf>,
     /// True once `create` finished; a `creating` state left by a killed `create` has it false.
     pub created_done: bool,
     /// Whether the config has a `process` (the spec lets `create` go without one; `start` fails).
@@ -190,19 +195,39 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-/// Opens the container directory and takes an exclusive flock(2) on it, waiting for any other
-/// hako command that holds it.
-fn lock_dir(dir: &Path) -> Result<Flock<fs::File>> {
-    let f = fs::OpenOptions::new()
+/// How long a command waits for another one that holds a container's lock. `create` holds it
+/// for as long as it runs, hooks included; a blocking flock(2) would wait for all of that
+/// (forever with a hook without a timeout, and a deadlock for a hook that calls `hako delete`
+/// on its own container).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens the container directory and takes an exclusive flock(2) on it, waiting at most
+/// [`LOCK_TIMEOUT`] for any other hako command that holds it ([`Error::Busy`] after that).
+fn lock_dir(dir: &Path, id: &str) -> Result<Flock<fs::File>> {
+    let mut f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)
         .map_err(Error::io("open state dir", dir))?;
-    let mut f = f;
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
     loop {
-        match Flock::lock(f, FlockArg::LockExclusive) {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(lock),
             Err((back, nix::Error::EINTR)) => f = back,
+            // flock(2) has no timeout: look again, less and less often, until the deadline.
+            Err((back, nix::Error::EWOULDBLOCK)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Busy {
+                        id: id.to_string(),
+                        seconds: LOCK_TIMEOUT.as_secs(),
+                    });
+                }
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(Duration::from_millis(50));
+                f = back;
+            }
             Err((_, e)) => return Err(Error::sys("flock(state dir)")(e)),
         }
     }
@@ -239,7 +264,7 @@ impl Store {
             }
             Err(e) => return Err(Error::io("create state dir", &dir)(e)),
         }
-        let lock = match lock_dir(&dir) {
+        let lock = match lock_dir(&dir, &state.id) {
             Ok(l) => l,
             Err(e) => {
                 let _ = fs::remove_dir(&dir);
@@ -262,7 +287,7 @@ impl Store {
     pub fn load(&self, id: &str) -> Result<Locked> {
         validate_id(id)?;
         let dir = self.dir(id);
-        let lock = match lock_dir(&dir) {
+        let lock = match lock_dir(&dir, id) {
             Ok(l) => l,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NotExist { id: id.to_string() })
@@ -357,6 +382,7 @@ impl Persisted {
             created: String::new(),
             annotations: HashMap::new(),
             cgroup: None,
+            freezer: None,
             created_done: false,
             has_process: false,
             hooks: None,
@@ -409,35 +435,36 @@ impl Container {
     }
 
     /// The status, derived from the init, the lock, the freezer and the exec fifo.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> Result<Status> {
         if !self.state.created_done {
             // `create` is at work for as long as it holds the lock (before the clone there is no
             // init yet); a `create` that was killed holds nothing, and its init (if any) reads
             // end-of-file and exits: what is left is stopped, for `delete --force`. (A caller
             // that holds the lock itself knows that no `create` runs.)
             let creating = !self.held && lock_is_held(&self.dir);
-            return if creating || self.init().is_some() {
+            return Ok(if creating || self.init().is_some() {
                 Status::Creating
             } else {
                 Status::Stopped
-            };
+            });
         }
         if self.init().is_none() {
-            return Status::Stopped;
+            return Ok(Status::Stopped);
         }
-        // Frozen comes before the fifo: a `created` container can be paused too, and runc then
-        // reports it `paused` (and `start` refuses it) until it is resumed.
-        if let Some(path) = &self.state.cgroup {
-            if let Ok(cg) = hako_cgroups::Cgroup::open(path) {
-                if cg.is_frozen().unwrap_or(false) {
-                    return Status::Paused;
-                }
-            }
-        }
-        if self.fifo_path().exists() {
-            return Status::Created;
-        }
-        Status::Running
+        // A `created` container can be paused too: runc then reports it `paused` (and `start`
+        // refuses it) until it is resumed. One read of the recorded freezer file, no
+        // mountinfo; a file that cannot be read is an error, never "not paused".
+        let frozen = match &self.state.freezer {
+            Some(file) => hako_cgroups::is_frozen_at(file)?,
+            None => false,
+        };
+        Ok(if frozen {
+            Status::Paused
+        } else if self.fifo_path().exists() {
+            Status::Created
+        } else {
+            Status::Running
+        })
     }
 
     /// The cgroup of a container that is not stopped (`ps`, `update`, `events`, `pause`).
@@ -445,7 +472,7 @@ impl Container {
         let not_running = || Error::NotRunning {
             id: self.state.id.clone(),
         };
-        if self.status() == Status::Stopped {
+        if self.status()? == Status::Stopped {
             return Err(not_running());
         }
         let path = self.state.cgroup.as_ref().ok_or_else(not_running)?;
@@ -453,9 +480,9 @@ impl Container {
     }
 
     /// runc's `state` JSON view.
-    pub fn view(&self) -> StateView {
-        let status = self.status();
-        StateView {
+    pub fn view(&self) -> Result<StateView> {
+        let status = self.status()?;
+        Ok(StateView {
             oci_version: OCI_VERSION,
             id: self.state.id.clone(),
             pid: if status == Status::Stopped {
@@ -469,13 +496,13 @@ impl Container {
             created: self.state.created.clone(),
             annotations: self.state.annotations.clone(),
             owner: self.state.owner.clone(),
-        }
+        })
     }
 
     /// The state JSON that hooks read on stdin (runtime-spec "State"), with `status` forced to
     /// the lifecycle point the hook runs at.
     pub(crate) fn hook_state(&self, status: Status) -> Result<String> {
-        let mut view = self.view();
+        let mut view = self.view()?;
         view.status = status;
         view.pid = self.state.pid;
         serde_json::to_string(&view).map_err(|source| Error::Encode {
@@ -582,7 +609,7 @@ mod tests {
         ));
         let loaded = store.load("c1").expect("load");
         assert_eq!(loaded.state.bundle, PathBuf::from("/b"));
-        assert_eq!(loaded.status(), Status::Stopped);
+        assert_eq!(loaded.status().expect("status"), Status::Stopped);
         loaded.remove().expect("remove");
         assert!(matches!(store.load("c1"), Err(Error::NotExist { .. })));
         assert_eq!(store.ids().expect("ids"), Vec::<String>::new());

@@ -24,6 +24,7 @@ use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use nix::poll::PollFlags;
 use nix::sys::socket::{
     self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
 };
@@ -192,7 +193,19 @@ impl SyncSocket {
         let fds = fd.map(|fd| [fd.as_raw_fd()]);
         let mut chunks = bytes.chunks(CHUNK).peekable();
         let mut first = true;
+        // A message of several chunks fills the socket buffer: a peer that stops reading would
+        // block sendmsg(2) forever. Each chunk waits for room until the same deadline.
+        let bound = setup_bound();
+        let deadline = Instant::now() + bound;
         while let Some(chunk) = chunks.next() {
+            let room = crate::sys::poll_one_until(self.fd.as_fd(), PollFlags::POLLOUT, deadline)
+                .map_err(Error::sys("poll(sync socket)"))?;
+            if !room {
+                return Err(Error::Timeout {
+                    what: "the container's process to read the sync socket",
+                    seconds: bound.as_secs(),
+                });
+            }
             let head = [if chunks.peek().is_some() { MORE } else { LAST }];
             let iov = [IoSlice::new(&head), IoSlice::new(chunk)];
             let rights;
@@ -383,24 +396,15 @@ fn decode(bytes: &[u8]) -> Result<Message> {
 /// Waits until `fd` is readable (a datagram or end-of-file), or fails with [`Error::Timeout`]
 /// once `deadline` has passed.
 fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant, bound: Duration) -> Result<()> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(Error::sys("poll(sync socket)")(e)),
-            Ok(0) if left.is_zero() => {
-                return Err(Error::Timeout {
-                    what: "the container's process on the sync socket",
-                    seconds: bound.as_secs(),
-                })
-            }
-            Ok(0) => continue,
-            Ok(_) => return Ok(()),
-        }
+    if crate::sys::poll_one_until(fd, PollFlags::POLLIN, deadline)
+        .map_err(Error::sys("poll(sync socket)"))?
+    {
+        return Ok(());
     }
+    Err(Error::Timeout {
+        what: "the container's process on the sync socket",
+        seconds: bound.as_secs(),
+    })
 }
 
 /// An error that happened in another process, carried as its chain of messages.

@@ -412,3 +412,50 @@ pub(crate) fn if_nametoindex(name: &str) -> nix::Result<u32> {
         Ok(index)
     }
 }
+
+/// poll(2) on `fds` until one of them is ready or `deadline` has passed (`None`: no deadline),
+/// restarted on `EINTR` with the time left; whether any became ready (their `revents` say
+/// which). The one deadline loop of the crate: every bounded wait on the child, a hook or the
+/// exec fifo goes through it.
+pub(crate) fn poll_until(
+    fds: &mut [nix::poll::PollFd<'_>],
+    deadline: Option<std::time::Instant>,
+) -> nix::Result<bool> {
+    use nix::poll::{poll, PollTimeout};
+    loop {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                // Rounded up: a wake-up just before the deadline must not spin.
+                let ms = left.as_micros().div_ceil(1000);
+                PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+            }
+        };
+        match poll(fds, timeout) {
+            Err(nix::Error::EINTR) | Ok(0) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(true),
+        }
+    }
+}
+
+/// [`poll_until`] on one descriptor.
+pub(crate) fn poll_one_until(
+    fd: BorrowedFd<'_>,
+    events: nix::poll::PollFlags,
+    deadline: std::time::Instant,
+) -> nix::Result<bool> {
+    poll_until(&mut [nix::poll::PollFd::new(fd, events)], Some(deadline))
+}
+
+/// pidfd_open(2) (Linux 5.3): a descriptor that refers to the process `pid` itself.
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the call succeeded, so `raw` is a new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as libc::c_int) })
+}

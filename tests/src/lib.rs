@@ -437,3 +437,78 @@ macro_rules! paste_tests {
         }
     };
 }
+
+/// Makes a FIFO a hook opens to say where it is (a real synchronisation point, no sleeping).
+/// Readable and writable by all: a hook in a user namespace runs as an unprivileged host uid.
+pub fn mkfifo(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o666))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(())
+}
+
+/// A `create` blocked in a hook: the hook wrote its `$$` to `reached.fifo` and waits (as `cat`,
+/// the same pid) until [`BlockedCreate::release`] writes to `release.fifo`.
+pub struct BlockedCreate {
+    /// The bundle.
+    pub bundle: Bundle,
+    /// The running `create`.
+    pub create: std::process::Child,
+    /// The hook's pid.
+    pub hook_pid: i32,
+    release: PathBuf,
+}
+
+impl BlockedCreate {
+    /// Lets the hook end. Only for a hook that still runs: opening the FIFO waits for it.
+    pub fn release(&self) -> Result<()> {
+        std::fs::write(&self.release, "go")?;
+        Ok(())
+    }
+}
+
+/// Starts `create` on a bundle of `rt` running `sleep 1000`, changed by `configure`, with a hook
+/// of `kind`, and returns once that hook runs.
+pub fn create_blocked_in_hook(
+    rt: Runtime,
+    tag: &str,
+    kind: &str,
+    configure: impl FnOnce(&mut Bundle) -> Result<()>,
+) -> Result<BlockedCreate> {
+    let mut b = Bundle::new(rt, tag, &["sleep", "1000"])?;
+    configure(&mut b)?;
+    let reached = b.path().join("reached.fifo");
+    let release = b.path().join("release.fifo");
+    mkfifo(&reached)?;
+    mkfifo(&release)?;
+    let hook = format!(
+        "echo $$ > {}; exec cat {} > /dev/null",
+        reached.display(),
+        release.display()
+    );
+    b.config["hooks"] = json!({ kind: [{"path": "/bin/sh", "args": ["sh", "-c", hook]}] });
+    b.write_config()?;
+    let create = b
+        .cmd()
+        .args(["create", "--bundle", &b.path().to_string_lossy(), &b.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let hook_pid =
+        read_with_timeout(&reached, Duration::from_secs(30)).and_then(|s| Ok(s.trim().parse()?));
+    match hook_pid {
+        Ok(hook_pid) => Ok(BlockedCreate {
+            bundle: b,
+            create,
+            hook_pid,
+            release,
+        }),
+        Err(e) => {
+            let mut create = create;
+            let _ = create.kill();
+            let _ = create.wait();
+            Err(e)
+        }
+    }
+}

@@ -64,15 +64,6 @@ fn bad_mount_fails_create(rt: Runtime) -> Result<()> {
 }
 both!(bad_mount_fails_create);
 
-/// Makes a FIFO that a hook writes its pid into, so the test knows exactly when `create` has
-/// reached that hook (a real synchronisation point, no sleeping). Writable by all: a hook in a
-/// user namespace runs as an unprivileged host uid.
-fn mkfifo(path: &std::path::Path) -> Result<()> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))?;
-    Ok(())
-}
-
 /// Starts `hako create` with a hook of `kind` that never ends, and returns once the hook runs:
 /// the bundle, the running create and the hook's `$$`.
 fn create_blocked_in_hook(tag: &str, kind: &str) -> Result<(Bundle, std::process::Child, i32)> {
@@ -85,24 +76,8 @@ fn create_blocked_in_hook_with(
     kind: &str,
     configure: impl FnOnce(&mut Bundle) -> Result<()>,
 ) -> Result<(Bundle, std::process::Child, i32)> {
-    let mut b = Bundle::new(Runtime::Hako, tag, &["sleep", "1000"])?;
-    configure(&mut b)?;
-    let fifo = b.path().join("reached.fifo");
-    mkfifo(&fifo)?;
-    let f = fifo.to_string_lossy().into_owned();
-    b.config["hooks"] = json!({ kind: [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo $$ > {f}; exec sleep 1000")]}] });
-    b.write_config()?;
-    let create = b
-        .cmd()
-        .args(["create", "--bundle", &b.path().to_string_lossy(), &b.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let hook_pid: i32 = hako_tests::read_with_timeout(&fifo, Duration::from_secs(30))?
-        .trim()
-        .parse()?;
-    Ok((b, create, hook_pid))
+    let c = hako_tests::create_blocked_in_hook(Runtime::Hako, tag, kind, configure)?;
+    Ok((c.bundle, c.create, c.hook_pid))
 }
 
 /// Kills `hako create` while a hook of `kind` blocks, then checks `delete --force` leaves no
@@ -358,3 +333,57 @@ fn delete_force_after_init_and_cgroup_vanished(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(delete_force_after_init_and_cgroup_vanished);
+
+/// Review of issue 12, finding 5: `start` waits for the startContainer hooks within their own
+/// timeouts (a hook without one counts as one set-up bound, `HAKO_TEST_SYNC_TIMEOUT` here) and,
+/// when they fail or time out, kills the init as runc does when a startContainer hook fails
+/// (runtime.md: the runtime MUST stop the container). Before the fix `start` waited a fixed
+/// 120 s and then failed while the container went on running.
+#[test]
+fn start_kills_the_init_when_a_start_container_hook_times_out() -> Result<()> {
+    let mut b = Bundle::new(Runtime::Hako, "starthook", &["sleep", "1000"])?;
+    b.config["hooks"] =
+        json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exec sleep 1000"]}]});
+    b.write_config()?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+    let mut start = b.cmd();
+    start
+        .env("HAKO_TEST_SYNC_TIMEOUT", "1")
+        .args(["start", &b.id]);
+    let r = hako_tests::output_with_timeout(start, Duration::from_secs(30))?;
+    ensure!(
+        r.code != 0 && r.stderr.contains("startContainer hooks"),
+        "{r:?}"
+    );
+    hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
+    ensure!(b.status()? == "stopped", "{}", b.status()?);
+    b.rt(&["delete", &b.id])?.ok()?;
+    Ok(())
+}
+
+/// Review of issue 12, finding 6: `run` checks `--preserve-fds` plus systemd's `LISTEN_FDS` as
+/// `create` does, before it opens its terminal pair: with fd 3 open and fd 4 (the one
+/// LISTEN_FDS asks for) a hole, hako refuses. Before the fix `run` checked fd 3 alone, and its
+/// own console socket filled the hole and went into the container.
+#[test]
+fn run_refuses_a_hole_in_the_listen_fds_range() -> Result<()> {
+    let b = Bundle::new(Runtime::Hako, "listenhole", &["ls", "-l", "/proc/self/fd"])?;
+    b.write_config()?;
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c")
+        .arg("exec \"$@\" 3</dev/null")
+        .arg("sh")
+        .arg(Runtime::Hako.binary())
+        .arg("--root")
+        .arg(b.state_root())
+        .args(["run", "--preserve-fds", "1", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .env("LISTEN_FDS", "1")
+        .stdin(Stdio::null());
+    let r = hako_tests::output_with_timeout(c, Duration::from_secs(60))?;
+    ensure!(r.code != 0 && r.stderr.contains("fd 4"), "{r:?}");
+    ensure!(b.cgroup_dirs().is_empty(), "a refused run left a cgroup");
+    Ok(())
+}

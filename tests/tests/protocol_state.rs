@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use hako_tests::{both, read_with_timeout, Bundle, Run, Runtime};
+use hako_tests::{both, Bundle, Run, Runtime};
 use serde_json::{json, Value};
 
 fn mkfifo(path: &Path) -> Result<()> {
@@ -331,27 +331,9 @@ both!(pause_of_a_created_container);
 /// file .../status`) and its `list` leaves the container out. Only hako is held to the spec.
 /// Before the fix hako said `stopped` with pid 0 and `list` left the container out.
 fn state_and_list_while_creating(rt: Runtime) -> Result<()> {
-    let mut b = Bundle::new(rt, "creating", &["sleep", "1000"])?;
-    let reached = b.path().join("reached.fifo");
-    let release = b.path().join("release.fifo");
-    mkfifo(&reached)?;
-    mkfifo(&release)?;
-    let hook = format!(
-        "echo x > {}; cat {} > /dev/null",
-        reached.display(),
-        release.display()
-    );
-    b.config["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}]});
-    b.write_config()?;
-    let mut create = b
-        .cmd()
-        .args(["create", "--bundle", &b.path().to_string_lossy(), &b.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut blocked = hako_tests::create_blocked_in_hook(rt, "creating", "prestart", |_| Ok(()))?;
+    let b = &blocked.bundle;
     let checked = (|| -> Result<()> {
-        read_with_timeout(&reached, Duration::from_secs(30))?;
         let state = b.rt(&["state", &b.id])?;
         let list = b.rt(&["list", "--format", "json"])?.ok()?;
         if rt == Runtime::Runc {
@@ -379,8 +361,9 @@ fn state_and_list_while_creating(rt: Runtime) -> Result<()> {
         Ok(())
     })();
     // Release the hook whatever happened, so `create` finishes.
-    std::fs::write(&release, "go")?;
-    let done = create.wait()?;
+    blocked.release()?;
+    let done = blocked.create.wait()?;
+    let b = &blocked.bundle;
     checked?;
     ensure!(done.success(), "create: {done:?}");
     ensure!(b.status()? == "created");
@@ -465,3 +448,35 @@ fn kill_zero_probes(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(kill_zero_probes);
+
+/// Review of issue 12, finding 1: no command waits forever for a `create` that holds the
+/// container's lock (here, blocked in a prestart hook that never ends by itself). `start`
+/// gives up with a clear "busy" error; `kill`, which runc runs without a lock, reaches the
+/// init at once. Before the fix both blocked in flock(2) for all of `create`.
+#[test]
+fn commands_on_a_container_being_created_never_wait_forever() -> Result<()> {
+    let mut blocked =
+        hako_tests::create_blocked_in_hook(Runtime::Hako, "busy", "prestart", |_| Ok(()))?;
+    let b = &blocked.bundle;
+    let checked = (|| -> Result<()> {
+        let mut start = b.cmd();
+        start.args(["start", &b.id]);
+        let r = hako_tests::output_with_timeout(start, Duration::from_secs(30))?;
+        ensure!(r.code != 0 && r.stderr.contains("is busy"), "{r:?}");
+        let pid = b.state()?["pid"].as_i64().context("pid")? as i32;
+        let mut kill = b.cmd();
+        kill.args(["kill", &b.id, "KILL"]);
+        hako_tests::output_with_timeout(kill, Duration::from_secs(30))?.ok()?;
+        hako_tests::wait_pid_exit(pid, Duration::from_secs(10))?;
+        Ok(())
+    })();
+    blocked.release()?;
+    let done = blocked.create.wait()?;
+    checked?;
+    // The init died under `create`: it fails and undoes itself.
+    ensure!(!done.success(), "create: {done:?}");
+    let b = &blocked.bundle;
+    ensure!(!b.state_root().join(&b.id).exists(), "state dir left");
+    ensure!(b.cgroup_dirs().is_empty(), "cgroup left");
+    Ok(())
+}

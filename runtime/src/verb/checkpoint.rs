@@ -152,7 +152,7 @@ fn facts(locked: &Locked, layout: &Layout, images: i32, work: i32) -> Result<Dum
 /// Checkpoints the container.
 pub fn checkpoint(store: &Store, opts: &CheckpointOptions) -> Result<()> {
     let locked = store.load(&opts.id)?;
-    match locked.status() {
+    match locked.status()? {
         Status::Running | Status::Paused => {}
         status => return Err(CriuError::CannotCheckpoint { status }.into()),
     }

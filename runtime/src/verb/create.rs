@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use crate::config::{self, ContainerConfig};
@@ -86,31 +86,51 @@ impl Drop for Teardown {
         if !self.armed {
             return;
         }
-        let child = self.child.take();
-        if let Some(pid) = child {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        if let Err(e) = self.undo() {
+            // The state directory (with the cgroup path and the mount record) stays for
+            // `delete --force` to finish the job.
+            crate::warn(&e);
         }
-        // Before the reap: `signal_all` leaves the cgroup thawed, and a frozen child would never
-        // act on its SIGKILL (the reap would wait forever).
-        if let Some(cg) = &self.cgroup {
+    }
+}
+
+impl Teardown {
+    /// Kills and reaps the init, unmounts what it mounted in the caller's mount namespace,
+    /// removes its cgroup and, only when all of that worked, the state directory.
+    fn undo(&mut self) -> Result<()> {
+        let cgroup = self.cgroup.take();
+        let mut first_error = None;
+        if let Some(pid) = self.child.take() {
+            // The cgroup is ours (no `pause` can have reached a container being created): thaw
+            // it, or a frozen init would never act on its SIGKILL.
+            if let Err(e) = pidfd::kill_and_reap(pid, cgroup.as_ref()) {
+                first_error.get_or_insert(e);
+            }
+        } else if let Some(cg) = &cgroup {
             let _ = cg.signal_all(libc::SIGKILL);
         }
-        if let Some(pid) = child {
-            let _ = waitpid(pid, None);
+        if let Some(record) = &self.mounts {
+            if let Err(e) = hako_namespaces::unmount_recorded(record) {
+                first_error.get_or_insert(e.into());
+            }
         }
-        if let Some(record) = self.mounts.take() {
-            let _ = hako_namespaces::unmount_recorded(&record);
-        }
-        if let Some(cg) = self.cgroup.take() {
+        if let Some(cg) = &cgroup {
+            // A systemd scope first: systemd would otherwise keep (or remake) its cgroup.
             let _ = cg.stop_unit();
-            let _ = cg.destroy();
+            if let Err(e) = cg.destroy() {
+                first_error.get_or_insert(e.into());
+            }
         }
         if let Some(r) = self.resctrl.take() {
             let _ = r.remove();
         }
-        if let Some(l) = self.locked.take() {
-            let _ = l.remove();
+        if let Some(e) = first_error {
+            return Err(e);
         }
+        if let Some(l) = self.locked.take() {
+            l.remove()?;
+        }
+        Ok(())
     }
 }
 
@@ -131,7 +151,7 @@ pub(crate) fn owner() -> String {
 }
 
 /// Number of fds passed by systemd socket activation (`LISTEN_FDS`), which runc forwards.
-fn listen_fds() -> u32 {
+pub(crate) fn listen_fds() -> u32 {
     std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -188,6 +208,7 @@ pub(crate) fn create_with_console(
         created: timestamp::now(),
         annotations: config.annotations.clone(),
         cgroup: Some(config.cgroup_path.clone()),
+        freezer: None,
         created_done: false,
         has_process: config.process.is_some(),
         hooks: Some(config.hooks.clone()),
@@ -219,10 +240,13 @@ pub(crate) fn create_with_console(
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
-    guard.armed = false;
-    let mut locked = guard.locked.take().ok_or_else(Teardown::no_state)?;
+    let locked = guard.locked_mut()?;
     locked.state.created_done = true;
+    // Still armed: a state that cannot be saved is a failed create, and the guard takes back
+    // the init, the cgroup and the state directory.
     locked.save()?;
+    guard.armed = false;
+    let locked = guard.locked.take().ok_or_else(Teardown::no_state)?;
     guard
         .steps
         .step(format_args!("saved the state: created, init pid {pid}"));
@@ -256,12 +280,7 @@ fn spawn_init(
     let fifo_path = locked.fifo_path();
     let high = 3 + preserved;
     let fifo_fd = fds::dup_above(fifo::create(&fifo_path)?.as_fd(), high)?;
-    let start_status = if config
-        .hooks
-        .start_container()
-        .as_ref()
-        .is_some_and(|h| !h.is_empty())
-    {
+    let start_status = if hooks::any(&[config.hooks.start_container()]) {
         let path = locked.start_status_path();
         Some(fds::dup_above(
             fifo::create_start_status(&path)?.as_fd(),
@@ -270,21 +289,7 @@ fn spawn_init(
     } else {
         None
     };
-    let systemd = config.cgroup_path.systemd_unit().is_some();
-    let cgroup = if systemd {
-        // systemd makes the unit's cgroup when it starts the unit with the init (parent_side).
-        hako_cgroups::Cgroup::open(&config.cgroup_path)?
-    } else {
-        hako_cgroups::Cgroup::create(&config.cgroup_path)?
-    };
-    let cgroup = guard.cgroup.insert(cgroup);
-    if !systemd {
-        cgroup.apply(&config.resources)?;
-    }
-    guard.steps.step(format_args!(
-        "made the cgroup {} and applied its resources",
-        config.cgroup_path.as_path().display()
-    ));
+    let cgroup = make_cgroup(guard, config)?;
     let console: Option<OwnedFd> = match (&opts.console_socket, console) {
         (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
         (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
@@ -300,16 +305,7 @@ fn spawn_init(
         nix::sched::setns(pidns, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(Error::sys("setns(pid namespace to join)"))?;
     }
-    let cgroup_mounts = cgroup
-        .hierarchies()
-        .into_iter()
-        .map(|h| hako_namespaces::CgroupMount {
-            name: h.name,
-            host_dir: h.dir,
-            fs_type: h.fs_type.to_string(),
-            options: h.options,
-        })
-        .collect();
+    let cgroup_mounts = cgroup_mounts(cgroup);
     let (parent_sock, child_sock) = sync::pair()?;
     let child_sock = child_sock.move_above(high)?;
     if config.namespaces.needs_pid_fork() {
@@ -322,6 +318,8 @@ fn spawn_init(
         CString::new(format!("_ses.{}", opts.id)).ok()
     };
     // On cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP).
+    // With systemd the scope is started holding the init (release_init): not born in it.
+    let systemd = config.cgroup_path.systemd_unit().is_some();
     let affinity = config
         .process
         .as_ref()
@@ -329,7 +327,7 @@ fn spawn_init(
     let (forked, needs_add) = crate::placement::with_initial_affinity(affinity, || {
         spawn::clone_for_cgroup(
             config.namespaces.clone_flags(),
-            Some(&*cgroup).filter(|_| !systemd),
+            Some(cgroup).filter(|_| !systemd),
         )
     })?;
     match forked {
@@ -374,6 +372,47 @@ fn spawn_init(
     }
 }
 
+/// Makes the container's cgroup (the guard removes it if `create` fails) and applies its
+/// resources.
+fn make_cgroup<'g>(
+    guard: &'g mut Teardown,
+    config: &ContainerConfig,
+) -> Result<&'g hako_cgroups::Cgroup> {
+    let systemd = config.cgroup_path.systemd_unit().is_some();
+    let cgroup = if systemd {
+        // systemd makes the unit's cgroup when it starts the unit with the init (release_init).
+        hako_cgroups::Cgroup::open(&config.cgroup_path)?
+    } else {
+        hako_cgroups::Cgroup::create(&config.cgroup_path)?
+    };
+    // Kept for `status` (saved with the rest at the end of `create`). `freezer_file` fails
+    // only where the cgroup has no freezer at all: then nothing can pause the container.
+    guard.locked_mut()?.state.freezer = cgroup.freezer_file().ok();
+    let cgroup = guard.cgroup.insert(cgroup);
+    if !systemd {
+        cgroup.apply(&config.resources)?;
+    }
+    guard.steps.step(format_args!(
+        "made the cgroup {} and applied its resources",
+        config.cgroup_path.as_path().display()
+    ));
+    Ok(cgroup)
+}
+
+/// The cgroup hierarchies as the init mounts them in the container.
+fn cgroup_mounts(cgroup: &hako_cgroups::Cgroup) -> Vec<hako_namespaces::CgroupMount> {
+    cgroup
+        .hierarchies()
+        .into_iter()
+        .map(|h| hako_namespaces::CgroupMount {
+            name: h.name,
+            host_dir: h.dir,
+            fs_type: h.fs_type.to_string(),
+            options: h.options,
+        })
+        .collect()
+}
+
 /// Hands the seccomp notify fd the init sent to the profile's `listenerPath`, with the container
 /// state (config-linux.md, "Seccomp": the runtime sends the fd over SCM_RIGHTS).
 pub(crate) fn forward_seccomp_listener(
@@ -406,49 +445,11 @@ fn parent_side(
     mut pid: Pid,
     needs_add: bool,
 ) -> Result<Pid> {
-    let locked = guard.locked_mut()?;
-    // `state` says `creating` for as long as we hold the lock; with hooks to run (which may take
-    // long, and may ask `state` themselves) the pid is saved too, so that it says which process.
-    // Without hooks `create` is over in milliseconds and the write is not worth it (a file
-    // creation and a rename). If `create` dies from here on, the init is either already in the
-    // cgroup (recorded at claim time, so `delete --force` kills it there) or not yet, and then
-    // it dies with us (PR_SET_PDEATHSIG until just before `Ready`, see parent_death.rs).
-    locked.state.pid = pid.as_raw();
-    locked.state.pid_start_time = pidfd::stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
     let hooks = &config.hooks;
-    let runtime_hooks = any_hooks(&[hooks.prestart(), hooks.create_runtime()]);
-    let child_hooks = any_hooks(&[hooks.create_container()]);
-    if runtime_hooks || child_hooks {
-        locked.save()?;
-    }
-    if let Some(maps) = config
-        .id_mappings
-        .as_ref()
-        .filter(|_| !config.namespaces.unshares_user_late())
-    {
-        maps.write(pid.as_raw())?;
-    }
-    match guard.cgroup.as_ref() {
-        Some(cg) if cg.systemd_unit().is_some() => {
-            cg.start_unit(pid.as_raw(), &config.resources)?;
-        }
-        Some(cg) if needs_add => cg.add_process(pid.as_raw())?,
-        _ => {}
-    }
-    if let Some(rdt) = &config.intel_rdt {
-        let dirs = guard.resctrl.insert(rdt.apply(pid.as_raw())?);
-        let dirs = dirs.dirs.clone();
-        guard.locked_mut()?.state.resctrl_dirs = dirs;
-    }
-    if !config.net_devices.is_empty() {
-        let netns = crate::netdev::open_netns(&config.namespaces, pid.as_raw())?;
-        config.net_devices.move_into(netns.as_fd())?;
-    }
-    let locked = guard.locked()?;
-    let mut state_json = locked.hook_state(Status::Creating)?;
-    sock.send(&Message::Go {
-        state: state_json.clone(),
-    })?;
+    let runtime_hooks = hooks::any(&[hooks.prestart(), hooks.create_runtime()]);
+    let child_hooks = hooks::any(&[hooks.create_container()]);
+    record_init(guard, pid, runtime_hooks || child_hooks)?;
+    let mut state_json = release_init(guard, config, sock, pid, needs_add)?;
     // Every wait for the child is bounded. The child runs the createContainer hooks right after
     // `HooksDone` (or, with no prestart/createRuntime hooks to wait for, after `Go`): from that
     // point each wait also spans them (see `sync::child_hooks_bound`).
@@ -490,13 +491,7 @@ fn parent_side(
                 forward_seccomp_listener(config.seccomp.as_ref(), fd, &state_json)?
             }
             Some(Message::RunHooks) => {
-                if let Some(h) = config.hooks.prestart() {
-                    hooks::run_all("prestart", h, &state_json)?;
-                }
-                if let Some(h) = config.hooks.create_runtime() {
-                    hooks::run_all("createRuntime", h, &state_json)?;
-                }
-                sock.send(&Message::HooksDone)?;
+                run_runtime_hooks(config, sock, &state_json)?;
                 bound = with_child_hooks;
                 guard
                     .steps
@@ -519,23 +514,92 @@ fn parent_side(
             }
             None => {
                 guard.child = None;
-                let status = match pidfd::reap_within(pid, setup) {
-                    Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
-                    Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
-                    Ok(other) => format!("{other:?}"),
-                    Err(e) => format!("waitpid: {e}"),
-                };
-                return Err(Error::InitDied { status });
+                return Err(init_died(pid, setup));
             }
         }
     }
 }
 
-/// Whether any of these hook lists has a hook.
-fn any_hooks(lists: &[&Option<Vec<oci_spec::runtime::Hook>>]) -> bool {
-    lists
-        .iter()
-        .any(|h| h.as_ref().is_some_and(|h| !h.is_empty()))
+/// Records the init in the state. `state` says `creating` for as long as we hold the lock; with
+/// hooks to run (`save`: they may take long, and may ask `state` themselves) the pid is saved
+/// too, so that it says which process. Without hooks `create` is over in milliseconds and the
+/// write is not worth it (a file creation and a rename). If `create` dies from here on, the
+/// init is either already in the cgroup (recorded at claim time, so `delete --force` kills it
+/// there) or not yet, and then it reads end-of-file on the sync socket and exits by itself.
+fn record_init(guard: &mut Teardown, pid: Pid, save: bool) -> Result<()> {
+    let locked = guard.locked_mut()?;
+    locked.state.pid = pid.as_raw();
+    locked.state.pid_start_time = pidfd::start_time(pid.as_raw())?;
+    if save {
+        locked.save()?;
+    }
+    Ok(())
+}
+
+/// Maps the init's ids (unless it unshares its user namespace later and asks), puts it in its
+/// cgroup (where clone could not) and lets it go; returns the state JSON hooks read.
+fn release_init(
+    guard: &mut Teardown,
+    config: &ContainerConfig,
+    sock: &sync::SyncSocket,
+    pid: Pid,
+    needs_add: bool,
+) -> Result<String> {
+    if let Some(maps) = config
+        .id_mappings
+        .as_ref()
+        .filter(|_| !config.namespaces.unshares_user_late())
+    {
+        maps.write(pid.as_raw())?;
+    }
+    match guard.cgroup.as_ref() {
+        Some(cg) if cg.systemd_unit().is_some() => {
+            cg.start_unit(pid.as_raw(), &config.resources)?;
+        }
+        Some(cg) if needs_add => cg.add_process(pid.as_raw())?,
+        _ => {}
+    }
+    if let Some(rdt) = &config.intel_rdt {
+        let dirs = guard.resctrl.insert(rdt.apply(pid.as_raw())?);
+        let dirs = dirs.dirs.clone();
+        guard.locked_mut()?.state.resctrl_dirs = dirs;
+    }
+    if !config.net_devices.is_empty() {
+        let netns = crate::netdev::open_netns(&config.namespaces, pid.as_raw())?;
+        config.net_devices.move_into(netns.as_fd())?;
+    }
+    let state_json = guard.locked()?.hook_state(Status::Creating)?;
+    sock.send(&Message::Go {
+        state: state_json.clone(),
+    })?;
+    Ok(state_json)
+}
+
+/// The prestart and createRuntime hooks, in the runtime's namespaces, when the init asks.
+fn run_runtime_hooks(
+    config: &ContainerConfig,
+    sock: &sync::SyncSocket,
+    state_json: &str,
+) -> Result<()> {
+    if let Some(h) = config.hooks.prestart() {
+        hooks::run_all("prestart", h, state_json)?;
+    }
+    if let Some(h) = config.hooks.create_runtime() {
+        hooks::run_all("createRuntime", h, state_json)?;
+    }
+    sock.send(&Message::HooksDone)
+}
+
+/// The init closed the sync socket without a word: reaps it (within `bound`) and says how it
+/// ended.
+fn init_died(pid: Pid, bound: std::time::Duration) -> Error {
+    let status = match pidfd::reap_within(pid, bound) {
+        Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
+        Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => return e,
+    };
+    Error::InitDied { status }
 }
 
 /// After `Born`: the container's pid 1 is `sender`, forked by our child `child` (which exits
@@ -564,9 +628,7 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>, save: bool)
     }
     let locked = guard.locked_mut()?;
     locked.state.pid = pid1.as_raw();
-    locked.state.pid_start_time = pidfd::stat(pid1.as_raw())
-        .map(|s| s.start_time)
-        .unwrap_or(0);
+    locked.state.pid_start_time = pidfd::start_time(pid1.as_raw())?;
     if save {
         locked.save()?;
     }

@@ -19,9 +19,19 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     let locked = match store.load(id) {
         Ok(l) => l,
         Err(Error::NotExist { .. }) if force => return Ok(()),
+        // A `create` still at work holds the lock: kill what it made, so that it fails and
+        // undoes itself, and then take what is left (nothing, when its undo went through).
+        Err(Error::Busy { .. }) if force => {
+            kill_unlocked(store, id)?;
+            match store.load(id) {
+                Ok(l) => l,
+                Err(Error::NotExist { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
         Err(e) => return Err(e),
     };
-    let status = locked.status();
+    let status = locked.status()?;
     if status != Status::Stopped && !force {
         return Err(Error::BadStatus {
             verb: "delete",
@@ -30,6 +40,20 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         });
     }
     destroy(locked)
+}
+
+/// SIGKILLs the container `id` without its lock (its init, when `create` saved it, and its
+/// cgroup, thawed): what `delete --force` does to a container whose `create` is at work.
+fn kill_unlocked(store: &Store, id: &str) -> Result<()> {
+    let container = store.read(id)?;
+    if let Some(path) = &container.state.cgroup {
+        // `signal_all` leaves the cgroup thawed.
+        hako_cgroups::Cgroup::open(path)?.signal_all(libc::SIGKILL)?;
+    }
+    if let Some(init) = container.init() {
+        init.signal(libc::SIGKILL)?;
+    }
+    Ok(())
 }
 
 /// Kills whatever is left of the container, removes its cgroup, runs poststop hooks and removes

@@ -185,7 +185,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     // Before hako opens anything that could fill a hole in the range (see fds.rs).
     fds::check_preserved(opts.preserve_fds)?;
     let locked = store.load(&opts.id)?;
-    let status = locked.status();
+    let status = locked.status()?;
     match status {
         Status::Created | Status::Running => {}
         Status::Stopped => {
@@ -324,9 +324,12 @@ fn parent(
     forwarder: Option<SignalForwarder>,
     own_console: Option<OwnedFd>,
 ) -> Result<i32> {
+    // Bounded: a child that joined a container paused meanwhile stays frozen with its SIGKILL
+    // pending (thawing is the user's `resume`, not hako's): the wait gives up and says so.
     let fail = |e: Error| {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
+        if let Err(w) = crate::pidfd::kill_and_reap(pid, None) {
+            crate::warn(&w);
+        }
         e
     };
     if let Some(cg) = ctx.cgroup {

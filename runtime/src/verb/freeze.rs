@@ -10,7 +10,7 @@ fn cgroup_of(
     want: &[Status],
 ) -> Result<hako_cgroups::Cgroup> {
     let locked = store.load(id)?;
-    let status = locked.status();
+    let status = locked.status()?;
     if !want.contains(&status) {
         if status == Status::Stopped {
             return Err(Error::NotRunning { id: id.to_string() });

@@ -9,7 +9,7 @@ use crate::state::{StateView, Store};
 /// that a container being created answers `creating` instead of waiting for `create`.
 pub fn state(store: &Store, id: &str) -> Result<String> {
     let container = store.read(id)?;
-    serde_json::to_string_pretty(&container.view()).map_err(|source| Error::Encode {
+    serde_json::to_string_pretty(&container.view()?).map_err(|source| Error::Encode {
         what: "state",
         source,
     })
@@ -21,8 +21,8 @@ pub fn state(store: &Store, id: &str) -> Result<String> {
 pub fn list(store: &Store) -> Result<Vec<StateView>> {
     let mut out = Vec::new();
     for id in store.ids()? {
-        match store.read(&id) {
-            Ok(c) => out.push(c.view()),
+        match store.read(&id).and_then(|c| c.view()) {
+            Ok(v) => out.push(v),
             Err(source) => crate::warn(&Error::LoadContainer {
                 id,
                 source: Box::new(source),

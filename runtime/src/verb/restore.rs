@@ -181,6 +181,7 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
         hooks: Some(config.hooks.clone()),
         owner: owner(),
         resctrl_dirs: Vec::new(),
+        freezer: None,
     })?;
     let mut guard = Teardown {
         locked: Some(locked),
@@ -192,6 +193,10 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
         .map(|l| l.dir().to_path_buf())
         .unwrap_or_default();
     let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
+    // Kept for `status`, as `create` keeps it.
+    if let Some(l) = guard.locked.as_mut() {
+        l.state.freezer = cgroup.freezer_file().ok();
+    }
     cgroup.apply(&config.resources)?;
     let work_path = opts.work_path.clone().unwrap_or_else(|| image_path.clone());
     let work = open_dir(&work_path, true)?;

@@ -24,7 +24,8 @@ pub struct RunOptions {
 /// Runs the container; returns the exit code for hako to exit with.
 pub fn run(store: &Store, opts: &RunOptions) -> Result<i32> {
     // Before the terminal pair below can fill a hole in the range (see fds.rs).
-    crate::fds::check_preserved(opts.create.preserve_fds)?;
+    // The same count as `create`: systemd's LISTEN_FDS follow the preserved ones.
+    crate::fds::check_preserved(opts.create.preserve_fds + crate::verb::create::listen_fds())?;
     let forwarder = if opts.detach {
         None
     } else {

@@ -3,20 +3,15 @@
 //! generate an error and stop the container; if a poststart hook fails, it MUST log a warning
 //! and the remaining hooks and lifecycle continue.
 
-use std::time::Duration;
-
 use crate::error::{Error, Result};
 use crate::state::{Status, Store};
-use crate::sync::RemoteError;
+use crate::sync::{self, RemoteError};
 use crate::{fifo, hooks};
-
-/// Bound on how long `start` waits for startContainer hooks (each also has its own `timeout`).
-const START_HOOKS_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Starts the container `id`.
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let locked = store.load(id)?;
-    let what = match locked.status() {
+    let what = match locked.status()? {
         Status::Created => None,
         // runc 1.1.5's phrases (libcontainer/container_linux.go, `Exec`/`signal` checks).
         Status::Paused => Some("a container in the paused state"),
@@ -41,15 +36,36 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         return Err(Error::NotRunning { id: id.to_string() });
     }
     if let Some(fd) = status_fifo {
-        let failure = fifo::read_start_status(&fd, START_HOOKS_TIMEOUT)?;
+        // The init runs the startContainer hooks one after the other, each within its own
+        // `timeout` (a hook without one counts as a set-up bound: hako never waits forever).
+        let bound = sync::child_hooks_bound(
+            locked
+                .state
+                .hooks
+                .as_ref()
+                .and_then(|h| h.start_container().as_ref())
+                .into_iter()
+                .flatten()
+                .map(|h| h.timeout()),
+        );
+        let outcome = fifo::read_start_status(&fd, bound);
         let _ = std::fs::remove_file(locked.start_status_path());
-        if !failure.is_empty() {
+        let failure = match outcome {
+            Ok(f) if f.is_empty() => None,
+            Ok(f) => Some(Error::Init(RemoteError::from_chain(
+                f.lines().map(str::to_string).collect(),
+            ))),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failure {
+            // runtime.md: a failed startContainer hook MUST stop the container (runc kills
+            // it); a `start` that failed must not leave it running.
             if let Some(init) = locked.init() {
-                let _ = init.signal(libc::SIGKILL);
+                if let Err(w) = init.signal(libc::SIGKILL) {
+                    crate::warn(&w);
+                }
             }
-            return Err(Error::Init(RemoteError::from_chain(
-                failure.lines().map(str::to_string).collect(),
-            )));
+            return Err(e);
         }
     }
     let poststart = locked
