@@ -345,6 +345,13 @@ fn net_devices_are_moved_renamed_with_addresses(rt: Runtime) -> Result<()> {
     let names: Vec<&str> = r.stdout.lines().filter(|l| !l.contains(':')).collect();
     ensure!(names.contains(&"ctr0") && names.contains(&"lo"), "{r:?}");
     // The container's namespace died with it: a virtual device dies too (its peer with it).
+    // The kernel tears a dead network namespace down on a workqueue (net/core/net_namespace.c
+    // cleanup_net), after `delete` has returned, and offers no handle to wait on: poll the
+    // condition, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while (ns.has_link("hkva") || ns.has_link("hkvb")) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     ensure!(
         !ns.has_link("hkva") && !ns.has_link("hkvb"),
         "veth left behind"
