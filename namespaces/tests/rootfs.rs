@@ -763,3 +763,57 @@ fn without_mount_namespace_mounts_are_recorded_and_taken_down() {
         "inside"
     );
 }
+
+/// `create` killed in the first mount step (the child dies with it, between mount(2) and the
+/// record's line): the record ends on the step's `pending` intent, and `unmount_recorded`
+/// takes down the rootfs bind and what is stacked on it, but not what was under the rootfs
+/// before the step. Before the intent lines such a record held no mount, and both were left.
+#[test]
+fn a_step_cut_short_is_taken_down_from_its_intent() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("mounts");
+    in_child(CloneFlags::empty(), || {
+        set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
+        let root = b.rootfs();
+        let mount = |src: Option<&Path>, dest: &Path, fstype, flags| {
+            nix::mount::mount(src, dest, fstype, flags, None::<&str>)
+                .map_err(|e| format!("mount {dest:?}: {e}"))
+        };
+        let tmpfs = nix::mount::MsFlags::empty();
+        // There before the container: not its to take down.
+        std::fs::create_dir_all(root.join("keep")).map_err(|e| e.to_string())?;
+        mount(None, &root.join("keep"), Some("tmpfs"), tmpfs)?;
+        let keep = mountinfo_line(&root.join("keep").to_string_lossy()).ok_or("no keep")?;
+        let keep_id = keep.split(' ').next().ok_or("keep id")?;
+        let ns = nix::sys::stat::stat("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+        std::fs::write(
+            &record,
+            format!(
+                "ns {} {} -\nroot {}\npending {keep_id}\n",
+                ns.st_dev,
+                ns.st_ino,
+                root.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        // The step's mounts, never recorded: the bind, and one stacked on it.
+        mount(Some(&root), &root, None, nix::mount::MsFlags::MS_BIND)?;
+        mount(None, &root.join("dev"), Some("tmpfs"), tmpfs)?;
+        hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))?;
+        let left = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let left: Vec<&str> = left
+            .lines()
+            .filter(|l| {
+                l.split(' ')
+                    .nth(4)
+                    .is_some_and(|p| Path::new(p).starts_with(&root))
+            })
+            .collect();
+        check(left == [keep.as_str()], format!("left {left:?}"))
+    })
+    .unwrap();
+}

@@ -17,6 +17,15 @@
 //! when the file was *opened* (fs/proc_namespace.c takes it at open), so the masked and
 //! read-only paths made after chroot(2) (see `finish`) are still seen at their full paths,
 //! and no /proc is needed inside the container's root.
+//!
+//! A step's mounts are written only once the step is over, and the child dies with `create`
+//! (parent-death signal) at any moment, between a mount(2) and its line too. So before each
+//! step the child writes an intent, `pending` with the ids of the mounts under the rootfs that
+//! exist before it, and after it `done` if it mounted nothing: a record that ends on `pending`
+//! was cut in that step, and `release` takes as the step's every mount under the rootfs that
+//! is not in that list (nor already recorded). Without it, a kill during the first step (the
+//! rootfs bound onto itself) would leave a record with no mount, and everything stacked on the
+//! bind would be invisible to `delete`.
 //! Mount points are written as mountinfo writes them (space, tab, newline and backslash as
 //! octal escapes), so one line is one mount whatever the path holds.
 
@@ -230,6 +239,10 @@ pub(crate) struct Recorder<'a> {
     record: &'a MountRecord,
     root: &'a Path,
     seen: HashSet<u64>,
+    /// The ids in `seen` whose mount point lies under the rootfs, in mountinfo order.
+    seen_under: Vec<u64>,
+    /// A `pending` line was written and no line has followed it yet.
+    pending: bool,
 }
 
 impl<'a> Recorder<'a> {
@@ -269,8 +282,20 @@ impl<'a> Recorder<'a> {
     /// exist now, the container's recorded ones and whatever a hook made, are not the next
     /// step's.
     pub(crate) fn resume(record: &'a MountRecord, root: &'a Path) -> Result<Self, Error> {
-        let seen = record.mounts()?.into_iter().map(|m| m.id).collect();
-        Ok(Recorder { record, root, seen })
+        let mounts = record.mounts()?;
+        let seen_under = mounts
+            .iter()
+            .filter(|m| under(root, &m.mount_point))
+            .map(|m| m.id)
+            .collect();
+        let seen = mounts.into_iter().map(|m| m.id).collect();
+        Ok(Recorder {
+            record,
+            root,
+            seen,
+            seen_under,
+            pending: false,
+        })
     }
 
     /// Appends every mount made since the last call that lies under the rootfs.
@@ -278,20 +303,38 @@ impl<'a> Recorder<'a> {
         let mut lines = String::new();
         for m in self.record.mounts()? {
             if self.seen.insert(m.id) && under(self.root, &m.mount_point) {
+                self.seen_under.push(m.id);
                 lines.push_str(&format!("mount {} {}\n", m.id, escape(&m.mount_point)));
             }
         }
         if lines.is_empty() {
-            return Ok(());
+            if !self.pending {
+                return Ok(());
+            }
+            lines.push_str("done\n");
         }
-        self.record.append(&lines)
+        self.record.append(&lines)?;
+        self.pending = false;
+        Ok(())
     }
 
-    /// Runs one mounting step and records what it mounted, also when it failed midway.
+    /// Runs one mounting step and records what it mounted, also when it failed midway; the
+    /// intent first, so that a kill in the step leaves a record that says so.
     pub(crate) fn track(&mut self, step: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+        self.record.append(&pending_line(&self.seen_under))?;
+        self.pending = true;
         let done = step();
         let recorded = self.update();
         done.and(recorded)
+    }
+}
+
+/// `pending ID,ID,...` (`pending -` for none): the mounts under the rootfs before a step.
+fn pending_line(before: &[u64]) -> String {
+    let ids: Vec<String> = before.iter().map(u64::to_string).collect();
+    match ids.is_empty() {
+        true => "pending -\n".to_string(),
+        false => format!("pending {}\n", ids.join(",")),
     }
 }
 
@@ -304,6 +347,9 @@ pub(crate) struct Recorded {
     pub(crate) root: PathBuf,
     /// (mount id, mount point), in mount order.
     pub(crate) mounts: Vec<(u64, PathBuf)>,
+    /// The record ends in a step cut short: the ids of the mounts under the rootfs before it
+    /// (every other one under the rootfs that is not in `mounts` is that step's).
+    pub(crate) pending: Option<Vec<u64>>,
 }
 
 /// Parses a record; a line that does not parse, or a mount outside the rootfs, is an error (a
@@ -316,6 +362,7 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
     let mut ns = None;
     let mut root: Option<PathBuf> = None;
     let mut mounts = Vec::new();
+    let mut pending = None;
     for (i, l) in text.lines().enumerate() {
         let f: Vec<&str> = l.split(' ').collect();
         match (f.as_slice(), &root) {
@@ -343,13 +390,30 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
                     return Err(invalid(i + 1));
                 }
                 mounts.push((id.parse().map_err(|_| invalid(i + 1))?, p));
+                pending = None;
             }
+            (["pending", ids], Some(_)) => {
+                let ids = match *ids {
+                    "-" => Vec::new(),
+                    ids => ids
+                        .split(',')
+                        .map(|v| v.parse::<u64>().map_err(|_| invalid(i + 1)))
+                        .collect::<Result<_, _>>()?,
+                };
+                pending = Some(ids);
+            }
+            (["done"], Some(_)) => pending = None,
             _ => return Err(invalid(i + 1)),
         }
     }
     // An empty record: the child never got to its first mount.
     Ok(match (ns, root) {
-        (Some(ns), Some(root)) => Some(Recorded { ns, root, mounts }),
+        (Some(ns), Some(root)) => Some(Recorded {
+            ns,
+            root,
+            mounts,
+            pending,
+        }),
         (None, None) => None,
         _ => return Err(invalid(text.lines().count())),
     })
@@ -435,8 +499,23 @@ mod tests {
                     (80, "/b/root fs/proc".into()),
                     (81, "/b/root fs/dev".into())
                 ],
+                pending: None,
             })
         );
+        let cut = |text: &str| parse_record(text, p).unwrap().unwrap().pending;
+        let head = "ns 4 5 -\nroot /r\n";
+        assert_eq!(cut(&format!("{head}pending -\n")), Some(vec![]));
+        assert_eq!(
+            cut(&format!("{head}pending -\nmount 9 /r\npending 9\n")),
+            Some(vec![9])
+        );
+        assert_eq!(
+            cut(&format!(
+                "{head}pending -\nmount 9 /r\npending 9\nmount 10 /r/a\n"
+            )),
+            None
+        );
+        assert_eq!(cut(&format!("{head}pending 9,10\ndone\n")), None);
         assert_eq!(parse_record("", p).unwrap(), None);
         for (bad, line) in [
             ("ns 4 5 -\nroot /r\nmount 9 /etc\n", 3),
@@ -447,6 +526,9 @@ mod tests {
             ("ns 4 5 -\n", 1),
             ("ns 4 5 -\nroot /r\nmount x /r/a\n", 3),
             ("ns 4 5\nroot /r\n", 1),
+            ("ns 4 5 -\npending -\n", 2),
+            ("ns 4 5 -\nroot /r\npending 1,x\n", 3),
+            ("ns 4 5 -\nroot /r\npending\n", 3),
         ] {
             match parse_record(bad, p) {
                 Err(Error::MountRecordInvalid { line: l, .. }) => assert_eq!(l, line, "{bad}"),

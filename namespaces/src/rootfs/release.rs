@@ -13,6 +13,9 @@
 //! namespace's mountinfo *at the recorded mount point* (which lies under the rootfs); anything
 //! else is not the container's mount and is left alone.
 //!
+//! A record that ends on a `pending` intent was cut by a kill in a step: that step's mounts are
+//! the ones under the rootfs that are neither in the intent's list nor recorded (`cut_step`).
+//!
 //! Each recorded mount is taken down in reverse order (in passes, for the ones a mount of the
 //! container's hides), only after checking that it is still
 //! the one recorded: its mount point is opened without following any symlink (`RESOLVE_NO_SYMLINKS`: a container may have
@@ -23,7 +26,7 @@
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, ResolveFlag};
@@ -31,7 +34,7 @@ use nix::mount::MntFlags;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::rootfs::record::{parse_mountinfo, parse_record, NsId};
+use crate::rootfs::record::{parse_mountinfo, parse_record, under, NsId};
 use crate::rootfs::record::{MountInfo, Recorded};
 use crate::{sys, Error};
 
@@ -54,7 +57,7 @@ pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
     let Some(rec) = parse_record(&text, path)? else {
         return Ok(());
     };
-    if rec.mounts.is_empty() {
+    if rec.mounts.is_empty() && rec.pending.is_none() {
         return Ok(());
     }
     // Opened in our own namespace: the one entered may have no /proc, and /proc/self/fd/N is
@@ -142,7 +145,12 @@ fn in_namespace(
 /// is tried again after the others; detaching the one below usually takes it along. Stops when
 /// a pass removes nothing, with the first error of that pass.
 fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
-    let mut pending: Vec<&(u64, std::path::PathBuf)> = rec.mounts.iter().rev().collect();
+    let cut = match &rec.pending {
+        Some(before) => cut_step(rec, before, &mountinfo(proc_self)?),
+        None => Vec::new(),
+    };
+    let mut pending: Vec<&(u64, std::path::PathBuf)> =
+        rec.mounts.iter().chain(&cut).rev().collect();
     loop {
         let before = pending.len();
         let mut first = None;
@@ -159,6 +167,20 @@ fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
             Some(_) => {}
         }
     }
+}
+
+/// The mounts of a step the child was killed in (the record ends on its `pending` line): every
+/// mount under the rootfs that was not there before the step (`before`) and is not recorded,
+/// in mount order.
+fn cut_step(rec: &Recorded, before: &[u64], info: &[MountInfo]) -> Vec<(u64, PathBuf)> {
+    info.iter()
+        .filter(|m| {
+            under(&rec.root, &m.mount_point)
+                && !before.contains(&m.id)
+                && !rec.mounts.iter().any(|(id, _)| *id == m.id)
+        })
+        .map(|m| (m.id, m.mount_point.clone()))
+        .collect()
 }
 
 fn mountinfo(proc_self: BorrowedFd<'_>) -> Result<Vec<MountInfo>, Error> {
@@ -264,6 +286,58 @@ fn umount_fd(fd: BorrowedFd<'_>, proc_self: BorrowedFd<'_>, path: &Path) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_step_is_every_new_unrecorded_mount_under_the_rootfs() {
+        let m = |id, parent, p: &str| MountInfo {
+            id,
+            parent,
+            mount_point: p.into(),
+        };
+        let info = [
+            m(1, 1, "/"),
+            m(5, 1, "/b"),
+            m(9, 5, "/b/r"),
+            m(10, 9, "/b/r/proc"),
+            m(11, 9, "/b/r/dev"),
+            m(12, 11, "/b/r/dev/pts"),
+            m(13, 1, "/elsewhere"),
+        ];
+        let rec = Recorded {
+            ns: NsId {
+                dev: 1,
+                ino: 2,
+                unique: None,
+            },
+            root: "/b/r".into(),
+            mounts: vec![(10, "/b/r/proc".into())],
+            pending: Some(vec![10]),
+        };
+        // Killed in the first step: nothing recorded, the bind and all on it are the step's.
+        let first = Recorded {
+            mounts: vec![],
+            pending: Some(vec![]),
+            ..rec
+        };
+        assert_eq!(
+            cut_step(&first, &[], &info),
+            [
+                (9, "/b/r".into()),
+                (10, "/b/r/proc".into()),
+                (11, "/b/r/dev".into()),
+                (12, "/b/r/dev/pts".into())
+            ]
+        );
+        let rec = Recorded {
+            mounts: vec![(9, "/b/r".into()), (10, "/b/r/proc".into())],
+            pending: Some(vec![9, 10]),
+            ..first
+        };
+        assert_eq!(
+            cut_step(&rec, &[9, 10], &info),
+            [(11, "/b/r/dev".into()), (12, "/b/r/dev/pts".into())]
+        );
+    }
 
     #[test]
     fn stacked_mounts_are_descendants() {
