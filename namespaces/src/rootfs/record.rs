@@ -83,16 +83,11 @@ impl MountRecord {
     /// The mounts of the namespace, read again from the mountinfo file [`Recorder::start`]
     /// opened.
     fn mounts(&self) -> Result<Vec<MountInfo>, Error> {
-        let mut guard = self
+        let guard = self
             .mountinfo
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let file = guard.as_mut().ok_or(Error::MountRecordNotStarted)?;
-        let mut text = String::new();
-        file.rewind()
-            .and_then(|()| file.read_to_string(&mut text))
-            .map_err(|source| Error::Mountinfo { source })?;
-        Ok(parse_mountinfo(&text))
+        read_mountinfo(guard.as_ref().ok_or(Error::MountRecordNotStarted)?)
     }
 
     /// Closes the mountinfo file once the last mount is made.
@@ -123,8 +118,17 @@ pub(crate) struct MountInfo {
     pub(crate) mount_point: PathBuf,
 }
 
+/// Reads an open mountinfo file again from its start, and parses it.
+pub(crate) fn read_mountinfo(mut file: &File) -> Result<Vec<MountInfo>, Error> {
+    let mut text = String::new();
+    file.rewind()
+        .and_then(|()| file.read_to_string(&mut text))
+        .map_err(|source| Error::Mountinfo { source })?;
+    Ok(parse_mountinfo(&text))
+}
+
 /// Parses mountinfo (proc_pid_mountinfo(5)); lines that do not parse are skipped.
-pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(' ');

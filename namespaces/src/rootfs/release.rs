@@ -24,7 +24,6 @@
 //! go first). The unmount is `umount2(/proc/self/fd/N, MNT_DETACH)` on that very descriptor, so
 //! nothing is looked up twice, and with MNT_DETACH whatever is mounted below it goes too.
 
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -34,7 +33,7 @@ use nix::mount::MntFlags;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::rootfs::record::{parse_mountinfo, parse_record, under, NsId};
+use crate::rootfs::record::{parse_record, read_mountinfo, under, NsId};
 use crate::rootfs::record::{MountInfo, Recorded};
 use crate::{sys, Error};
 
@@ -191,11 +190,7 @@ fn mountinfo(proc_self: BorrowedFd<'_>) -> Result<Vec<MountInfo>, Error> {
         Mode::empty(),
     )
     .map_err(|e| Error::Mountinfo { source: e.into() })?;
-    let mut text = String::new();
-    std::fs::File::from(fd)
-        .read_to_string(&mut text)
-        .map_err(|source| Error::Mountinfo { source })?;
-    Ok(parse_mountinfo(&text))
+    read_mountinfo(&std::fs::File::from(fd))
 }
 
 /// True if `top` is stacked on `id` (one of its descendants in the mount tree).
