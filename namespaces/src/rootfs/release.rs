@@ -141,31 +141,46 @@ fn in_namespace(
 
 /// Unmounts the recorded mounts in reverse order, in passes: a mount the container covered
 /// (a tmpfs it stacked on /dev hides the recorded /dev/pts) cannot be reached by its path, and
-/// is tried again after the others; detaching the one below usually takes it along. Stops when
-/// a pass removes nothing, with the first error of that pass.
+/// is tried again after the others; detaching the one below usually takes it along. Each pass
+/// reads mountinfo once (not once per mount: that was quadratic in the number of mounts), so a
+/// mount another one of the pass took along is only found gone at the next. Stops when a pass
+/// changes nothing, with the first error of that pass.
 fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
+    let slash = open_dir(Path::new("/"))?;
     let cut = match &rec.pending {
         Some(before) => cut_step(rec, before, &mountinfo(proc_self)?),
         None => Vec::new(),
     };
-    let mut pending: Vec<&(u64, std::path::PathBuf)> =
-        rec.mounts.iter().chain(&cut).rev().collect();
-    loop {
+    let mut pending: Vec<&(u64, PathBuf)> = rec.mounts.iter().chain(&cut).rev().collect();
+    for _ in 0..pending.len() + MAX_STACKED {
+        let info = mountinfo(proc_self)?;
         let before = pending.len();
         let mut first = None;
-        pending.retain(|(id, path)| match unmount_one(*id, path, proc_self) {
-            Ok(()) => false,
-            Err(e) => {
-                first.get_or_insert(e);
-                true
+        let mut unstacked = false;
+        pending.retain(|(id, path)| {
+            match unmount_one(*id, path, &info, slash.as_fd(), proc_self) {
+                Ok(Unmounted::Done) => false,
+                Ok(Unmounted::Stacked) => {
+                    unstacked = true;
+                    true
+                }
+                Err(e) => {
+                    first.get_or_insert(e);
+                    true
+                }
             }
         });
         match first {
-            None => return Ok(()),
-            Some(e) if pending.len() == before => return Err(e),
-            Some(_) => {}
+            None if pending.is_empty() => return Ok(()),
+            Some(e) if pending.len() == before && !unstacked => return Err(e),
+            _ => {}
         }
     }
+    Err(Error::UnsafeUnmount {
+        id: pending.first().map_or(0, |m| m.0),
+        path: pending.first().map_or_else(PathBuf::new, |m| m.1.clone()),
+        reason: "too many mounts are stacked on it",
+    })
 }
 
 /// The mounts of a step the child was killed in (the record ends on its `pending` line): every
@@ -206,47 +221,52 @@ fn descends(info: &[MountInfo], top: u64, id: u64) -> bool {
     false
 }
 
+/// What one try at a recorded mount did.
+enum Unmounted {
+    /// It is unmounted, or was not there any more.
+    Done,
+    /// A mount stacked on it was taken off: it is tried again with the next mountinfo.
+    Stacked,
+}
+
 /// Unmounts the mount `id` at `path` (under the rootfs: checked when the record was read), if
-/// it is still there.
-fn unmount_one(id: u64, path: &Path, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
-    for _ in 0..MAX_STACKED {
-        let info = mountinfo(proc_self)?;
-        let Some(m) = info.iter().find(|m| m.id == id && m.mount_point == path) else {
-            return Ok(());
-        };
-        let unsafe_unmount = |reason| Error::UnsafeUnmount {
-            id,
-            path: m.mount_point.clone(),
-            reason,
-        };
-        let slash = open_dir(Path::new("/"))?;
-        let fd = sys::openat2(
-            slash.as_fd(),
-            &m.mount_point,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-            ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-        )
-        .map_err(|source| Error::Open {
-            path: m.mount_point.clone(),
-            source,
-        })?;
-        let top = sys::mount_id(fd.as_fd()).map_err(|source| Error::Stat {
-            path: m.mount_point.clone(),
-            source,
-        })?;
-        if top != id && !descends(&info, top, id) {
-            return Err(unsafe_unmount("a mount it does not hold covers it"));
-        }
-        umount_fd(fd.as_fd(), proc_self, &m.mount_point)?;
-        if top == id {
-            return Ok(());
-        }
+/// it is still there in `info`, or the topmost mount stacked on it.
+fn unmount_one(
+    id: u64,
+    path: &Path,
+    info: &[MountInfo],
+    slash: BorrowedFd<'_>,
+    proc_self: BorrowedFd<'_>,
+) -> Result<Unmounted, Error> {
+    if !info.iter().any(|m| m.id == id && m.mount_point == path) {
+        return Ok(Unmounted::Done);
     }
-    Err(Error::UnsafeUnmount {
-        id,
+    let fd = sys::openat2(
+        slash,
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+        ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(|source| Error::Open {
         path: path.to_path_buf(),
-        reason: "too many mounts are stacked on it",
+        source,
+    })?;
+    let top = sys::mount_id(fd.as_fd()).map_err(|source| Error::Stat {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if top != id && !descends(info, top, id) {
+        return Err(Error::UnsafeUnmount {
+            id,
+            path: path.to_path_buf(),
+            reason: "a mount it does not hold covers it",
+        });
+    }
+    umount_fd(fd.as_fd(), proc_self, path)?;
+    Ok(match top == id {
+        true => Unmounted::Done,
+        false => Unmounted::Stacked,
     })
 }
 
