@@ -239,6 +239,27 @@ pub enum Error {
     #[error("the record of the container's mounts is not started")]
     MountRecordNotStarted,
 
+    /// The helper process that unmounts the recorded mounts could not be run or waited for
+    /// (`ETIMEDOUT`: it took too long and was killed).
+    #[error("run the helper unmounting the mounts recorded in {path}")]
+    UnmountHelper {
+        /// The record file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: Errno,
+    },
+
+    /// The helper process failed to unmount the recorded mounts.
+    #[error("unmount the mounts recorded in {path}")]
+    UnmountRecorded {
+        /// The record file.
+        path: PathBuf,
+        /// What the helper reported.
+        #[source]
+        source: crate::rootfs::HelperFailure,
+    },
+
     /// A recorded mount that cannot be unmounted safely.
     #[error("not unmounting mount {id} at {path}: {reason}")]
     UnsafeUnmount {

@@ -817,3 +817,108 @@ fn a_step_cut_short_is_taken_down_from_its_intent() {
     })
     .unwrap();
 }
+
+/// The mount id of `path` (statx(2) `STATX_MNT_ID`).
+fn mount_id_of(path: &str) -> Result<u64, String> {
+    let c = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: a NUL-terminated path and a writable statx buffer that outlive the call.
+    let ret = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            0,
+            libc::STATX_MNT_ID,
+            buf.as_mut_ptr(),
+        )
+    };
+    if ret != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    // SAFETY: statx succeeded and filled the buffer.
+    Ok(unsafe { buf.assume_init() }.stx_mnt_id)
+}
+
+/// `delete` run chrooted, for mounts recorded in another mount namespace: the unmounts happen
+/// there, and the caller stays in its chroot (before the forked helper, setns(2) into the
+/// namespace and back reset the calling thread's root to the namespace's: it left its chroot).
+#[test]
+fn unmounting_in_another_namespace_leaves_the_caller_where_it_was() {
+    use nix::unistd::{fork, ForkResult};
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("mounts");
+    let jail = tempfile::tempdir().unwrap();
+    in_child(CloneFlags::empty(), || {
+        set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
+        let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+        let (hold_r, hold_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+        let point = b.rootfs().join("dev");
+        // The namespace the container mounted in, held by a process of its own.
+        // SAFETY: the child makes system calls and allocates (glibc keeps malloc usable after
+        // fork) and leaves with `_exit`.
+        let holder = match unsafe { fork() }.map_err(|e| e.to_string())? {
+            ForkResult::Child => {
+                drop((ready_r, hold_w));
+                let made = (|| -> Result<(), String> {
+                    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+                    let none = None::<&str>;
+                    nix::mount::mount(
+                        Some("tmpfs"),
+                        &point,
+                        Some("tmpfs"),
+                        nix::mount::MsFlags::empty(),
+                        none,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let line = mountinfo_line(&point.to_string_lossy()).ok_or("no mount")?;
+                    let id = line.split(' ').next().ok_or("no id")?;
+                    let ns =
+                        nix::sys::stat::stat("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+                    let text = format!(
+                        "ns {} {} -\nroot {}\nmount {id} {}\n",
+                        ns.st_dev,
+                        ns.st_ino,
+                        b.rootfs().display(),
+                        point.display()
+                    );
+                    std::fs::write(&record, text).map_err(|e| e.to_string())
+                })();
+                let _ = nix::unistd::write(&ready_w, if made.is_ok() { b"y" } else { b"n" });
+                let _ = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&hold_r), &mut [0u8; 1]);
+                // SAFETY: ends the forked child without returning into the harness.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        drop((ready_w, hold_r));
+        let mut ok = [0u8; 1];
+        nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&ready_r), &mut ok)
+            .map_err(|e| e.to_string())?;
+        check(ok == *b"y", "the holder mounted")?;
+        // A chroot that sees everything (/proc too): a recursive bind of /.
+        let jail = jail.path();
+        let rec = nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC;
+        nix::mount::mount(Some("/"), jail, None::<&str>, rec, None::<&str>)
+            .map_err(|e| e.to_string())?;
+        nix::unistd::chroot(jail).map_err(|e| e.to_string())?;
+        nix::unistd::chdir("/").map_err(|e| e.to_string())?;
+        let root = mount_id_of("/")?;
+        let done = hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e));
+        let root_after = mount_id_of("/")?;
+        let left = std::fs::read_to_string(format!("/proc/{holder}/mountinfo"))
+            .map_err(|e| e.to_string())?;
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(holder, None);
+        done?;
+        check(root_after == root, "the caller is still in its chroot")?;
+        check(
+            !left.contains(&format!(" {} ", point.display())),
+            "unmounted in the holder's namespace",
+        )
+    })
+    .unwrap();
+}

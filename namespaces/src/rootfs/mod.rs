@@ -38,7 +38,7 @@ use crate::Error;
 pub use idmapped::IdmappedTrees;
 pub(crate) use plan::{DevicePlan, MountKind, MountPlan};
 pub use record::MountRecord;
-pub use release::unmount_recorded;
+pub use release::{unmount_recorded, HelperFailure};
 
 /// One cgroup hierarchy to expose at a `cgroup` mount.
 #[derive(Clone, Debug, PartialEq, Eq)]

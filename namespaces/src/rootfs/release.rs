@@ -4,8 +4,8 @@
 //!
 //! `delete` may run in another process, and in another mount namespace, than `create` did. The
 //! record names the namespace (device and inode of its nsfs file): if it is not the caller's,
-//! a process in it is looked for and the namespace entered with setns(2) for the unmounts, and
-//! left again; if no process is left in it, the namespace is gone and its mounts with it.
+//! a process in it is looked for and the namespace entered with setns(2) for the unmounts, by
+//! a forked helper process (the caller's thread never moves); if no process is left in it, the namespace is gone and its mounts with it.
 //!
 //! Mount ids and namespace inodes are reused once freed: a namespace that died with the
 //! container's init can have its inode given to a new one (the caller's own, even), and a mount
@@ -37,6 +37,9 @@ use crate::rootfs::record::{parse_record, read_mountinfo, under, NsId};
 use crate::rootfs::record::{MountInfo, Recorded};
 use crate::{sys, Error};
 
+/// How long the unmount helper may take.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How many mounts stacked on a recorded one are taken off before giving up.
 const MAX_STACKED: usize = 64;
 
@@ -59,31 +62,71 @@ pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
     if rec.mounts.is_empty() && rec.pending.is_none() {
         return Ok(());
     }
-    // Opened in our own namespace: the one entered may have no /proc, and /proc/self/fd/N is
-    // what umount2 is given. thread-self: only this thread enters the other namespace, and
-    // /proc/self's mountinfo would show the main thread's.
-    let proc_self = open_dir(Path::new("/proc/thread-self"))?;
-    let cwd = sys::open(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|source| {
-        Error::Open {
-            path: ".".into(),
-            source,
-        }
-    })?;
-    let done = if NsId::of(Path::new("/proc/thread-self/ns/mnt"))?.same(&rec.ns) {
-        unmount_all(&rec, proc_self.as_fd())
+    let target = if NsId::of(Path::new("/proc/thread-self/ns/mnt"))?.same(&rec.ns) {
+        None
     } else {
         match find_namespace(rec.ns) {
             // No process is left in it: the namespace, and its mounts, are gone.
-            None => Ok(()),
-            Some(target) => in_namespace(target.as_fd(), || unmount_all(&rec, proc_self.as_fd())),
+            None => return Ok(()),
+            Some(target) => Some(target),
         }
     };
-    let back = nix::unistd::fchdir(cwd.as_raw_fd()).map_err(|source| Error::Chdir {
-        path: ".".into(),
+    // In a forked helper: setns(2) into another mount namespace would reset the calling
+    // thread's root and cwd (a chrooted caller would leave its chroot), a failed return would
+    // leave it in the container's namespace for what the caller does next, and the
+    // unshare(CLONE_FS) setns needs in a multi-threaded process is for good. The helper is
+    // single-threaded and its own changes die with it.
+    let done = sys::run_in_child(HELPER_TIMEOUT, || {
+        in_namespace(target.as_ref().map(AsFd::as_fd), &rec).map_err(|e| error_chain(&e))
+    })
+    .map_err(|source| Error::UnmountHelper {
+        path: path.to_path_buf(),
         source,
-    });
-    done.and(back)
+    })?;
+    done.map_err(|chain| Error::UnmountRecorded {
+        path: path.to_path_buf(),
+        source: HelperFailure(chain),
+    })
 }
+
+/// The helper's work: enters `target` (none: it is already in the namespace), unmounts.
+fn in_namespace(target: Option<BorrowedFd<'_>>, rec: &Recorded) -> Result<(), Error> {
+    // Opened before setns, in our own namespace: the one entered may have no /proc, and
+    // /proc/self/fd/N is what umount2 is given. The helper's own: it is a new process.
+    let proc_self = open_dir(Path::new("/proc/thread-self"))?;
+    if let Some(target) = target {
+        nix::sched::setns(target, CloneFlags::CLONE_NEWNS).map_err(|source| Error::Setns {
+            ns: "mount",
+            source,
+        })?;
+    }
+    unmount_all(rec, proc_self.as_fd())
+}
+
+/// An error and its causes, joined by `: ` (how the binary prints a chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The failure the unmount helper reported: its error chain, as text (it cannot send the
+/// typed error across the process boundary).
+#[derive(Debug)]
+pub struct HelperFailure(String);
+
+impl std::fmt::Display for HelperFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HelperFailure {}
 
 fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
     sys::open(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY).map_err(|source| Error::Open {
@@ -110,33 +153,6 @@ fn find_namespace(ns: NsId) -> Option<OwnedFd> {
             .filter(|id| id.same(&ns))
             .map(|_| fd)
     })
-}
-
-/// Runs `f` in the mount namespace `target`, then returns to ours. Only the calling thread
-/// moves.
-fn in_namespace(
-    target: BorrowedFd<'_>,
-    f: impl FnOnce() -> Result<(), Error>,
-) -> Result<(), Error> {
-    let own_path = Path::new("/proc/thread-self/ns/mnt");
-    let own = sys::open(own_path, OFlag::O_RDONLY).map_err(|source| Error::Open {
-        path: own_path.into(),
-        source,
-    })?;
-    let setns = |fd: BorrowedFd<'_>| {
-        nix::sched::setns(fd, CloneFlags::CLONE_NEWNS).map_err(|source| Error::Setns {
-            ns: "mount",
-            source,
-        })
-    };
-    // setns(2) into a mount namespace is EINVAL while the fs_struct (root, cwd) is shared with
-    // other threads (`run -t` has its terminal threads): give this thread its own first.
-    nix::sched::unshare(CloneFlags::CLONE_FS)
-        .map_err(|source| Error::Unshare { ns: "fs", source })?;
-    setns(target)?;
-    let done = f();
-    setns(own.as_fd())?;
-    done
 }
 
 /// Unmounts the recorded mounts in reverse order, in passes: a mount the container covered
