@@ -260,6 +260,15 @@ pub enum Error {
         source: crate::rootfs::HelperFailure,
     },
 
+    /// The joined mount namespace the container's mounts were made in can no longer be
+    /// reached (its file gone or holding another namespace, no process in it), but may still
+    /// exist, pinned by a file elsewhere: its mounts are not known to be gone.
+    #[error("mount namespace {path} of the container's mounts cannot be reached")]
+    MountNamespaceUnreachable {
+        /// The namespace's path in the config.
+        path: PathBuf,
+    },
+
     /// A recorded mount that cannot be unmounted safely.
     #[error("not unmounting mount {id} at {path}: {reason}")]
     UnsafeUnmount {

@@ -922,3 +922,102 @@ fn unmounting_in_another_namespace_leaves_the_caller_where_it_was() {
     })
     .unwrap();
 }
+
+/// A joined mount namespace that no process is in any more, pinned by a bind-mounted nsfs file
+/// (`ip netns` style): `unmount_recorded` reaches it through the recorded `path` and takes the
+/// mounts down there (before, "no process left in it" meant "gone", and they were left); once
+/// it cannot be reached at all, that is an error, not a silent leak.
+#[test]
+fn a_pinned_joined_namespace_is_reached_through_its_path() {
+    use nix::unistd::{fork, ForkResult};
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("mounts");
+    let pin = state.path().join("mnt-ns");
+    in_child(CloneFlags::empty(), || {
+        set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
+        let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+        let point = b.rootfs().join("dev");
+        std::fs::write(&pin, "").map_err(|e| e.to_string())?;
+        // SAFETY: the child makes system calls and allocates (glibc keeps malloc usable after
+        // fork) and leaves with `_exit`.
+        let holder = match unsafe { fork() }.map_err(|e| e.to_string())? {
+            ForkResult::Child => {
+                drop(ready_r);
+                let made = (|| -> Result<(), String> {
+                    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+                    let none = None::<&str>;
+                    let flags = nix::mount::MsFlags::empty();
+                    nix::mount::mount(Some("tmpfs"), &point, Some("tmpfs"), flags, none)
+                        .map_err(|e| e.to_string())?;
+                    let line = mountinfo_line(&point.to_string_lossy()).ok_or("no mount")?;
+                    let id = line.split(' ').next().ok_or("no id")?;
+                    let ns =
+                        nix::sys::stat::stat("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+                    let text = format!(
+                        "ns {} {} -\npath {}\nroot {}\nmount {id} {}\n",
+                        ns.st_dev,
+                        ns.st_ino,
+                        pin.display(),
+                        b.rootfs().display(),
+                        point.display()
+                    );
+                    std::fs::write(&record, text).map_err(|e| e.to_string())
+                })();
+                let report = made.err().unwrap_or_else(|| "y".into());
+                let _ = nix::unistd::write(&ready_w, report.as_bytes());
+                nix::unistd::pause();
+                // SAFETY: ends the forked child without returning into the harness.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        drop(ready_w);
+        let mut ok = [0u8; 256];
+        let n = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&ready_r), &mut ok)
+            .map_err(|e| e.to_string())?;
+        let ok = String::from_utf8_lossy(&ok[..n]).into_owned();
+        let ns_file = format!("/proc/{holder}/ns/mnt");
+        let bind = nix::mount::MsFlags::MS_BIND;
+        let pinned = match ok == "y" {
+            true => nix::mount::mount(
+                Some(ns_file.as_str()),
+                &pin,
+                None::<&str>,
+                bind,
+                None::<&str>,
+            ),
+            false => Ok(()),
+        };
+        let _ = nix::sys::signal::kill(holder, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(holder, None);
+        check(ok == "y", format!("the holder: {ok}"))?;
+        pinned.map_err(|e| format!("pin: {e}"))?;
+        // No process is in it now: only the file holds it.
+        hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))?;
+        let inside = std::process::Command::new("nsenter")
+            .arg(format!("--mount={}", pin.display()))
+            .args(["cat", "/proc/self/mountinfo"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let inside = String::from_utf8_lossy(&inside.stdout);
+        check(
+            inside.contains(" / / "),
+            "read the pinned namespace's mounts",
+        )?;
+        check(
+            !inside.contains(&format!(" {} ", point.display())),
+            "unmounted in the pinned namespace",
+        )?;
+        // Unpinned, the namespace is out of reach: an error, not a silent success.
+        nix::mount::umount(&pin).map_err(|e| e.to_string())?;
+        match hako_namespaces::unmount_recorded(&record) {
+            Err(Error::MountNamespaceUnreachable { path }) => check(path == pin, "the path"),
+            other => Err(format!("unreachable namespace: {other:?}")),
+        }
+    })
+    .unwrap();
+}

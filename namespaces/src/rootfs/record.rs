@@ -253,7 +253,11 @@ impl<'a> Recorder<'a> {
     /// Opens the calling process's mountinfo, notes the mounts that exist before the
     /// container's and writes the header. Called once, before the first mount and before
     /// chroot.
-    pub(crate) fn start(record: &'a MountRecord, root: &'a Path) -> Result<Self, Error> {
+    pub(crate) fn start(
+        record: &'a MountRecord,
+        root: &'a Path,
+        joined: Option<&Path>,
+    ) -> Result<Self, Error> {
         let ns = own_mount_ns()?;
         let opened =
             File::open("/proc/self/mountinfo").map_err(|source| Error::Mountinfo { source })?;
@@ -273,8 +277,9 @@ impl<'a> Recorder<'a> {
         drop(slot);
         let recorder = Self::resume(record, root)?;
         let unique = ns.unique.map_or("-".to_string(), |u| u.to_string());
+        let path = joined.map_or(String::new(), |p| format!("path {}\n", escape(p)));
         record.append(&format!(
-            "ns {} {} {unique}\nroot {}\n",
+            "ns {} {} {unique}\n{path}root {}\n",
             ns.dev,
             ns.ino,
             escape(root)
@@ -347,6 +352,8 @@ fn pending_line(before: &[u64]) -> String {
 pub(crate) struct Recorded {
     /// The mount namespace the mounts were made in.
     pub(crate) ns: NsId,
+    /// The namespace's `path` in the config, when it was joined.
+    pub(crate) ns_path: Option<PathBuf>,
     /// The rootfs every mount lies under.
     pub(crate) root: PathBuf,
     /// (mount id, mount point), in mount order.
@@ -364,6 +371,7 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
         line,
     };
     let mut ns = None;
+    let mut ns_path = None;
     let mut root: Option<PathBuf> = None;
     let mut mounts = Vec::new();
     let mut pending = None;
@@ -380,6 +388,13 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
                         u => Some(num(u)?),
                     },
                 });
+            }
+            (["path", p], None) if ns.is_some() && ns_path.is_none() => {
+                let p = unescape(p);
+                if !p.is_absolute() {
+                    return Err(invalid(i + 1));
+                }
+                ns_path = Some(p);
             }
             (["root", p], None) if ns.is_some() => {
                 let p = unescape(p);
@@ -414,6 +429,7 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
     Ok(match (ns, root) {
         (Some(ns), Some(root)) => Some(Recorded {
             ns,
+            ns_path,
             root,
             mounts,
             pending,
@@ -498,6 +514,7 @@ mod tests {
                     ino: 4026531841,
                     unique: Some(7)
                 },
+                ns_path: None,
                 root: "/b/root fs".into(),
                 mounts: vec![
                     (80, "/b/root fs/proc".into()),
@@ -520,6 +537,8 @@ mod tests {
             None
         );
         assert_eq!(cut(&format!("{head}pending 9,10\ndone\n")), None);
+        let joined = parse_record("ns 4 5 -\npath /run/ns\\040x\nroot /r\n", p).unwrap();
+        assert_eq!(joined.unwrap().ns_path, Some("/run/ns x".into()));
         assert_eq!(parse_record("", p).unwrap(), None);
         for (bad, line) in [
             ("ns 4 5 -\nroot /r\nmount 9 /etc\n", 3),
@@ -531,6 +550,9 @@ mod tests {
             ("ns 4 5 -\nroot /r\nmount x /r/a\n", 3),
             ("ns 4 5\nroot /r\n", 1),
             ("ns 4 5 -\npending -\n", 2),
+            ("ns 4 5 -\npath x\nroot /r\n", 2),
+            ("ns 4 5 -\npath /x\npath /y\nroot /r\n", 3),
+            ("ns 4 5 -\nroot /r\npath /x\n", 3),
             ("ns 4 5 -\nroot /r\npending 1,x\n", 3),
             ("ns 4 5 -\nroot /r\npending\n", 3),
         ] {

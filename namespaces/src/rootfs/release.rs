@@ -4,8 +4,11 @@
 //!
 //! `delete` may run in another process, and in another mount namespace, than `create` did. The
 //! record names the namespace (device and inode of its nsfs file): if it is not the caller's,
-//! a process in it is looked for and the namespace entered with setns(2) for the unmounts, by
-//! a forked helper process (the caller's thread never moves); if no process is left in it, the namespace is gone and its mounts with it.
+//! the namespace is found (through its `path` in the config when it was joined, else through a
+//! process in it) and entered with setns(2) for the unmounts, by a forked helper process (the
+//! caller's thread never moves). An inherited namespace with no process left in it is gone,
+//! and its mounts with it; a joined one that cannot be reached is an error, since a file
+//! elsewhere may still pin it (and its mounts).
 //!
 //! Mount ids and namespace inodes are reused once freed: a namespace that died with the
 //! container's init can have its inode given to a new one (the caller's own, even), and a mount
@@ -65,10 +68,18 @@ pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
     let target = if NsId::of(Path::new("/proc/thread-self/ns/mnt"))?.same(&rec.ns) {
         None
     } else {
-        match find_namespace(rec.ns) {
-            // No process is left in it: the namespace, and its mounts, are gone.
-            None => return Ok(()),
-            Some(target) => Some(target),
+        match (find_namespace(&rec), &rec.ns_path) {
+            (Some(target), _) => Some(target),
+            // A joined namespace outlives its processes, pinned by its file (a bind-mounted
+            // nsfs file, as `ip netns` and CNI make): one that cannot be reached is not gone.
+            (None, Some(ns_path)) => {
+                return Err(Error::MountNamespaceUnreachable {
+                    path: ns_path.clone(),
+                })
+            }
+            // The runtime's own, inherited: with no process left in it, it is gone, and its
+            // mounts with it.
+            (None, None) => return Ok(()),
         }
     };
     // In a forked helper: setns(2) into another mount namespace would reset the calling
@@ -135,8 +146,20 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
     })
 }
 
-/// An fd of the mount namespace `ns`, through a process that is in it.
-fn find_namespace(ns: NsId) -> Option<OwnedFd> {
+/// An fd of the recorded mount namespace: through its `path` when it was joined, else through
+/// a process that is in it.
+fn find_namespace(rec: &Recorded) -> Option<OwnedFd> {
+    let ns = rec.ns;
+    let joined = rec.ns_path.as_ref().and_then(|path| {
+        let fd = sys::open(path, OFlag::O_RDONLY).ok()?;
+        NsId::of_fd(fd.as_fd(), path)
+            .ok()
+            .filter(|id| id.same(&ns))
+            .map(|_| fd)
+    });
+    if joined.is_some() {
+        return joined;
+    }
     let procs = std::fs::read_dir("/proc").ok()?;
     procs.flatten().find_map(|e| {
         let name = e.file_name();
@@ -340,6 +363,7 @@ mod tests {
                 ino: 2,
                 unique: None,
             },
+            ns_path: None,
             root: "/b/r".into(),
             mounts: vec![(10, "/b/r/proc".into())],
             pending: Some(vec![10]),
