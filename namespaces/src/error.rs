@@ -269,6 +269,16 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The record of the container's mounts names another rootfs than the container's state:
+    /// nothing is unmounted on its word.
+    #[error("record of the container's mounts {path} is not for the rootfs {root}")]
+    MountRecordRoot {
+        /// The record file.
+        path: PathBuf,
+        /// The container's rootfs.
+        root: PathBuf,
+    },
+
     /// A recorded mount that cannot be unmounted safely.
     #[error("not unmounting mount {id} at {path}: {reason}")]
     UnsafeUnmount {

@@ -6,7 +6,7 @@
 mod common;
 
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{chain, check, has_mounts_under, in_child, is_root, mountinfo_line, set_up, Bundle};
 use hako_namespaces::{CgroupMount, Error, MountRecord, Rootfs};
@@ -718,10 +718,10 @@ fn without_mount_namespace_mounts_are_recorded_and_taken_down() {
             )
             .map_err(|e| format!("{what}: {e}"))?;
         }
-        hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))?;
+        hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))?;
         check(!has_mounts_under(b.path()), "every mount taken down")?;
         // Again: nothing left to do.
-        hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))
+        hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))
     })
     .unwrap();
     for no_pivot in [false, true] {
@@ -803,7 +803,7 @@ fn a_step_cut_short_is_taken_down_from_its_intent() {
         // The step's mounts, never recorded: the bind, and one stacked on it.
         mount(Some(&root), &root, None, nix::mount::MsFlags::MS_BIND)?;
         mount(None, &root.join("dev"), Some("tmpfs"), tmpfs)?;
-        hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))?;
+        hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))?;
         let left = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
         let left: Vec<&str> = left
             .lines()
@@ -907,7 +907,7 @@ fn unmounting_in_another_namespace_leaves_the_caller_where_it_was() {
         nix::unistd::chroot(jail).map_err(|e| e.to_string())?;
         nix::unistd::chdir("/").map_err(|e| e.to_string())?;
         let root = mount_id_of("/")?;
-        let done = hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e));
+        let done = hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e));
         let root_after = mount_id_of("/")?;
         let left = std::fs::read_to_string(format!("/proc/{holder}/mountinfo"))
             .map_err(|e| e.to_string())?;
@@ -923,8 +923,10 @@ fn unmounting_in_another_namespace_leaves_the_caller_where_it_was() {
     .unwrap();
 }
 
-/// A joined mount namespace that no process is in any more, pinned by a bind-mounted nsfs file
-/// (`ip netns` style): `unmount_recorded` reaches it through the recorded `path` and takes the
+/// A joined mount namespace that no process is in any more, pinned by its file (here an open
+/// descriptor, named by its /proc/PID/fd path: binding the nsfs file onto a path, as `ip netns`
+/// does, is refused now and then on this kernel with EINVAL, its namespace-loop check; the
+/// path is reached the same way): `unmount_recorded` reaches it through the recorded `path` and takes the
 /// mounts down there (before, "no process left in it" meant "gone", and they were left); once
 /// it cannot be reached at all, that is an error, not a silent leak.
 #[test]
@@ -936,12 +938,14 @@ fn a_pinned_joined_namespace_is_reached_through_its_path() {
     let b = Bundle::new();
     let state = tempfile::tempdir().unwrap();
     let record = state.path().join("mounts");
-    let pin = state.path().join("mnt-ns");
     in_child(CloneFlags::empty(), || {
         set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
         let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
         let point = b.rootfs().join("dev");
-        std::fs::write(&pin, "").map_err(|e| e.to_string())?;
+        // The descriptor number the namespace will be held on, reserved now.
+        let slot = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+        let slot_fd = std::os::fd::AsRawFd::as_raw_fd(&slot);
+        let pin = PathBuf::from(format!("/proc/{}/fd/{slot_fd}", std::process::id()));
         // SAFETY: the child makes system calls and allocates (glibc keeps malloc usable after
         // fork) and leaves with `_exit`.
         let holder = match unsafe { fork() }.map_err(|e| e.to_string())? {
@@ -980,16 +984,15 @@ fn a_pinned_joined_namespace_is_reached_through_its_path() {
         let n = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&ready_r), &mut ok)
             .map_err(|e| e.to_string())?;
         let ok = String::from_utf8_lossy(&ok[..n]).into_owned();
-        let ns_file = format!("/proc/{holder}/ns/mnt");
-        let bind = nix::mount::MsFlags::MS_BIND;
         let pinned = match ok == "y" {
-            true => nix::mount::mount(
-                Some(ns_file.as_str()),
-                &pin,
-                None::<&str>,
-                bind,
-                None::<&str>,
-            ),
+            true => std::fs::File::open(format!("/proc/{holder}/ns/mnt")).and_then(|ns| {
+                // SAFETY: dup2 onto the reserved number, which `slot` owns (and closes).
+                let ret = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&ns), slot_fd) };
+                if ret < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            }),
             false => Ok(()),
         };
         let _ = nix::sys::signal::kill(holder, nix::sys::signal::Signal::SIGKILL);
@@ -997,7 +1000,7 @@ fn a_pinned_joined_namespace_is_reached_through_its_path() {
         check(ok == "y", format!("the holder: {ok}"))?;
         pinned.map_err(|e| format!("pin: {e}"))?;
         // No process is in it now: only the file holds it.
-        hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))?;
+        hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))?;
         let inside = std::process::Command::new("nsenter")
             .arg(format!("--mount={}", pin.display()))
             .args(["cat", "/proc/self/mountinfo"])
@@ -1013,8 +1016,8 @@ fn a_pinned_joined_namespace_is_reached_through_its_path() {
             "unmounted in the pinned namespace",
         )?;
         // Unpinned, the namespace is out of reach: an error, not a silent success.
-        nix::mount::umount(&pin).map_err(|e| e.to_string())?;
-        match hako_namespaces::unmount_recorded(&record) {
+        drop(slot);
+        match hako_namespaces::unmount_recorded(&record, &b.rootfs()) {
             Err(Error::MountNamespaceUnreachable { path }) => check(path == pin, "the path"),
             other => Err(format!("unreachable namespace: {other:?}")),
         }

@@ -47,8 +47,10 @@ const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_STACKED: usize = 64;
 
 /// Unmounts every mount recorded at `path` (nothing if there is no record), in the mount
-/// namespace they were made in. Every recorded mount is tried; the first failure is returned.
-pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
+/// namespace they were made in, for the container whose rootfs is `rootfs` (from its state: a
+/// record naming another root is not acted on, since every check of a mount is "under the
+/// recorded root"). Every recorded mount is tried; the first failure is returned.
+pub fn unmount_recorded(path: &Path, rootfs: &Path) -> Result<(), Error> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -62,6 +64,12 @@ pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
     let Some(rec) = parse_record(&text, path)? else {
         return Ok(());
     };
+    if rec.root != rootfs {
+        return Err(Error::MountRecordRoot {
+            path: path.to_path_buf(),
+            root: rootfs.to_path_buf(),
+        });
+    }
     if rec.mounts.is_empty() && rec.pending.is_none() {
         return Ok(());
     }
@@ -186,11 +194,13 @@ fn find_namespace(rec: &Recorded) -> Option<OwnedFd> {
 /// changes nothing, with the first error of that pass.
 fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
     let slash = open_dir(Path::new("/"))?;
+    let info = mountinfo(proc_self)?;
     let cut = match &rec.pending {
-        Some(before) => cut_step(rec, before, &mountinfo(proc_self)?),
+        Some(before) => cut_step(rec, before, &info),
         None => Vec::new(),
     };
-    let mut pending: Vec<&(u64, PathBuf)> = rec.mounts.iter().chain(&cut).rev().collect();
+    let mut pending = on_the_bind(rec.mounts.iter().chain(&cut).collect(), &rec.root, &info);
+    pending.reverse();
     for _ in 0..pending.len() + MAX_STACKED {
         let info = mountinfo(proc_self)?;
         let before = pending.len();
@@ -220,6 +230,26 @@ fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
         path: pending.first().map_or_else(PathBuf::new, |m| m.1.clone()),
         reason: "too many mounts are stacked on it",
     })
+}
+
+/// The recorded mounts that are the container's: where the rootfs was bound onto itself (the
+/// first mount at the root), the bind and the mounts stacked on it; one that is not (its id
+/// reused by a mount elsewhere under the rootfs, or a stranger's that the record took in) is
+/// left alone. Mounts that are gone stay in the list (they are found gone when unmounted).
+fn on_the_bind<'a>(
+    mounts: Vec<&'a (u64, PathBuf)>,
+    root: &Path,
+    info: &[MountInfo],
+) -> Vec<&'a (u64, PathBuf)> {
+    let Some(bind) = mounts.iter().find(|(_, p)| p == root).map(|m| m.0) else {
+        return mounts;
+    };
+    mounts
+        .into_iter()
+        .filter(|(id, _)| {
+            *id == bind || !info.iter().any(|m| m.id == *id) || descends(info, *id, bind)
+        })
+        .collect()
 }
 
 /// The mounts of a step the child was killed in (the record ends on its `pending` line): every
@@ -340,6 +370,49 @@ fn umount_fd(fd: BorrowedFd<'_>, proc_self: BorrowedFd<'_>, path: &Path) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_mounts_on_the_rootfs_bind_are_the_containers() {
+        let m = |id, parent, p: &str| MountInfo {
+            id,
+            parent,
+            mount_point: p.into(),
+        };
+        // 20 is under the rootfs but not on the bind (a stranger's, or a reused id).
+        let info = [
+            m(1, 1, "/"),
+            m(20, 1, "/r/x"),
+            m(9, 1, "/r"),
+            m(10, 9, "/r/proc"),
+            m(11, 10, "/r/proc/sys"),
+        ];
+        let rec: Vec<(u64, PathBuf)> = vec![
+            (9, "/r".into()),
+            (10, "/r/proc".into()),
+            (20, "/r/x".into()),
+            (11, "/r/proc/sys".into()),
+            (30, "/r/gone".into()),
+        ];
+        let kept: Vec<u64> = on_the_bind(rec.iter().collect(), Path::new("/r"), &info)
+            .iter()
+            .map(|m| m.0)
+            .collect();
+        assert_eq!(kept, [9, 10, 11, 30]);
+        // No bind: nothing to check against.
+        let kept = on_the_bind(rec[1..].iter().collect(), Path::new("/r"), &info);
+        assert_eq!(kept.len(), 4);
+    }
+
+    #[test]
+    fn a_record_of_another_root_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mounts");
+        std::fs::write(&path, "ns 1 2 -\nroot /\nmount 5 /etc\n").unwrap();
+        match unmount_recorded(&path, Path::new("/b/rootfs")) {
+            Err(Error::MountRecordRoot { root, .. }) => assert_eq!(root, Path::new("/b/rootfs")),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_cut_step_is_every_new_unrecorded_mount_under_the_rootfs() {

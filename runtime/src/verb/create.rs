@@ -98,8 +98,8 @@ impl Drop for Teardown {
         if let Some(pid) = child {
             let _ = waitpid(pid, None);
         }
-        if let Some(record) = self.mounts.take() {
-            let _ = hako_namespaces::unmount_recorded(&record);
+        if let (Some(record), Some(l)) = (self.mounts.take(), &self.locked) {
+            let _ = hako_namespaces::unmount_recorded(&record, &l.state.rootfs);
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.destroy();
