@@ -839,12 +839,68 @@ fn mount_id_of(path: &str) -> Result<u64, String> {
     Ok(unsafe { buf.assume_init() }.stx_mnt_id)
 }
 
+/// A process in a mount namespace of its own (a copy of the caller's) with a tmpfs mounted at
+/// `point`, which it writes a record of to `record` (with `ns_path` as the namespace's path):
+/// what a container without a mount namespace of its own leaves for `delete`. Returns its pid
+/// and the write end of a pipe; it exits once that is closed.
+fn mounting_holder(
+    b: &Bundle,
+    point: &Path,
+    record: &Path,
+    ns_path: Option<&Path>,
+) -> Result<(nix::unistd::Pid, std::os::fd::OwnedFd), String> {
+    use nix::unistd::{fork, ForkResult};
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    let (hold_r, hold_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    // SAFETY: the child makes system calls and allocates (glibc keeps malloc usable after
+    // fork) and leaves with `_exit`.
+    let holder = match unsafe { fork() }.map_err(|e| e.to_string())? {
+        ForkResult::Child => {
+            drop((ready_r, hold_w));
+            let made = (|| -> Result<(), String> {
+                nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+                let none = None::<&str>;
+                let flags = nix::mount::MsFlags::empty();
+                nix::mount::mount(Some("tmpfs"), point, Some("tmpfs"), flags, none)
+                    .map_err(|e| e.to_string())?;
+                let line = mountinfo_line(&point.to_string_lossy()).ok_or("no mount")?;
+                let id = line.split(' ').next().ok_or("no id")?;
+                let ns = nix::sys::stat::stat("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+                let path = ns_path.map_or(String::new(), |p| format!("path {}\n", p.display()));
+                let text = format!(
+                    "ns {} {} -\n{path}root {}\nmount {id} {}\n",
+                    ns.st_dev,
+                    ns.st_ino,
+                    b.rootfs().display(),
+                    point.display()
+                );
+                std::fs::write(record, text).map_err(|e| e.to_string())
+            })();
+            let report = made.err().unwrap_or_else(|| "y".into());
+            let _ = nix::unistd::write(&ready_w, report.as_bytes());
+            let _ = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&hold_r), &mut [0u8; 1]);
+            // SAFETY: ends the forked child without returning into the harness.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((ready_w, hold_r));
+    let mut ok = [0u8; 256];
+    let n = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&ready_r), &mut ok);
+    let ok = String::from_utf8_lossy(&ok[..n.unwrap_or(0)]).into_owned();
+    if ok != "y" {
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(holder, None);
+        return Err(format!("the holder: {ok}"));
+    }
+    Ok((holder, hold_w))
+}
+
 /// `delete` run chrooted, for mounts recorded in another mount namespace: the unmounts happen
 /// there, and the caller stays in its chroot (before the forked helper, setns(2) into the
 /// namespace and back reset the calling thread's root to the namespace's: it left its chroot).
 #[test]
 fn unmounting_in_another_namespace_leaves_the_caller_where_it_was() {
-    use nix::unistd::{fork, ForkResult};
     if !is_root() {
         return;
     }
@@ -854,51 +910,9 @@ fn unmounting_in_another_namespace_leaves_the_caller_where_it_was() {
     let jail = tempfile::tempdir().unwrap();
     in_child(CloneFlags::empty(), || {
         set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
-        let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
-        let (hold_r, hold_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
         let point = b.rootfs().join("dev");
         // The namespace the container mounted in, held by a process of its own.
-        // SAFETY: the child makes system calls and allocates (glibc keeps malloc usable after
-        // fork) and leaves with `_exit`.
-        let holder = match unsafe { fork() }.map_err(|e| e.to_string())? {
-            ForkResult::Child => {
-                drop((ready_r, hold_w));
-                let made = (|| -> Result<(), String> {
-                    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-                    let none = None::<&str>;
-                    nix::mount::mount(
-                        Some("tmpfs"),
-                        &point,
-                        Some("tmpfs"),
-                        nix::mount::MsFlags::empty(),
-                        none,
-                    )
-                    .map_err(|e| e.to_string())?;
-                    let line = mountinfo_line(&point.to_string_lossy()).ok_or("no mount")?;
-                    let id = line.split(' ').next().ok_or("no id")?;
-                    let ns =
-                        nix::sys::stat::stat("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
-                    let text = format!(
-                        "ns {} {} -\nroot {}\nmount {id} {}\n",
-                        ns.st_dev,
-                        ns.st_ino,
-                        b.rootfs().display(),
-                        point.display()
-                    );
-                    std::fs::write(&record, text).map_err(|e| e.to_string())
-                })();
-                let _ = nix::unistd::write(&ready_w, if made.is_ok() { b"y" } else { b"n" });
-                let _ = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&hold_r), &mut [0u8; 1]);
-                // SAFETY: ends the forked child without returning into the harness.
-                unsafe { libc::_exit(0) }
-            }
-            ForkResult::Parent { child } => child,
-        };
-        drop((ready_w, hold_r));
-        let mut ok = [0u8; 1];
-        nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&ready_r), &mut ok)
-            .map_err(|e| e.to_string())?;
-        check(ok == *b"y", "the holder mounted")?;
+        let (holder, hold_w) = mounting_holder(&b, &point, &record, None)?;
         // A chroot that sees everything (/proc too): a recursive bind of /.
         let jail = jail.path();
         let rec = nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC;
@@ -925,13 +939,12 @@ fn unmounting_in_another_namespace_leaves_the_caller_where_it_was() {
 
 /// A joined mount namespace that no process is in any more, pinned by its file (here an open
 /// descriptor, named by its /proc/PID/fd path: binding the nsfs file onto a path, as `ip netns`
-/// does, is refused now and then on this kernel with EINVAL, its namespace-loop check; the
-/// path is reached the same way): `unmount_recorded` reaches it through the recorded `path` and takes the
-/// mounts down there (before, "no process left in it" meant "gone", and they were left); once
+/// does, was refused now and then here with EINVAL, the kernel's namespace-loop check; the
+/// path is reached the same way): `unmount_recorded` reaches it through the recorded `path`
+/// and takes the mounts down there (before, "no process left in it" meant "gone", and they were left); once
 /// it cannot be reached at all, that is an error, not a silent leak.
 #[test]
 fn a_pinned_joined_namespace_is_reached_through_its_path() {
-    use nix::unistd::{fork, ForkResult};
     if !is_root() {
         return;
     }
@@ -940,64 +953,22 @@ fn a_pinned_joined_namespace_is_reached_through_its_path() {
     let record = state.path().join("mounts");
     in_child(CloneFlags::empty(), || {
         set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
-        let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
         let point = b.rootfs().join("dev");
         // The descriptor number the namespace will be held on, reserved now.
         let slot = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
         let slot_fd = std::os::fd::AsRawFd::as_raw_fd(&slot);
         let pin = PathBuf::from(format!("/proc/{}/fd/{slot_fd}", std::process::id()));
-        // SAFETY: the child makes system calls and allocates (glibc keeps malloc usable after
-        // fork) and leaves with `_exit`.
-        let holder = match unsafe { fork() }.map_err(|e| e.to_string())? {
-            ForkResult::Child => {
-                drop(ready_r);
-                let made = (|| -> Result<(), String> {
-                    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-                    let none = None::<&str>;
-                    let flags = nix::mount::MsFlags::empty();
-                    nix::mount::mount(Some("tmpfs"), &point, Some("tmpfs"), flags, none)
-                        .map_err(|e| e.to_string())?;
-                    let line = mountinfo_line(&point.to_string_lossy()).ok_or("no mount")?;
-                    let id = line.split(' ').next().ok_or("no id")?;
-                    let ns =
-                        nix::sys::stat::stat("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
-                    let text = format!(
-                        "ns {} {} -\npath {}\nroot {}\nmount {id} {}\n",
-                        ns.st_dev,
-                        ns.st_ino,
-                        pin.display(),
-                        b.rootfs().display(),
-                        point.display()
-                    );
-                    std::fs::write(&record, text).map_err(|e| e.to_string())
-                })();
-                let report = made.err().unwrap_or_else(|| "y".into());
-                let _ = nix::unistd::write(&ready_w, report.as_bytes());
-                nix::unistd::pause();
-                // SAFETY: ends the forked child without returning into the harness.
-                unsafe { libc::_exit(0) }
+        let (holder, hold_w) = mounting_holder(&b, &point, &record, Some(&pin))?;
+        let pinned = std::fs::File::open(format!("/proc/{holder}/ns/mnt")).and_then(|ns| {
+            // SAFETY: dup2 onto the reserved number, which `slot` owns (and closes).
+            let ret = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&ns), slot_fd) };
+            match ret < 0 {
+                true => Err(std::io::Error::last_os_error()),
+                false => Ok(()),
             }
-            ForkResult::Parent { child } => child,
-        };
-        drop(ready_w);
-        let mut ok = [0u8; 256];
-        let n = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&ready_r), &mut ok)
-            .map_err(|e| e.to_string())?;
-        let ok = String::from_utf8_lossy(&ok[..n]).into_owned();
-        let pinned = match ok == "y" {
-            true => std::fs::File::open(format!("/proc/{holder}/ns/mnt")).and_then(|ns| {
-                // SAFETY: dup2 onto the reserved number, which `slot` owns (and closes).
-                let ret = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&ns), slot_fd) };
-                if ret < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            }),
-            false => Ok(()),
-        };
-        let _ = nix::sys::signal::kill(holder, nix::sys::signal::Signal::SIGKILL);
+        });
+        drop(hold_w);
         let _ = nix::sys::wait::waitpid(holder, None);
-        check(ok == "y", format!("the holder: {ok}"))?;
         pinned.map_err(|e| format!("pin: {e}"))?;
         // No process is in it now: only the file holds it.
         hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))?;

@@ -371,13 +371,16 @@ fn umount_fd(fd: BorrowedFd<'_>, proc_self: BorrowedFd<'_>, path: &Path) -> Resu
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_mounts_on_the_rootfs_bind_are_the_containers() {
-        let m = |id, parent, p: &str| MountInfo {
+    fn m(id: u64, parent: u64, p: &str) -> MountInfo {
+        MountInfo {
             id,
             parent,
             mount_point: p.into(),
-        };
+        }
+    }
+
+    #[test]
+    fn only_mounts_on_the_rootfs_bind_are_the_containers() {
         // 20 is under the rootfs but not on the bind (a stranger's, or a reused id).
         let info = [
             m(1, 1, "/"),
@@ -416,11 +419,6 @@ mod tests {
 
     #[test]
     fn a_cut_step_is_every_new_unrecorded_mount_under_the_rootfs() {
-        let m = |id, parent, p: &str| MountInfo {
-            id,
-            parent,
-            mount_point: p.into(),
-        };
         let info = [
             m(1, 1, "/"),
             m(5, 1, "/b"),
@@ -469,12 +467,8 @@ mod tests {
 
     #[test]
     fn stacked_mounts_are_descendants() {
-        let m = |id, parent| MountInfo {
-            id,
-            parent,
-            mount_point: "/r/dev".into(),
-        };
-        let info = [m(1, 1), m(10, 1), m(11, 10), m(12, 11), m(20, 1)];
+        let d = |id, parent| m(id, parent, "/r/dev");
+        let info = [d(1, 1), d(10, 1), d(11, 10), d(12, 11), d(20, 1)];
         assert!(descends(&info, 11, 10));
         assert!(descends(&info, 12, 10));
         assert!(!descends(&info, 20, 10));
