@@ -9,8 +9,9 @@
 //! it): the namespace's identity, the rootfs, then one line per mount with its mount id and
 //! mount point, in mount order. `release` unmounts them from that record.
 //!
-//! Mounts are found by difference: the ids of /proc/self/mountinfo before the first mount, then
-//! after each step every new id whose mount point lies under the rootfs. mountinfo lists a
+//! Mounts are found by difference: the mounts under the rootfs before the first mount, then
+//! after each step every one that is new, by id and mount point (ids are reused at once, so
+//! a mount taken down elsewhere can give its id to the next one made here). mountinfo lists a
 //! namespace's mounts in the order they were made, so the record is in mount order too. The
 //! mountinfo file is opened once, before the first mount, and read again from its start after
 //! each step: proc_pid_mountinfo(5) writes mount points relative to the root the process had
@@ -242,8 +243,11 @@ pub(crate) fn own_mount_ns() -> Result<NsId, Error> {
 pub(crate) struct Recorder<'a> {
     record: &'a MountRecord,
     root: &'a Path,
-    seen: HashSet<u64>,
-    /// The ids in `seen` whose mount point lies under the rootfs, in mountinfo order.
+    /// The mounts under the rootfs already seen, by id *and* mount point: mount ids are
+    /// reused at once (an IDA), so a mount another process took down elsewhere can give its
+    /// id to the next one made here, which the id alone would take for an old one.
+    seen: HashSet<(u64, PathBuf)>,
+    /// The ids in `seen`, in mountinfo order.
     seen_under: Vec<u64>,
     /// A `pending` line was written and no line has followed it yet.
     pending: bool,
@@ -297,7 +301,11 @@ impl<'a> Recorder<'a> {
             .filter(|m| under(root, &m.mount_point))
             .map(|m| m.id)
             .collect();
-        let seen = mounts.into_iter().map(|m| m.id).collect();
+        let seen = mounts
+            .into_iter()
+            .filter(|m| under(root, &m.mount_point))
+            .map(|m| (m.id, m.mount_point))
+            .collect();
         Ok(Recorder {
             record,
             root,
@@ -311,7 +319,7 @@ impl<'a> Recorder<'a> {
     pub(crate) fn update(&mut self) -> Result<(), Error> {
         let mut lines = String::new();
         for m in self.record.mounts()? {
-            if self.seen.insert(m.id) && under(self.root, &m.mount_point) {
+            if under(self.root, &m.mount_point) && self.seen.insert((m.id, m.mount_point.clone())) {
                 self.seen_under.push(m.id);
                 lines.push_str(&format!("mount {} {}\n", m.id, escape(&m.mount_point)));
             }
