@@ -239,6 +239,46 @@ pub enum Error {
     #[error("the record of the container's mounts is not started")]
     MountRecordNotStarted,
 
+    /// The helper process that unmounts the recorded mounts could not be run or waited for
+    /// (`ETIMEDOUT`: it took too long and was killed).
+    #[error("run the helper unmounting the mounts recorded in {path}")]
+    UnmountHelper {
+        /// The record file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: Errno,
+    },
+
+    /// The helper process failed to unmount the recorded mounts.
+    #[error("unmount the mounts recorded in {path}")]
+    UnmountRecorded {
+        /// The record file.
+        path: PathBuf,
+        /// What the helper reported.
+        #[source]
+        source: crate::rootfs::HelperFailure,
+    },
+
+    /// The joined mount namespace the container's mounts were made in can no longer be
+    /// reached (its file gone or holding another namespace, no process in it), but may still
+    /// exist, pinned by a file elsewhere: its mounts are not known to be gone.
+    #[error("mount namespace {path} of the container's mounts cannot be reached")]
+    MountNamespaceUnreachable {
+        /// The namespace's path in the config.
+        path: PathBuf,
+    },
+
+    /// The record of the container's mounts names another rootfs than the container's state:
+    /// nothing is unmounted on its word.
+    #[error("record of the container's mounts {path} is not for the rootfs {root}")]
+    MountRecordRoot {
+        /// The record file.
+        path: PathBuf,
+        /// The container's rootfs.
+        root: PathBuf,
+    },
+
     /// A recorded mount that cannot be unmounted safely.
     #[error("not unmounting mount {id} at {path}: {reason}")]
     UnsafeUnmount {

@@ -1,7 +1,7 @@
 //! Thin wrappers over the few syscalls nix does not expose with owned file
 //! descriptors. All of the crate's `unsafe` lives here.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -277,4 +277,69 @@ pub(crate) fn mntns_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
     // and writable for the call; the descriptor is valid for the duration of the borrow.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_MNTNS_ID, &mut id as *mut u64) };
     Errno::result(ret).map(|_| id)
+}
+
+/// The most of a helper's failure report that is read (an error chain; the rest is cut).
+const HELPER_REPORT_MAX: usize = 4096;
+
+/// Runs `work` in a forked child and waits for it at most `timeout`: the calling thread (its
+/// mount namespace, root, cwd, fs_struct) is left untouched whatever `work` does to its own
+/// process (setns(2) into another mount namespace). `Ok(Err(text))` is the failure `work`
+/// reported (at most [`HELPER_REPORT_MAX`] bytes of it); `Err` a failure to fork, to wait, or
+/// `ETIMEDOUT` (the child is killed and reaped).
+pub(crate) fn run_in_child(
+    timeout: std::time::Duration,
+    work: impl FnOnce() -> Result<(), String>,
+) -> Result<Result<(), String>, Errno> {
+    use std::io::{Read, Write};
+    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: the child is single-threaded after fork; it runs `work` (system calls and heap
+    // allocation: glibc and musl both take and reset malloc's locks around fork, so the heap
+    // is usable in the child of a multi-threaded parent; `work` takes no other lock that
+    // another thread could have held), writes its report and leaves with `_exit`, never
+    // returning into the caller's code or running its destructors or atexit handlers.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            drop(report_r);
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|_| Err("the helper panicked".into()));
+            let code = match done {
+                Ok(()) => 0,
+                Err(text) => {
+                    let bytes = &text.as_bytes()[..text.len().min(HELPER_REPORT_MAX)];
+                    let _ = std::fs::File::from(report_w).write_all(bytes);
+                    1
+                }
+            };
+            // SAFETY: `_exit` ends the child without returning.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(report_w);
+            let reap = || nix::sys::wait::waitpid(child, None);
+            let exited = pidfd_open(child).and_then(|pidfd| {
+                let mut fds = [nix::poll::PollFd::new(
+                    pidfd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+                nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)).map(|n| n > 0)
+            });
+            if !matches!(exited, Ok(true)) {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = reap();
+                return Err(exited.err().unwrap_or(Errno::ETIMEDOUT));
+            }
+            let status = reap()?;
+            let mut text = String::new();
+            let _ = std::fs::File::from(report_r)
+                .take(HELPER_REPORT_MAX as u64)
+                .read_to_string(&mut text);
+            Ok(match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                _ if !text.is_empty() => Err(text),
+                other => Err(format!("the helper ended with {other:?}")),
+            })
+        }
+    }
 }

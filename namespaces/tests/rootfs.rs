@@ -6,7 +6,7 @@
 mod common;
 
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{chain, check, has_mounts_under, in_child, is_root, mountinfo_line, set_up, Bundle};
 use hako_namespaces::{CgroupMount, Error, MountRecord, Rootfs};
@@ -718,10 +718,10 @@ fn without_mount_namespace_mounts_are_recorded_and_taken_down() {
             )
             .map_err(|e| format!("{what}: {e}"))?;
         }
-        hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))?;
+        hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))?;
         check(!has_mounts_under(b.path()), "every mount taken down")?;
         // Again: nothing left to do.
-        hako_namespaces::unmount_recorded(&record).map_err(|e| chain(&e))
+        hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))
     })
     .unwrap();
     for no_pivot in [false, true] {
@@ -762,4 +762,236 @@ fn without_mount_namespace_mounts_are_recorded_and_taken_down() {
         std::fs::read_to_string(b.rootfs().join("marker")).unwrap(),
         "inside"
     );
+}
+
+/// `create` killed in the first mount step (the child dies with it, between mount(2) and the
+/// record's line): the record ends on the step's `pending` intent, and `unmount_recorded`
+/// takes down the rootfs bind and what is stacked on it, but not what was under the rootfs
+/// before the step. Before the intent lines such a record held no mount, and both were left.
+#[test]
+fn a_step_cut_short_is_taken_down_from_its_intent() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("mounts");
+    in_child(CloneFlags::empty(), || {
+        set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
+        let root = b.rootfs();
+        let mount = |src: Option<&Path>, dest: &Path, fstype, flags| {
+            nix::mount::mount(src, dest, fstype, flags, None::<&str>)
+                .map_err(|e| format!("mount {dest:?}: {e}"))
+        };
+        let tmpfs = nix::mount::MsFlags::empty();
+        // There before the container: not its to take down.
+        std::fs::create_dir_all(root.join("keep")).map_err(|e| e.to_string())?;
+        mount(None, &root.join("keep"), Some("tmpfs"), tmpfs)?;
+        let keep = mountinfo_line(&root.join("keep").to_string_lossy()).ok_or("no keep")?;
+        let keep_id = keep.split(' ').next().ok_or("keep id")?;
+        let ns = nix::sys::stat::stat("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+        std::fs::write(
+            &record,
+            format!(
+                "ns {} {} -\nroot {}\npending {keep_id}\n",
+                ns.st_dev,
+                ns.st_ino,
+                root.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        // The step's mounts, never recorded: the bind, and one stacked on it.
+        mount(Some(&root), &root, None, nix::mount::MsFlags::MS_BIND)?;
+        mount(None, &root.join("dev"), Some("tmpfs"), tmpfs)?;
+        hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))?;
+        let left = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let left: Vec<&str> = left
+            .lines()
+            .filter(|l| {
+                l.split(' ')
+                    .nth(4)
+                    .is_some_and(|p| Path::new(p).starts_with(&root))
+            })
+            .collect();
+        check(left == [keep.as_str()], format!("left {left:?}"))
+    })
+    .unwrap();
+}
+
+/// The mount id of `path` (statx(2) `STATX_MNT_ID`).
+fn mount_id_of(path: &str) -> Result<u64, String> {
+    let c = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: a NUL-terminated path and a writable statx buffer that outlive the call.
+    let ret = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            0,
+            libc::STATX_MNT_ID,
+            buf.as_mut_ptr(),
+        )
+    };
+    if ret != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    // SAFETY: statx succeeded and filled the buffer.
+    Ok(unsafe { buf.assume_init() }.stx_mnt_id)
+}
+
+/// A process in a mount namespace of its own (a copy of the caller's) with a tmpfs mounted at
+/// `point`, which it writes a record of to `record` (with `ns_path` as the namespace's path):
+/// what a container without a mount namespace of its own leaves for `delete`. Returns its pid
+/// and the write end of a pipe; it exits once that is closed.
+fn mounting_holder(
+    b: &Bundle,
+    point: &Path,
+    record: &Path,
+    ns_path: Option<&Path>,
+) -> Result<(nix::unistd::Pid, std::os::fd::OwnedFd), String> {
+    use nix::unistd::{fork, ForkResult};
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    let (hold_r, hold_w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    // SAFETY: the child makes system calls and allocates (glibc keeps malloc usable after
+    // fork) and leaves with `_exit`.
+    let holder = match unsafe { fork() }.map_err(|e| e.to_string())? {
+        ForkResult::Child => {
+            drop((ready_r, hold_w));
+            let made = (|| -> Result<(), String> {
+                nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+                let none = None::<&str>;
+                let flags = nix::mount::MsFlags::empty();
+                nix::mount::mount(Some("tmpfs"), point, Some("tmpfs"), flags, none)
+                    .map_err(|e| e.to_string())?;
+                let line = mountinfo_line(&point.to_string_lossy()).ok_or("no mount")?;
+                let id = line.split(' ').next().ok_or("no id")?;
+                let ns = nix::sys::stat::stat("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+                let path = ns_path.map_or(String::new(), |p| format!("path {}\n", p.display()));
+                let text = format!(
+                    "ns {} {} -\n{path}root {}\nmount {id} {}\n",
+                    ns.st_dev,
+                    ns.st_ino,
+                    b.rootfs().display(),
+                    point.display()
+                );
+                std::fs::write(record, text).map_err(|e| e.to_string())
+            })();
+            let report = made.err().unwrap_or_else(|| "y".into());
+            let _ = nix::unistd::write(&ready_w, report.as_bytes());
+            let _ = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&hold_r), &mut [0u8; 1]);
+            // SAFETY: ends the forked child without returning into the harness.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((ready_w, hold_r));
+    let mut ok = [0u8; 256];
+    let n = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&ready_r), &mut ok);
+    let ok = String::from_utf8_lossy(&ok[..n.unwrap_or(0)]).into_owned();
+    if ok != "y" {
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(holder, None);
+        return Err(format!("the holder: {ok}"));
+    }
+    Ok((holder, hold_w))
+}
+
+/// `delete` run chrooted, for mounts recorded in another mount namespace: the unmounts happen
+/// there, and the caller stays in its chroot (before the forked helper, setns(2) into the
+/// namespace and back reset the calling thread's root to the namespace's: it left its chroot).
+#[test]
+fn unmounting_in_another_namespace_leaves_the_caller_where_it_was() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("mounts");
+    let jail = tempfile::tempdir().unwrap();
+    in_child(CloneFlags::empty(), || {
+        set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
+        let point = b.rootfs().join("dev");
+        // The namespace the container mounted in, held by a process of its own.
+        let (holder, hold_w) = mounting_holder(&b, &point, &record, None)?;
+        // A chroot that sees everything (/proc too): a recursive bind of /.
+        let jail = jail.path();
+        let rec = nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC;
+        nix::mount::mount(Some("/"), jail, None::<&str>, rec, None::<&str>)
+            .map_err(|e| e.to_string())?;
+        nix::unistd::chroot(jail).map_err(|e| e.to_string())?;
+        nix::unistd::chdir("/").map_err(|e| e.to_string())?;
+        let root = mount_id_of("/")?;
+        let done = hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e));
+        let root_after = mount_id_of("/")?;
+        let left = std::fs::read_to_string(format!("/proc/{holder}/mountinfo"))
+            .map_err(|e| e.to_string())?;
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(holder, None);
+        done?;
+        check(root_after == root, "the caller is still in its chroot")?;
+        check(
+            !left.contains(&format!(" {} ", point.display())),
+            "unmounted in the holder's namespace",
+        )
+    })
+    .unwrap();
+}
+
+/// A joined mount namespace that no process is in any more, pinned by its file (here an open
+/// descriptor, named by its /proc/PID/fd path: binding the nsfs file onto a path, as `ip netns`
+/// does, was refused now and then here with EINVAL, the kernel's namespace-loop check; the
+/// path is reached the same way): `unmount_recorded` reaches it through the recorded `path`
+/// and takes the mounts down there (before, "no process left in it" meant "gone", and they were left); once
+/// it cannot be reached at all, that is an error, not a silent leak.
+#[test]
+fn a_pinned_joined_namespace_is_reached_through_its_path() {
+    if !is_root() {
+        return;
+    }
+    let b = Bundle::new();
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("mounts");
+    in_child(CloneFlags::empty(), || {
+        set_root_propagation(nix::mount::MsFlags::MS_PRIVATE | nix::mount::MsFlags::MS_REC)?;
+        let point = b.rootfs().join("dev");
+        // The descriptor number the namespace will be held on, reserved now.
+        let slot = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+        let slot_fd = std::os::fd::AsRawFd::as_raw_fd(&slot);
+        let pin = PathBuf::from(format!("/proc/{}/fd/{slot_fd}", std::process::id()));
+        let (holder, hold_w) = mounting_holder(&b, &point, &record, Some(&pin))?;
+        let pinned = std::fs::File::open(format!("/proc/{holder}/ns/mnt")).and_then(|ns| {
+            // SAFETY: dup2 onto the reserved number, which `slot` owns (and closes).
+            let ret = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&ns), slot_fd) };
+            match ret < 0 {
+                true => Err(std::io::Error::last_os_error()),
+                false => Ok(()),
+            }
+        });
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(holder, None);
+        pinned.map_err(|e| format!("pin: {e}"))?;
+        // No process is in it now: only the file holds it.
+        hako_namespaces::unmount_recorded(&record, &b.rootfs()).map_err(|e| chain(&e))?;
+        let inside = std::process::Command::new("nsenter")
+            .arg(format!("--mount={}", pin.display()))
+            .args(["cat", "/proc/self/mountinfo"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let inside = String::from_utf8_lossy(&inside.stdout);
+        check(
+            inside.contains(" / / "),
+            "read the pinned namespace's mounts",
+        )?;
+        check(
+            !inside.contains(&format!(" {} ", point.display())),
+            "unmounted in the pinned namespace",
+        )?;
+        // Unpinned, the namespace is out of reach: an error, not a silent success.
+        drop(slot);
+        match hako_namespaces::unmount_recorded(&record, &b.rootfs()) {
+            Err(Error::MountNamespaceUnreachable { path }) => check(path == pin, "the path"),
+            other => Err(format!("unreachable namespace: {other:?}")),
+        }
+    })
+    .unwrap();
 }

@@ -17,6 +17,12 @@
 //! any hierarchy, mounts under the bundle or the state root, and the state directory. Each
 //! count must be 0. `HAKO_KILL_SEED` replays a run's random kill moments.
 //!
+//! A container without a mount namespace of its own (`create-no-mountns`) mounts in the
+//! caller's: here the test thread's private one, where its mounts are counted. Before the
+//! record's `pending` intent lines, a `create` killed during its first mount step (the rootfs
+//! bound onto itself) left the bind and what was stacked on it there (2 mounts in 1 of 2 runs
+//! of 100 kills).
+//!
 //! Before the fix of issue 12 ("SIGKILL of create"), `create` killed between its first cgroup
 //! mkdir and the freezer mkdir left a `delete --force` failing with `write "FROZEN" to
 //! .../freezer.state: No such file or directory` and the state directory and the other
@@ -121,6 +127,29 @@ fn in_a_pod(b: &mut Bundle) -> Result<Option<Bundle>> {
     Ok(Some(sandbox))
 }
 
+/// No mount namespace of its own: the container mounts in the caller's, which is this test
+/// thread's private one (never the host's), and its processes' (they are forked from the
+/// workers, which inherit it); the mounts are counted in it (`mounts_under` reads the thread's
+/// mountinfo). Masked and read-only paths are refused without a mount namespace.
+fn without_mount_namespace(b: &mut Bundle) -> Result<Option<Bundle>> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    thread_local!(static OWN_MOUNT_NS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    // Once per test thread (configure runs for each worker, on the test's thread).
+    if !OWN_MOUNT_NS.get() {
+        unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS)?;
+        OWN_MOUNT_NS.set(true);
+        let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+        mount(None::<&str>, "/", None::<&str>, private, None::<&str>)?;
+    }
+    b.config["linux"]["namespaces"] = serde_json::json!([{"type": "pid"},
+        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}]);
+    let linux = b.config["linux"].as_object_mut().context("linux")?;
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    Ok(None)
+}
+
 fn created(b: &Bundle) -> Result<Option<i32>> {
     b.create()?.ok()?;
     let pid = b.state()?["pid"].as_i64().context("pid")?;
@@ -157,7 +186,7 @@ fn create_args(b: &Bundle) -> Vec<String> {
     ]
 }
 
-static VERBS: [Verb; 6] = [
+static VERBS: [Verb; 7] = [
     Verb {
         name: "create",
         workers: WORKERS,
@@ -178,6 +207,14 @@ static VERBS: [Verb; 6] = [
         name: "create-pod",
         workers: WORKERS,
         configure: in_a_pod,
+        prepare: nothing,
+        args: create_args,
+        recover: delete_force,
+    },
+    Verb {
+        name: "create-no-mountns",
+        workers: WORKERS,
+        configure: without_mount_namespace,
         prepare: nothing,
         args: create_args,
         recover: delete_force,
@@ -412,9 +449,10 @@ fn lingers(pid: i32) -> bool {
     alive(pid) && hako_tests::wait_pid_exit(pid, Duration::from_secs(5)).is_err() && alive(pid)
 }
 
-/// Mounts in our (the host's) mount table under the bundle or the state root.
+/// Mounts in our mount table (the host's, or the test thread's own) under the bundle or the
+/// state root.
 fn mounts_under(paths: &[&Path]) -> Vec<String> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap_or_default();
     table
         .lines()
         .filter(|l| {
@@ -680,6 +718,7 @@ killed_anywhere! {
     create_killed_anywhere: "create",
     create_in_a_user_namespace_killed_anywhere: "create-userns",
     create_of_a_pod_container_killed_anywhere: "create-pod",
+    create_without_a_mount_namespace_killed_anywhere: "create-no-mountns",
     start_killed_anywhere: "start",
     exec_killed_anywhere: "exec",
     delete_killed_anywhere: "delete",

@@ -38,7 +38,7 @@ use crate::Error;
 pub use idmapped::IdmappedTrees;
 pub(crate) use plan::{DevicePlan, MountKind, MountPlan};
 pub use record::MountRecord;
-pub use release::unmount_recorded;
+pub use release::{unmount_recorded, HelperFailure};
 
 /// One cgroup hierarchy to expose at a `cgroup` mount.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +81,8 @@ pub struct Rootfs {
     /// mount namespace of the container's own (pivot_root needs a mount), and outside one
     /// only when something will be mounted (see `plan::mounts_under_root`).
     pub(crate) bind_root: bool,
+    /// The `path` of the joined mount namespace, written to the record.
+    pub(crate) joined_mount_ns: Option<PathBuf>,
     /// Where the mounts made without a mount namespace of the container's own are written.
     pub(crate) record: Option<MountRecord>,
     /// `process.cwd`, created inside the root if missing (as runc does, for images whose

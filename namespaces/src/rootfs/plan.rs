@@ -393,6 +393,7 @@ pub(crate) fn from_spec(spec: &Spec, bundle: &Path) -> Result<Rootfs, Error> {
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
         cgroupns,
         private_mount_ns: mount_ns == MountNs::New,
+        joined_mount_ns: joined_mount_ns(namespaces()),
         bind_root: true,
         record: None,
         cwd: spec
@@ -435,6 +436,17 @@ enum MountNs {
     Joined,
     /// The runtime's own.
     Inherited,
+}
+
+/// The `path` of a joined mount namespace: where `release` finds it again when no process is
+/// left in it (it is pinned by that file, typically a bind-mounted nsfs file).
+fn joined_mount_ns<'a>(
+    mut namespaces: impl Iterator<Item = &'a LinuxNamespace>,
+) -> Option<PathBuf> {
+    namespaces
+        .find(|n| n.typ() == LinuxNamespaceType::Mount)
+        .and_then(|n| n.path().clone())
+        .filter(|p| !p.as_os_str().is_empty())
 }
 
 impl MountNs {

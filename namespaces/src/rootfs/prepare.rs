@@ -88,7 +88,8 @@ impl Rootfs {
             None
         } else {
             let record = self.record.as_ref().ok_or(Error::MountRecordMissing)?;
-            let mut recorder = Recorder::start(record, &self.root)?;
+            let mut recorder =
+                Recorder::start(record, &self.root, self.joined_mount_ns.as_deref())?;
             if self.bind_root {
                 recorder.track(|| {
                     bind_root()?;

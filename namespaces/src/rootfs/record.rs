@@ -9,14 +9,24 @@
 //! it): the namespace's identity, the rootfs, then one line per mount with its mount id and
 //! mount point, in mount order. `release` unmounts them from that record.
 //!
-//! Mounts are found by difference: the ids of /proc/self/mountinfo before the first mount, then
-//! after each step every new id whose mount point lies under the rootfs. mountinfo lists a
+//! Mounts are found by difference: the mounts under the rootfs before the first mount, then
+//! after each step every one that is new, by id and mount point (ids are reused at once, so
+//! a mount taken down elsewhere can give its id to the next one made here). mountinfo lists a
 //! namespace's mounts in the order they were made, so the record is in mount order too. The
 //! mountinfo file is opened once, before the first mount, and read again from its start after
 //! each step: proc_pid_mountinfo(5) writes mount points relative to the root the process had
 //! when the file was *opened* (fs/proc_namespace.c takes it at open), so the masked and
 //! read-only paths made after chroot(2) (see `finish`) are still seen at their full paths,
 //! and no /proc is needed inside the container's root.
+//!
+//! A step's mounts are written only once the step is over, and the child dies with `create`
+//! (parent-death signal) at any moment, between a mount(2) and its line too. So before each
+//! step the child writes an intent, `pending` with the ids of the mounts under the rootfs that
+//! exist before it, and after it `done` if it mounted nothing: a record that ends on `pending`
+//! was cut in that step, and `release` takes as the step's every mount under the rootfs that
+//! is not in that list (nor already recorded). Without it, a kill during the first step (the
+//! rootfs bound onto itself) would leave a record with no mount, and everything stacked on the
+//! bind would be invisible to `delete`.
 //! Mount points are written as mountinfo writes them (space, tab, newline and backslash as
 //! octal escapes), so one line is one mount whatever the path holds.
 
@@ -74,16 +84,11 @@ impl MountRecord {
     /// The mounts of the namespace, read again from the mountinfo file [`Recorder::start`]
     /// opened.
     fn mounts(&self) -> Result<Vec<MountInfo>, Error> {
-        let mut guard = self
+        let guard = self
             .mountinfo
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let file = guard.as_mut().ok_or(Error::MountRecordNotStarted)?;
-        let mut text = String::new();
-        file.rewind()
-            .and_then(|()| file.read_to_string(&mut text))
-            .map_err(|source| Error::Mountinfo { source })?;
-        Ok(parse_mountinfo(&text))
+        read_mountinfo(guard.as_ref().ok_or(Error::MountRecordNotStarted)?)
     }
 
     /// Closes the mountinfo file once the last mount is made.
@@ -114,8 +119,17 @@ pub(crate) struct MountInfo {
     pub(crate) mount_point: PathBuf,
 }
 
+/// Reads an open mountinfo file again from its start, and parses it.
+pub(crate) fn read_mountinfo(mut file: &File) -> Result<Vec<MountInfo>, Error> {
+    let mut text = String::new();
+    file.rewind()
+        .and_then(|()| file.read_to_string(&mut text))
+        .map_err(|source| Error::Mountinfo { source })?;
+    Ok(parse_mountinfo(&text))
+}
+
 /// Parses mountinfo (proc_pid_mountinfo(5)); lines that do not parse are skipped.
-pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(' ');
@@ -229,14 +243,25 @@ pub(crate) fn own_mount_ns() -> Result<NsId, Error> {
 pub(crate) struct Recorder<'a> {
     record: &'a MountRecord,
     root: &'a Path,
-    seen: HashSet<u64>,
+    /// The mounts under the rootfs already seen, by id *and* mount point: mount ids are
+    /// reused at once (an IDA), so a mount another process took down elsewhere can give its
+    /// id to the next one made here, which the id alone would take for an old one.
+    seen: HashSet<(u64, PathBuf)>,
+    /// The ids in `seen`, in mountinfo order.
+    seen_under: Vec<u64>,
+    /// A `pending` line was written and no line has followed it yet.
+    pending: bool,
 }
 
 impl<'a> Recorder<'a> {
     /// Opens the calling process's mountinfo, notes the mounts that exist before the
     /// container's and writes the header. Called once, before the first mount and before
     /// chroot.
-    pub(crate) fn start(record: &'a MountRecord, root: &'a Path) -> Result<Self, Error> {
+    pub(crate) fn start(
+        record: &'a MountRecord,
+        root: &'a Path,
+        joined: Option<&Path>,
+    ) -> Result<Self, Error> {
         let ns = own_mount_ns()?;
         let opened =
             File::open("/proc/self/mountinfo").map_err(|source| Error::Mountinfo { source })?;
@@ -256,8 +281,9 @@ impl<'a> Recorder<'a> {
         drop(slot);
         let recorder = Self::resume(record, root)?;
         let unique = ns.unique.map_or("-".to_string(), |u| u.to_string());
+        let path = joined.map_or(String::new(), |p| format!("path {}\n", escape(p)));
         record.append(&format!(
-            "ns {} {} {unique}\nroot {}\n",
+            "ns {} {} {unique}\n{path}root {}\n",
             ns.dev,
             ns.ino,
             escape(root)
@@ -269,29 +295,63 @@ impl<'a> Recorder<'a> {
     /// exist now, the container's recorded ones and whatever a hook made, are not the next
     /// step's.
     pub(crate) fn resume(record: &'a MountRecord, root: &'a Path) -> Result<Self, Error> {
-        let seen = record.mounts()?.into_iter().map(|m| m.id).collect();
-        Ok(Recorder { record, root, seen })
+        let mounts = record.mounts()?;
+        let seen_under = mounts
+            .iter()
+            .filter(|m| under(root, &m.mount_point))
+            .map(|m| m.id)
+            .collect();
+        let seen = mounts
+            .into_iter()
+            .filter(|m| under(root, &m.mount_point))
+            .map(|m| (m.id, m.mount_point))
+            .collect();
+        Ok(Recorder {
+            record,
+            root,
+            seen,
+            seen_under,
+            pending: false,
+        })
     }
 
     /// Appends every mount made since the last call that lies under the rootfs.
     pub(crate) fn update(&mut self) -> Result<(), Error> {
         let mut lines = String::new();
         for m in self.record.mounts()? {
-            if self.seen.insert(m.id) && under(self.root, &m.mount_point) {
+            if under(self.root, &m.mount_point) && self.seen.insert((m.id, m.mount_point.clone())) {
+                self.seen_under.push(m.id);
                 lines.push_str(&format!("mount {} {}\n", m.id, escape(&m.mount_point)));
             }
         }
         if lines.is_empty() {
-            return Ok(());
+            if !self.pending {
+                return Ok(());
+            }
+            lines.push_str("done\n");
         }
-        self.record.append(&lines)
+        self.record.append(&lines)?;
+        self.pending = false;
+        Ok(())
     }
 
-    /// Runs one mounting step and records what it mounted, also when it failed midway.
+    /// Runs one mounting step and records what it mounted, also when it failed midway; the
+    /// intent first, so that a kill in the step leaves a record that says so.
     pub(crate) fn track(&mut self, step: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+        self.record.append(&pending_line(&self.seen_under))?;
+        self.pending = true;
         let done = step();
         let recorded = self.update();
         done.and(recorded)
+    }
+}
+
+/// `pending ID,ID,...` (`pending -` for none): the mounts under the rootfs before a step.
+fn pending_line(before: &[u64]) -> String {
+    let ids: Vec<String> = before.iter().map(u64::to_string).collect();
+    match ids.is_empty() {
+        true => "pending -\n".to_string(),
+        false => format!("pending {}\n", ids.join(",")),
     }
 }
 
@@ -300,10 +360,15 @@ impl<'a> Recorder<'a> {
 pub(crate) struct Recorded {
     /// The mount namespace the mounts were made in.
     pub(crate) ns: NsId,
+    /// The namespace's `path` in the config, when it was joined.
+    pub(crate) ns_path: Option<PathBuf>,
     /// The rootfs every mount lies under.
     pub(crate) root: PathBuf,
     /// (mount id, mount point), in mount order.
     pub(crate) mounts: Vec<(u64, PathBuf)>,
+    /// The record ends in a step cut short: the ids of the mounts under the rootfs before it
+    /// (every other one under the rootfs that is not in `mounts` is that step's).
+    pub(crate) pending: Option<Vec<u64>>,
 }
 
 /// Parses a record; a line that does not parse, or a mount outside the rootfs, is an error (a
@@ -314,8 +379,10 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
         line,
     };
     let mut ns = None;
+    let mut ns_path = None;
     let mut root: Option<PathBuf> = None;
     let mut mounts = Vec::new();
+    let mut pending = None;
     for (i, l) in text.lines().enumerate() {
         let f: Vec<&str> = l.split(' ').collect();
         match (f.as_slice(), &root) {
@@ -330,6 +397,13 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
                     },
                 });
             }
+            (["path", p], None) if ns.is_some() && ns_path.is_none() => {
+                let p = unescape(p);
+                if !p.is_absolute() {
+                    return Err(invalid(i + 1));
+                }
+                ns_path = Some(p);
+            }
             (["root", p], None) if ns.is_some() => {
                 let p = unescape(p);
                 if !p.is_absolute() {
@@ -343,13 +417,31 @@ pub(crate) fn parse_record(text: &str, path: &Path) -> Result<Option<Recorded>, 
                     return Err(invalid(i + 1));
                 }
                 mounts.push((id.parse().map_err(|_| invalid(i + 1))?, p));
+                pending = None;
             }
+            (["pending", ids], Some(_)) => {
+                let ids = match *ids {
+                    "-" => Vec::new(),
+                    ids => ids
+                        .split(',')
+                        .map(|v| v.parse::<u64>().map_err(|_| invalid(i + 1)))
+                        .collect::<Result<_, _>>()?,
+                };
+                pending = Some(ids);
+            }
+            (["done"], Some(_)) => pending = None,
             _ => return Err(invalid(i + 1)),
         }
     }
     // An empty record: the child never got to its first mount.
     Ok(match (ns, root) {
-        (Some(ns), Some(root)) => Some(Recorded { ns, root, mounts }),
+        (Some(ns), Some(root)) => Some(Recorded {
+            ns,
+            ns_path,
+            root,
+            mounts,
+            pending,
+        }),
         (None, None) => None,
         _ => return Err(invalid(text.lines().count())),
     })
@@ -430,13 +522,31 @@ mod tests {
                     ino: 4026531841,
                     unique: Some(7)
                 },
+                ns_path: None,
                 root: "/b/root fs".into(),
                 mounts: vec![
                     (80, "/b/root fs/proc".into()),
                     (81, "/b/root fs/dev".into())
                 ],
+                pending: None,
             })
         );
+        let cut = |text: &str| parse_record(text, p).unwrap().unwrap().pending;
+        let head = "ns 4 5 -\nroot /r\n";
+        assert_eq!(cut(&format!("{head}pending -\n")), Some(vec![]));
+        assert_eq!(
+            cut(&format!("{head}pending -\nmount 9 /r\npending 9\n")),
+            Some(vec![9])
+        );
+        assert_eq!(
+            cut(&format!(
+                "{head}pending -\nmount 9 /r\npending 9\nmount 10 /r/a\n"
+            )),
+            None
+        );
+        assert_eq!(cut(&format!("{head}pending 9,10\ndone\n")), None);
+        let joined = parse_record("ns 4 5 -\npath /run/ns\\040x\nroot /r\n", p).unwrap();
+        assert_eq!(joined.unwrap().ns_path, Some("/run/ns x".into()));
         assert_eq!(parse_record("", p).unwrap(), None);
         for (bad, line) in [
             ("ns 4 5 -\nroot /r\nmount 9 /etc\n", 3),
@@ -447,6 +557,12 @@ mod tests {
             ("ns 4 5 -\n", 1),
             ("ns 4 5 -\nroot /r\nmount x /r/a\n", 3),
             ("ns 4 5\nroot /r\n", 1),
+            ("ns 4 5 -\npending -\n", 2),
+            ("ns 4 5 -\npath x\nroot /r\n", 2),
+            ("ns 4 5 -\npath /x\npath /y\nroot /r\n", 3),
+            ("ns 4 5 -\nroot /r\npath /x\n", 3),
+            ("ns 4 5 -\nroot /r\npending 1,x\n", 3),
+            ("ns 4 5 -\nroot /r\npending\n", 3),
         ] {
             match parse_record(bad, p) {
                 Err(Error::MountRecordInvalid { line: l, .. }) => assert_eq!(l, line, "{bad}"),

@@ -4,14 +4,20 @@
 //!
 //! `delete` may run in another process, and in another mount namespace, than `create` did. The
 //! record names the namespace (device and inode of its nsfs file): if it is not the caller's,
-//! a process in it is looked for and the namespace entered with setns(2) for the unmounts, and
-//! left again; if no process is left in it, the namespace is gone and its mounts with it.
+//! the namespace is found (through its `path` in the config when it was joined, else through a
+//! process in it) and entered with setns(2) for the unmounts, by a forked helper process (the
+//! caller's thread never moves). An inherited namespace with no process left in it is gone,
+//! and its mounts with it; a joined one that cannot be reached is an error, since a file
+//! elsewhere may still pin it (and its mounts).
 //!
 //! Mount ids and namespace inodes are reused once freed: a namespace that died with the
 //! container's init can have its inode given to a new one (the caller's own, even), and a mount
 //! id to another mount. So a recorded mount counts as still there only if the id is in the
 //! namespace's mountinfo *at the recorded mount point* (which lies under the rootfs); anything
 //! else is not the container's mount and is left alone.
+//!
+//! A record that ends on a `pending` intent was cut by a kill in a step: that step's mounts are
+//! the ones under the rootfs that are neither in the intent's list nor recorded (`cut_step`).
 //!
 //! Each recorded mount is taken down in reverse order (in passes, for the ones a mount of the
 //! container's hides), only after checking that it is still
@@ -21,9 +27,8 @@
 //! go first). The unmount is `umount2(/proc/self/fd/N, MNT_DETACH)` on that very descriptor, so
 //! nothing is looked up twice, and with MNT_DETACH whatever is mounted below it goes too.
 
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, ResolveFlag};
@@ -31,16 +36,21 @@ use nix::mount::MntFlags;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::rootfs::record::{parse_mountinfo, parse_record, NsId};
+use crate::rootfs::record::{parse_record, read_mountinfo, under, NsId};
 use crate::rootfs::record::{MountInfo, Recorded};
 use crate::{sys, Error};
+
+/// How long the unmount helper may take.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How many mounts stacked on a recorded one are taken off before giving up.
 const MAX_STACKED: usize = 64;
 
 /// Unmounts every mount recorded at `path` (nothing if there is no record), in the mount
-/// namespace they were made in. Every recorded mount is tried; the first failure is returned.
-pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
+/// namespace they were made in, for the container whose rootfs is `rootfs` (from its state: a
+/// record naming another root is not acted on, since every check of a mount is "under the
+/// recorded root"). Every recorded mount is tried; the first failure is returned.
+pub fn unmount_recorded(path: &Path, rootfs: &Path) -> Result<(), Error> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -54,34 +64,88 @@ pub fn unmount_recorded(path: &Path) -> Result<(), Error> {
     let Some(rec) = parse_record(&text, path)? else {
         return Ok(());
     };
-    if rec.mounts.is_empty() {
+    if rec.root != rootfs {
+        return Err(Error::MountRecordRoot {
+            path: path.to_path_buf(),
+            root: rootfs.to_path_buf(),
+        });
+    }
+    if rec.mounts.is_empty() && rec.pending.is_none() {
         return Ok(());
     }
-    // Opened in our own namespace: the one entered may have no /proc, and /proc/self/fd/N is
-    // what umount2 is given. thread-self: only this thread enters the other namespace, and
-    // /proc/self's mountinfo would show the main thread's.
-    let proc_self = open_dir(Path::new("/proc/thread-self"))?;
-    let cwd = sys::open(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|source| {
-        Error::Open {
-            path: ".".into(),
-            source,
-        }
-    })?;
-    let done = if NsId::of(Path::new("/proc/thread-self/ns/mnt"))?.same(&rec.ns) {
-        unmount_all(&rec, proc_self.as_fd())
+    let target = if NsId::of(Path::new("/proc/thread-self/ns/mnt"))?.same(&rec.ns) {
+        None
     } else {
-        match find_namespace(rec.ns) {
-            // No process is left in it: the namespace, and its mounts, are gone.
-            None => Ok(()),
-            Some(target) => in_namespace(target.as_fd(), || unmount_all(&rec, proc_self.as_fd())),
+        match (find_namespace(&rec), &rec.ns_path) {
+            (Some(target), _) => Some(target),
+            // A joined namespace outlives its processes, pinned by its file (a bind-mounted
+            // nsfs file, as `ip netns` and CNI make): one that cannot be reached is not gone.
+            (None, Some(ns_path)) => {
+                return Err(Error::MountNamespaceUnreachable {
+                    path: ns_path.clone(),
+                })
+            }
+            // The runtime's own, inherited: with no process left in it, it is gone, and its
+            // mounts with it.
+            (None, None) => return Ok(()),
         }
     };
-    let back = nix::unistd::fchdir(cwd.as_raw_fd()).map_err(|source| Error::Chdir {
-        path: ".".into(),
+    // In a forked helper: setns(2) into another mount namespace would reset the calling
+    // thread's root and cwd (a chrooted caller would leave its chroot), a failed return would
+    // leave it in the container's namespace for what the caller does next, and the
+    // unshare(CLONE_FS) setns needs in a multi-threaded process is for good. The helper is
+    // single-threaded and its own changes die with it.
+    let done = sys::run_in_child(HELPER_TIMEOUT, || {
+        in_namespace(target.as_ref().map(AsFd::as_fd), &rec).map_err(|e| error_chain(&e))
+    })
+    .map_err(|source| Error::UnmountHelper {
+        path: path.to_path_buf(),
         source,
-    });
-    done.and(back)
+    })?;
+    done.map_err(|chain| Error::UnmountRecorded {
+        path: path.to_path_buf(),
+        source: HelperFailure(chain),
+    })
 }
+
+/// The helper's work: enters `target` (none: it is already in the namespace), unmounts.
+fn in_namespace(target: Option<BorrowedFd<'_>>, rec: &Recorded) -> Result<(), Error> {
+    // Opened before setns, in our own namespace: the one entered may have no /proc, and
+    // /proc/self/fd/N is what umount2 is given. The helper's own: it is a new process.
+    let proc_self = open_dir(Path::new("/proc/thread-self"))?;
+    if let Some(target) = target {
+        nix::sched::setns(target, CloneFlags::CLONE_NEWNS).map_err(|source| Error::Setns {
+            ns: "mount",
+            source,
+        })?;
+    }
+    unmount_all(rec, proc_self.as_fd())
+}
+
+/// An error and its causes, joined by `: ` (how the binary prints a chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The failure the unmount helper reported: its error chain, as text (it cannot send the
+/// typed error across the process boundary).
+#[derive(Debug)]
+pub struct HelperFailure(String);
+
+impl std::fmt::Display for HelperFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HelperFailure {}
 
 fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
     sys::open(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY).map_err(|source| Error::Open {
@@ -90,8 +154,20 @@ fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
     })
 }
 
-/// An fd of the mount namespace `ns`, through a process that is in it.
-fn find_namespace(ns: NsId) -> Option<OwnedFd> {
+/// An fd of the recorded mount namespace: through its `path` when it was joined, else through
+/// a process that is in it.
+fn find_namespace(rec: &Recorded) -> Option<OwnedFd> {
+    let ns = rec.ns;
+    let joined = rec.ns_path.as_ref().and_then(|path| {
+        let fd = sys::open(path, OFlag::O_RDONLY).ok()?;
+        NsId::of_fd(fd.as_fd(), path)
+            .ok()
+            .filter(|id| id.same(&ns))
+            .map(|_| fd)
+    });
+    if joined.is_some() {
+        return joined;
+    }
     let procs = std::fs::read_dir("/proc").ok()?;
     procs.flatten().find_map(|e| {
         let name = e.file_name();
@@ -110,55 +186,84 @@ fn find_namespace(ns: NsId) -> Option<OwnedFd> {
     })
 }
 
-/// Runs `f` in the mount namespace `target`, then returns to ours. Only the calling thread
-/// moves.
-fn in_namespace(
-    target: BorrowedFd<'_>,
-    f: impl FnOnce() -> Result<(), Error>,
-) -> Result<(), Error> {
-    let own_path = Path::new("/proc/thread-self/ns/mnt");
-    let own = sys::open(own_path, OFlag::O_RDONLY).map_err(|source| Error::Open {
-        path: own_path.into(),
-        source,
-    })?;
-    let setns = |fd: BorrowedFd<'_>| {
-        nix::sched::setns(fd, CloneFlags::CLONE_NEWNS).map_err(|source| Error::Setns {
-            ns: "mount",
-            source,
-        })
-    };
-    // setns(2) into a mount namespace is EINVAL while the fs_struct (root, cwd) is shared with
-    // other threads (`run -t` has its terminal threads): give this thread its own first.
-    nix::sched::unshare(CloneFlags::CLONE_FS)
-        .map_err(|source| Error::Unshare { ns: "fs", source })?;
-    setns(target)?;
-    let done = f();
-    setns(own.as_fd())?;
-    done
-}
-
 /// Unmounts the recorded mounts in reverse order, in passes: a mount the container covered
 /// (a tmpfs it stacked on /dev hides the recorded /dev/pts) cannot be reached by its path, and
-/// is tried again after the others; detaching the one below usually takes it along. Stops when
-/// a pass removes nothing, with the first error of that pass.
+/// is tried again after the others; detaching the one below usually takes it along. Each pass
+/// reads mountinfo once (not once per mount: that was quadratic in the number of mounts), so a
+/// mount another one of the pass took along is only found gone at the next. Stops when a pass
+/// changes nothing, with the first error of that pass.
 fn unmount_all(rec: &Recorded, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
-    let mut pending: Vec<&(u64, std::path::PathBuf)> = rec.mounts.iter().rev().collect();
-    loop {
+    let slash = open_dir(Path::new("/"))?;
+    let info = mountinfo(proc_self)?;
+    let cut = match &rec.pending {
+        Some(before) => cut_step(rec, before, &info),
+        None => Vec::new(),
+    };
+    let mut pending = on_the_bind(rec.mounts.iter().chain(&cut).collect(), &rec.root, &info);
+    pending.reverse();
+    for _ in 0..pending.len() + MAX_STACKED {
+        let info = mountinfo(proc_self)?;
         let before = pending.len();
         let mut first = None;
-        pending.retain(|(id, path)| match unmount_one(*id, path, proc_self) {
-            Ok(()) => false,
-            Err(e) => {
-                first.get_or_insert(e);
-                true
+        let mut unstacked = false;
+        pending.retain(|(id, path)| {
+            match unmount_one(*id, path, &info, slash.as_fd(), proc_self) {
+                Ok(Unmounted::Done) => false,
+                Ok(Unmounted::Stacked) => {
+                    unstacked = true;
+                    true
+                }
+                Err(e) => {
+                    first.get_or_insert(e);
+                    true
+                }
             }
         });
         match first {
-            None => return Ok(()),
-            Some(e) if pending.len() == before => return Err(e),
-            Some(_) => {}
+            None if pending.is_empty() => return Ok(()),
+            Some(e) if pending.len() == before && !unstacked => return Err(e),
+            _ => {}
         }
     }
+    Err(Error::UnsafeUnmount {
+        id: pending.first().map_or(0, |m| m.0),
+        path: pending.first().map_or_else(PathBuf::new, |m| m.1.clone()),
+        reason: "too many mounts are stacked on it",
+    })
+}
+
+/// The recorded mounts that are the container's: where the rootfs was bound onto itself (the
+/// first mount at the root), the bind and the mounts stacked on it; one that is not (its id
+/// reused by a mount elsewhere under the rootfs, or a stranger's that the record took in) is
+/// left alone. Mounts that are gone stay in the list (they are found gone when unmounted).
+fn on_the_bind<'a>(
+    mounts: Vec<&'a (u64, PathBuf)>,
+    root: &Path,
+    info: &[MountInfo],
+) -> Vec<&'a (u64, PathBuf)> {
+    let Some(bind) = mounts.iter().find(|(_, p)| p == root).map(|m| m.0) else {
+        return mounts;
+    };
+    mounts
+        .into_iter()
+        .filter(|(id, _)| {
+            *id == bind || !info.iter().any(|m| m.id == *id) || descends(info, *id, bind)
+        })
+        .collect()
+}
+
+/// The mounts of a step the child was killed in (the record ends on its `pending` line): every
+/// mount under the rootfs that was not there before the step (`before`) and is not recorded,
+/// in mount order.
+fn cut_step(rec: &Recorded, before: &[u64], info: &[MountInfo]) -> Vec<(u64, PathBuf)> {
+    info.iter()
+        .filter(|m| {
+            under(&rec.root, &m.mount_point)
+                && !before.contains(&m.id)
+                && !rec.mounts.iter().any(|(id, _)| *id == m.id)
+        })
+        .map(|m| (m.id, m.mount_point.clone()))
+        .collect()
 }
 
 fn mountinfo(proc_self: BorrowedFd<'_>) -> Result<Vec<MountInfo>, Error> {
@@ -169,11 +274,7 @@ fn mountinfo(proc_self: BorrowedFd<'_>) -> Result<Vec<MountInfo>, Error> {
         Mode::empty(),
     )
     .map_err(|e| Error::Mountinfo { source: e.into() })?;
-    let mut text = String::new();
-    std::fs::File::from(fd)
-        .read_to_string(&mut text)
-        .map_err(|source| Error::Mountinfo { source })?;
-    Ok(parse_mountinfo(&text))
+    read_mountinfo(&std::fs::File::from(fd))
 }
 
 /// True if `top` is stacked on `id` (one of its descendants in the mount tree).
@@ -189,47 +290,52 @@ fn descends(info: &[MountInfo], top: u64, id: u64) -> bool {
     false
 }
 
+/// What one try at a recorded mount did.
+enum Unmounted {
+    /// It is unmounted, or was not there any more.
+    Done,
+    /// A mount stacked on it was taken off: it is tried again with the next mountinfo.
+    Stacked,
+}
+
 /// Unmounts the mount `id` at `path` (under the rootfs: checked when the record was read), if
-/// it is still there.
-fn unmount_one(id: u64, path: &Path, proc_self: BorrowedFd<'_>) -> Result<(), Error> {
-    for _ in 0..MAX_STACKED {
-        let info = mountinfo(proc_self)?;
-        let Some(m) = info.iter().find(|m| m.id == id && m.mount_point == path) else {
-            return Ok(());
-        };
-        let unsafe_unmount = |reason| Error::UnsafeUnmount {
-            id,
-            path: m.mount_point.clone(),
-            reason,
-        };
-        let slash = open_dir(Path::new("/"))?;
-        let fd = sys::openat2(
-            slash.as_fd(),
-            &m.mount_point,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-            ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-        )
-        .map_err(|source| Error::Open {
-            path: m.mount_point.clone(),
-            source,
-        })?;
-        let top = sys::mount_id(fd.as_fd()).map_err(|source| Error::Stat {
-            path: m.mount_point.clone(),
-            source,
-        })?;
-        if top != id && !descends(&info, top, id) {
-            return Err(unsafe_unmount("a mount it does not hold covers it"));
-        }
-        umount_fd(fd.as_fd(), proc_self, &m.mount_point)?;
-        if top == id {
-            return Ok(());
-        }
+/// it is still there in `info`, or the topmost mount stacked on it.
+fn unmount_one(
+    id: u64,
+    path: &Path,
+    info: &[MountInfo],
+    slash: BorrowedFd<'_>,
+    proc_self: BorrowedFd<'_>,
+) -> Result<Unmounted, Error> {
+    if !info.iter().any(|m| m.id == id && m.mount_point == path) {
+        return Ok(Unmounted::Done);
     }
-    Err(Error::UnsafeUnmount {
-        id,
+    let fd = sys::openat2(
+        slash,
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+        ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(|source| Error::Open {
         path: path.to_path_buf(),
-        reason: "too many mounts are stacked on it",
+        source,
+    })?;
+    let top = sys::mount_id(fd.as_fd()).map_err(|source| Error::Stat {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if top != id && !descends(info, top, id) {
+        return Err(Error::UnsafeUnmount {
+            id,
+            path: path.to_path_buf(),
+            reason: "a mount it does not hold covers it",
+        });
+    }
+    umount_fd(fd.as_fd(), proc_self, path)?;
+    Ok(match top == id {
+        true => Unmounted::Done,
+        false => Unmounted::Stacked,
     })
 }
 
@@ -265,14 +371,104 @@ fn umount_fd(fd: BorrowedFd<'_>, proc_self: BorrowedFd<'_>, path: &Path) -> Resu
 mod tests {
     use super::*;
 
-    #[test]
-    fn stacked_mounts_are_descendants() {
-        let m = |id, parent| MountInfo {
+    fn m(id: u64, parent: u64, p: &str) -> MountInfo {
+        MountInfo {
             id,
             parent,
-            mount_point: "/r/dev".into(),
+            mount_point: p.into(),
+        }
+    }
+
+    #[test]
+    fn only_mounts_on_the_rootfs_bind_are_the_containers() {
+        // 20 is under the rootfs but not on the bind (a stranger's, or a reused id).
+        let info = [
+            m(1, 1, "/"),
+            m(20, 1, "/r/x"),
+            m(9, 1, "/r"),
+            m(10, 9, "/r/proc"),
+            m(11, 10, "/r/proc/sys"),
+        ];
+        let rec: Vec<(u64, PathBuf)> = vec![
+            (9, "/r".into()),
+            (10, "/r/proc".into()),
+            (20, "/r/x".into()),
+            (11, "/r/proc/sys".into()),
+            (30, "/r/gone".into()),
+        ];
+        let kept: Vec<u64> = on_the_bind(rec.iter().collect(), Path::new("/r"), &info)
+            .iter()
+            .map(|m| m.0)
+            .collect();
+        assert_eq!(kept, [9, 10, 11, 30]);
+        // No bind: nothing to check against.
+        let kept = on_the_bind(rec[1..].iter().collect(), Path::new("/r"), &info);
+        assert_eq!(kept.len(), 4);
+    }
+
+    #[test]
+    fn a_record_of_another_root_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mounts");
+        std::fs::write(&path, "ns 1 2 -\nroot /\nmount 5 /etc\n").unwrap();
+        match unmount_recorded(&path, Path::new("/b/rootfs")) {
+            Err(Error::MountRecordRoot { root, .. }) => assert_eq!(root, Path::new("/b/rootfs")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cut_step_is_every_new_unrecorded_mount_under_the_rootfs() {
+        let info = [
+            m(1, 1, "/"),
+            m(5, 1, "/b"),
+            m(9, 5, "/b/r"),
+            m(10, 9, "/b/r/proc"),
+            m(11, 9, "/b/r/dev"),
+            m(12, 11, "/b/r/dev/pts"),
+            m(13, 1, "/elsewhere"),
+        ];
+        let rec = Recorded {
+            ns: NsId {
+                dev: 1,
+                ino: 2,
+                unique: None,
+            },
+            ns_path: None,
+            root: "/b/r".into(),
+            mounts: vec![(10, "/b/r/proc".into())],
+            pending: Some(vec![10]),
         };
-        let info = [m(1, 1), m(10, 1), m(11, 10), m(12, 11), m(20, 1)];
+        // Killed in the first step: nothing recorded, the bind and all on it are the step's.
+        let first = Recorded {
+            mounts: vec![],
+            pending: Some(vec![]),
+            ..rec
+        };
+        assert_eq!(
+            cut_step(&first, &[], &info),
+            [
+                (9, "/b/r".into()),
+                (10, "/b/r/proc".into()),
+                (11, "/b/r/dev".into()),
+                (12, "/b/r/dev/pts".into())
+            ]
+        );
+        let rec = Recorded {
+            mounts: vec![(9, "/b/r".into()), (10, "/b/r/proc".into())],
+            pending: Some(vec![9, 10]),
+            ..first
+        };
+        assert_eq!(
+            cut_step(&rec, &[9, 10], &info),
+            [(11, "/b/r/dev".into()), (12, "/b/r/dev/pts".into())]
+        );
+    }
+
+    #[test]
+    fn stacked_mounts_are_descendants() {
+        let d = |id, parent| m(id, parent, "/r/dev");
+        let info = [d(1, 1), d(10, 1), d(11, 10), d(12, 11), d(20, 1)];
         assert!(descends(&info, 11, 10));
         assert!(descends(&info, 12, 10));
         assert!(!descends(&info, 20, 10));

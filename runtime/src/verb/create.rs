@@ -109,8 +109,8 @@ impl Teardown {
         } else if let Some(cg) = &cgroup {
             let _ = cg.signal_all(libc::SIGKILL);
         }
-        if let Some(record) = &self.mounts {
-            if let Err(e) = hako_namespaces::unmount_recorded(record) {
+        if let (Some(record), Some(l)) = (&self.mounts, &self.locked) {
+            if let Err(e) = hako_namespaces::unmount_recorded(record, &l.state.rootfs) {
                 first_error.get_or_insert(e.into());
             }
         }

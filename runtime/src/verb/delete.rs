@@ -94,7 +94,7 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
         stopped?;
     }
     // A container without a mount namespace of its own made its mounts in the caller's.
-    hako_namespaces::unmount_recorded(&locked.mounts_path())?;
+    hako_namespaces::unmount_recorded(&locked.mounts_path(), &locked.state.rootfs)?;
     // The resctrl groups `create` made, once their tasks are gone (runc: intelrdt Destroy).
     crate::resctrl::ResctrlDirs {
         dirs: locked.state.resctrl_dirs.clone(),
