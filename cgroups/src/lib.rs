@@ -77,6 +77,7 @@ mod path;
 mod proc_cgroup;
 mod procs;
 mod resources;
+mod rootless;
 mod stats;
 
 pub use cgroup::{Cgroup, Hierarchy};

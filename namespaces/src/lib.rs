@@ -25,6 +25,7 @@ mod idmap;
 mod join;
 mod kind;
 mod mount_opts;
+mod newidmap;
 mod ns;
 mod resolve;
 mod rootfs;

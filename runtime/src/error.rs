@@ -80,6 +80,15 @@ pub enum Error {
     /// An LSM label could not be validated or applied.
     #[error("lsm")]
     Lsm(#[from] crate::lsm::LsmError),
+    /// A rootless container asks for a limit, and its user may make no cgroup to apply it in.
+    #[error("cannot set {field}: a rootless container has no cgroup without a delegated cgroup v2 subtree")]
+    RootlessLimit {
+        /// The JSON path of the limit.
+        field: &'static str,
+        /// Why the cgroup could not be made.
+        #[source]
+        source: hako_cgroups::Error,
+    },
     /// The cgroups crate refused or failed.
     #[error("cgroup")]
     Cgroup(#[from] hako_cgroups::Error),

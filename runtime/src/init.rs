@@ -82,8 +82,12 @@ pub(crate) fn not_dumpable() -> Result<()> {
 /// namespaces before anything that creates objects in them, the rootfs before pivot_root, the
 /// process's identity last, the seccomp filter as late as its need for privilege allows.
 fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
-    not_dumpable()?;
+    // Dumpable until Go: the parent writes our id maps before it, and an unprivileged parent (or
+    // newuidmap acting for it) may open /proc/<pid>/uid_map only while this process is owned by
+    // its user, which a non-dumpable process is not (proc(5); runc's nsexec does the same).
+    // Nothing of the container exists before Go.
     let mut state = released(wait_for_go(&args.sync)?);
+    not_dumpable()?;
     enter_namespaces(args)?;
     if args.config.namespaces.needs_pid_fork() {
         state = fork_pid1(args)?;

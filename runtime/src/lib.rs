@@ -24,6 +24,7 @@ mod init;
 mod lsm;
 mod pidfd;
 mod process;
+pub mod rootless;
 mod scheduling;
 mod seccomp;
 mod spawn;

@@ -38,6 +38,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `--systemd-cgroup` (global flag).
     pub systemd_cgroup: bool,
+    /// `--rootless`, resolved (see `rootless::detect`): the cgroup only where the user may make it.
+    pub rootless: bool,
 }
 
 /// A container whose init is waiting; `run` keeps this to wait for it.
@@ -225,9 +227,15 @@ fn spawn_init(
     } else {
         None
     };
-    let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
-    let cgroup = guard.cgroup.insert(cgroup);
-    cgroup.apply(&config.resources)?;
+    let cgroup =
+        crate::rootless::create_cgroup(&config.cgroup_path, &config.resources, opts.rootless)?;
+    if cgroup.is_none() {
+        // Rootless without a cgroup: later verbs must not look for one.
+        let locked = guard.locked_mut()?;
+        locked.state.cgroup = None;
+        locked.save()?;
+    }
+    let cgroup = cgroup.map(|cg| &*guard.cgroup.insert(cg));
     let console: Option<OwnedFd> = match (&opts.console_socket, console) {
         (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
         (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
@@ -244,7 +252,8 @@ fn spawn_init(
             .map_err(Error::sys("setns(pid namespace to join)"))?;
     }
     let cgroup_mounts = cgroup
-        .hierarchies()
+        .map(hako_cgroups::Cgroup::hierarchies)
+        .unwrap_or_default()
         .into_iter()
         .map(|h| hako_namespaces::CgroupMount {
             name: h.name,
@@ -265,8 +274,7 @@ fn spawn_init(
         CString::new(format!("_ses.{}", opts.id)).ok()
     };
     // On cgroup v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP).
-    let (forked, needs_add) =
-        spawn::clone_for_cgroup(config.namespaces.clone_flags(), Some(&*cgroup))?;
+    let (forked, needs_add) = spawn::clone_for_cgroup(config.namespaces.clone_flags(), cgroup)?;
     match forked {
         Forked::Child => {
             drop(parent_sock);

@@ -1,0 +1,101 @@
+//! Rootless mode, as runc defines it: hako run by a user without privilege over the host.
+//!
+//! * Detection (`--rootless auto|true|false`): `auto` means rootless when the effective uid is
+//!   not 0, or when hako runs in a user namespace other than the host's (uid 0 there has no
+//!   privilege over the host's cgroups), as runc's `shouldUseRootlessCgroupManager`.
+//! * The state root: `$XDG_RUNTIME_DIR/hako` for a non-root user (runc: `$XDG_RUNTIME_DIR/runc`),
+//!   a directory only that user can enter (0700), so no other user sees or touches its
+//!   containers; `/run/hako` otherwise.
+//! * The cgroup: made and limited only where the user may (see `hako_cgroups::rootless`); no
+//!   cgroup when none is needed; an error naming the limit when one is asked for and cannot be
+//!   applied. The id maps an unprivileged user cannot write itself go through newuidmap and
+//!   newgidmap (`hako_namespaces::newidmap`).
+
+use std::path::PathBuf;
+
+use hako_cgroups::{Cgroup, CgroupPath, Resources};
+
+use crate::error::{Error, Result};
+use crate::state::DEFAULT_ROOT;
+
+/// Whether hako runs rootless, from the `--rootless` flag's value.
+pub fn detect(flag: &str) -> Result<bool> {
+    match flag {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        "auto" => Ok(!nix::unistd::geteuid().is_root() || in_user_namespace()),
+        other => Err(Error::InvalidConfig {
+            field: "--rootless",
+            reason: format!("{other:?} is not one of true, false, auto"),
+        }),
+    }
+}
+
+/// Whether this process runs in a user namespace other than the host's: the host's identity
+/// map is the full range (user_namespaces(7), "/proc/[pid]/uid_map").
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+        let fields: Vec<&str> = map.split_whitespace().collect();
+        fields != ["0", "0", "4294967295"]
+    })
+}
+
+/// The default `--root`: `$XDG_RUNTIME_DIR/hako` for a user other than root (when the variable
+/// is set), else `/run/hako`; runc's `main.go` chooses the same way.
+pub fn default_root() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) if !nix::unistd::geteuid().is_root() => PathBuf::from(dir).join("hako"),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
+
+/// Creates the container's cgroup and applies `resources`. Rootless, the user may be refused the
+/// cgroup (cgroup v1, or v2 without a delegated subtree): then `None` when no limit is asked for,
+/// and an error naming the first limit otherwise; the device rules are not applied (they need
+/// privilege over the host, as runc's rootless manager ignores them).
+pub(crate) fn create_cgroup(
+    path: &CgroupPath,
+    resources: &Resources,
+    rootless: bool,
+) -> Result<Option<Cgroup>> {
+    if !rootless {
+        let cg = Cgroup::create(path)?;
+        return apply(cg, resources).map(Some);
+    }
+    match Cgroup::create(path) {
+        Ok(cg) => apply(cg, &resources.without_devices()).map(Some),
+        Err(e) if e.is_permission() => match resources.limit_fields().first() {
+            Some(&field) => Err(Error::RootlessLimit { field, source: e }),
+            None => Ok(None),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies `resources`, removing the new cgroup again if that fails.
+fn apply(cg: Cgroup, resources: &Resources) -> Result<Cgroup> {
+    match cg.apply(resources) {
+        Ok(()) => Ok(cg),
+        Err(e) => {
+            let _ = cg.destroy();
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_values() {
+        assert!(detect("true").expect("true"));
+        assert!(!detect("false").expect("false"));
+        // The unit tests run as root on the host.
+        assert_eq!(
+            detect("auto").expect("auto"),
+            !nix::unistd::geteuid().is_root() || in_user_namespace()
+        );
+        assert!(detect("maybe").is_err());
+    }
+}
