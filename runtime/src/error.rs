@@ -38,6 +38,13 @@ pub enum Error {
         /// The container's id.
         id: String,
     },
+    /// A rootless container made without a cgroup (no delegated subtree): pause, resume,
+    /// update and events have nothing to act on.
+    #[error("container {id} has no cgroup: rootless without a delegated cgroup v2 subtree")]
+    NoCgroup {
+        /// The container's id.
+        id: String,
+    },
     /// The verb is not allowed in the container's current status.
     #[error("cannot {verb} container {id} in status {status}")]
     BadStatus {

@@ -14,6 +14,9 @@
 use std::path::PathBuf;
 
 use hako_cgroups::{Cgroup, CgroupPath, Resources};
+use hako_namespaces::ProcessNamespaces;
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
 
 use crate::error::{Error, Result};
 use crate::state::DEFAULT_ROOT;
@@ -83,6 +86,65 @@ fn apply(cg: Cgroup, resources: &Resources) -> Result<Cgroup> {
     }
 }
 
+/// For `exec`: moves our children into the container's pid namespace (setns(2) with
+/// CLONE_NEWPID applies to children only). Rootless, the container's user namespace owns that
+/// pid namespace and only its members may enter it: on EPERM we join the user namespace first,
+/// as runc's nsexec joins it before the namespaces it owns.
+pub(crate) fn join_pid_namespace(namespaces: &mut ProcessNamespaces) -> Result<()> {
+    let setns = |ns: &ProcessNamespaces| match ns.pid() {
+        Some(fd) => nix::sched::setns(fd, CloneFlags::CLONE_NEWPID),
+        None => Ok(()),
+    };
+    match setns(namespaces) {
+        Err(Errno::EPERM) if namespaces.enter_user_namespace()? => setns(namespaces),
+        other => other,
+    }
+    .map_err(Error::sys("setns(container pid namespace)"))
+}
+
+/// `ps` of a container without a cgroup: with a pid namespace of its own, every process in it
+/// (processes `exec` added are children of the exec'ing hako, not of the init); otherwise `init`
+/// and every process descended from it. Read from /proc.
+pub(crate) fn container_pids(init: i32) -> Result<Vec<i32>> {
+    let pid_ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let theirs = pid_ns(init);
+    let own_ns = theirs.is_some() && theirs != pid_ns(std::process::id() as i32);
+    let proc = std::path::Path::new("/proc");
+    let entries = std::fs::read_dir(proc).map_err(Error::io("list", proc))?;
+    let parents: std::collections::HashMap<i32, i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    let descends = |pid: i32| {
+        let mut cur = pid;
+        // Bounded: a parent chain is at most as long as the process table.
+        for _ in 0..=parents.len() {
+            if cur == init {
+                return true;
+            }
+            match parents.get(&cur) {
+                Some(&p) if p > 0 => cur = p,
+                _ => return false,
+            }
+        }
+        false
+    };
+    Ok(parents
+        .keys()
+        .copied()
+        .filter(|&pid| descends(pid) || (own_ns && pid_ns(pid) == theirs))
+        .collect())
+}
+
+/// The parent pid from /proc/<pid>/stat (the field after the command name, which may hold
+/// spaces and parentheses: split at the last ')').
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +159,20 @@ mod tests {
             !nix::unistd::geteuid().is_root() || in_user_namespace()
         );
         assert!(detect("maybe").is_err());
+    }
+
+    #[test]
+    fn descendants_include_children_not_the_caller() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("sleep");
+        let me = std::process::id() as i32;
+        let found = container_pids(me).expect("proc");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&me));
+        assert!(found.contains(&(child.id() as i32)));
+        assert!(!found.contains(&1));
     }
 }
