@@ -52,25 +52,57 @@ pub fn default_root() -> PathBuf {
     }
 }
 
+/// Whether a container must have its cgroup, or may go without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CgroupNeed {
+    /// Not rootless, or rootless with an explicit `linux.cgroupsPath`: the cgroup is made or
+    /// `create` fails (runc ignores permission errors only "where an explicit cgroup path hasn't
+    /// been set", libcontainer/cgroups/fs `isIgnorableError`).
+    Required,
+    /// Rootless without a `linux.cgroupsPath`: none where the user may make none.
+    IfPermitted,
+}
+
+impl CgroupNeed {
+    /// What `create` needs, from `--rootless` and the spec's `linux.cgroupsPath`.
+    pub(crate) fn of(rootless: bool, spec: &oci_spec::runtime::Spec) -> Self {
+        let explicit = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .is_some_and(|p| !p.as_os_str().is_empty());
+        if rootless && !explicit {
+            CgroupNeed::IfPermitted
+        } else {
+            CgroupNeed::Required
+        }
+    }
+}
+
 /// Creates the container's cgroup and applies `resources`. Rootless, the user may be refused the
-/// cgroup (cgroup v1, or v2 without a delegated subtree): then `None` when no limit is asked for,
-/// and an error naming the first limit otherwise; the device rules are not applied (they need
-/// privilege over the host, as runc's rootless manager ignores them).
+/// cgroup (cgroup v1, or v2 without a delegated subtree): then, where the cgroup is not required,
+/// `None` when no limit is asked for, and an error naming the first limit otherwise. Rootless,
+/// the device rules are never applied (they need privilege over the host; runc's rootless
+/// manager ignores them too).
 pub(crate) fn create_cgroup(
     path: &CgroupPath,
     resources: &Resources,
     rootless: bool,
+    need: CgroupNeed,
 ) -> Result<Option<Cgroup>> {
-    if !rootless {
-        let cg = Cgroup::create(path)?;
-        return apply(cg, resources).map(Some);
-    }
+    let resources = if rootless {
+        resources.without_devices()
+    } else {
+        resources.clone()
+    };
     match Cgroup::create(path) {
-        Ok(cg) => apply(cg, &resources.without_devices()).map(Some),
-        Err(e) if e.is_permission() => match resources.limit_fields().first() {
-            Some(&field) => Err(Error::RootlessLimit { field, source: e }),
-            None => Ok(None),
-        },
+        Ok(cg) => apply(cg, &resources).map(Some),
+        Err(e) if need == CgroupNeed::IfPermitted && e.is_permission() => {
+            match resources.limit_fields().first() {
+                Some(&field) => Err(Error::RootlessLimit { field, source: e }),
+                None => Ok(None),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }

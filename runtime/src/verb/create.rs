@@ -17,7 +17,7 @@ use crate::init::{self, InitArgs};
 use crate::spawn::{self, Forked};
 use crate::state::{self, Locked, Persisted, Status, Store};
 use crate::sync::{self, Message};
-use crate::{console, fds, fifo, hooks, pidfd, timestamp};
+use crate::{console, fds, fifo, hooks, pidfd, rootless, timestamp};
 
 /// `create`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -140,6 +140,7 @@ pub(crate) fn create_with_console(
     // containerd gives `root.path` relative to the bundle and runs us in it; resolve from there.
     let spec = config::load_spec(&bundle)?;
     let mut config = ContainerConfig::from_spec(&spec, &bundle, &opts.id, opts.systemd_cgroup)?;
+    let cgroup_need = rootless::CgroupNeed::of(opts.rootless, &spec);
     for field in config.resources.ignored_fields() {
         crate::log::line(
             "warning",
@@ -176,7 +177,7 @@ pub(crate) fn create_with_console(
         child: None,
         armed: true,
     };
-    let pid = spawn_init(&mut guard, &config, opts, preserved, console)?;
+    let pid = spawn_init(&mut guard, &config, opts, preserved, console, cgroup_need)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -208,6 +209,7 @@ fn spawn_init(
     opts: &CreateOptions,
     preserved: i32,
     console: Option<OwnedFd>,
+    cgroup_need: rootless::CgroupNeed,
 ) -> Result<Pid> {
     let locked = guard.locked()?;
     let fifo_path = locked.fifo_path();
@@ -227,8 +229,12 @@ fn spawn_init(
     } else {
         None
     };
-    let cgroup =
-        crate::rootless::create_cgroup(&config.cgroup_path, &config.resources, opts.rootless)?;
+    let cgroup = rootless::create_cgroup(
+        &config.cgroup_path,
+        &config.resources,
+        opts.rootless,
+        cgroup_need,
+    )?;
     if cgroup.is_none() {
         // Rootless without a cgroup: later verbs must not look for one.
         let locked = guard.locked_mut()?;
