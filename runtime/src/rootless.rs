@@ -43,11 +43,19 @@ fn in_user_namespace() -> bool {
     })
 }
 
-/// The default `--root`: `$XDG_RUNTIME_DIR/hako` for a user other than root (when the variable
-/// is set), else `/run/hako`; runc's `main.go` chooses the same way.
+/// The default `--root`: `$XDG_RUNTIME_DIR/hako` when the variable is set and hako is not the
+/// host's root, else `/run/hako`. As runc's `shouldHonorXDGRuntimeDir`: a user other than root;
+/// or uid 0 in a user namespace (rootless podman runs the runtime so) unless `$USER` is `root`.
 pub fn default_root() -> PathBuf {
+    let honour = if !nix::unistd::geteuid().is_root() {
+        true
+    } else if !in_user_namespace() {
+        false
+    } else {
+        std::env::var_os("USER").is_none_or(|u| u != "root")
+    };
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) if !nix::unistd::geteuid().is_root() => PathBuf::from(dir).join("hako"),
+        Some(dir) if honour => PathBuf::from(dir).join("hako"),
         _ => PathBuf::from(DEFAULT_ROOT),
     }
 }
