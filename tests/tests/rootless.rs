@@ -49,7 +49,17 @@ impl TestUser {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let name = format!("hkr{pid}x{n}");
-        check(Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", &name]))?;
+        // No automatic subordinate ranges (login.defs SUB_UID_COUNT): the test gives its own.
+        check(Command::new("useradd").args([
+            "-M",
+            "-s",
+            "/usr/sbin/nologin",
+            "-K",
+            "SUB_UID_COUNT=0",
+            "-K",
+            "SUB_GID_COUNT=0",
+            &name,
+        ]))?;
         let home = match tempfile::Builder::new().prefix("hako-rootless-").tempdir() {
             Ok(h) => h,
             Err(e) => {
@@ -405,5 +415,134 @@ fn another_user_can_neither_see_nor_touch_the_containers() -> Result<()> {
         assert_eq!(status(&owner, rt, d, &id)?, "running", "{rt:?}");
         owner.rt(rt, d, &["delete", "--force", &id])?.ok()?;
     }
+    Ok(())
+}
+
+/// Rootless podman (vfs storage, no network, cgroupfs: this v1 host gives an unprivileged user
+/// no cgroup) with `runtime` as its OCI runtime: run --rm, run -d + exec + stop + rm, run -t.
+/// podman calls the runtime as uid 0 of its own user namespace, so the runtime must detect
+/// rootless there too and keep its state under `$XDG_RUNTIME_DIR`.
+fn podman_workflows(user: &TestUser, runtime: Runtime, tar: &Path) -> Result<Vec<String>> {
+    let home = user.home.path();
+    let podman = |args: &[&str]| -> Result<Run> {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={}", user.gid))
+            .arg("--init-groups")
+            .arg("podman")
+            .arg("--root")
+            .arg(home.join("storage"))
+            .arg("--runroot")
+            .arg(user.xdg().join("runroot"))
+            .arg("--tmpdir")
+            .arg(user.xdg().join("libpod-tmp"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file", "--runtime"])
+            .arg(runtime.binary())
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", home)
+            .env("USER", &user.name)
+            .env("XDG_RUNTIME_DIR", user.xdg())
+            .current_dir(home)
+            .stdin(Stdio::null());
+        let r = output_with_timeout(c, Duration::from_secs(120))?;
+        if r.code != 0 {
+            bail!("{runtime:?}: podman {args:?}: {r:?}");
+        }
+        Ok(r)
+    };
+    let tar = tar.to_string_lossy().into_owned();
+    podman(&["import", &tar, "localhost/busybox:rootless"])?;
+    let image = "localhost/busybox:rootless";
+    let mut seen = Vec::new();
+    let r = podman(&["run", "--rm", "--network", "none", image, "id"])?;
+    seen.push(r.stdout.clone());
+    let r = podman(&["run", "-d", "--network", "none", image, "sleep", "1000"])?;
+    let ctr = r.stdout.trim().to_string();
+    let r = podman(&["exec", &ctr, "cat", "/proc/self/uid_map"])?;
+    let map: Vec<&str> = r.stdout.split_whitespace().collect();
+    seen.push(format!("{map:?}"));
+    podman(&["stop", "-t", "1", &ctr])?;
+    podman(&["rm", &ctr])?;
+    let r = podman(&[
+        "run",
+        "--rm",
+        "-t",
+        "--network",
+        "none",
+        image,
+        "sh",
+        "-c",
+        "tty",
+    ])?;
+    seen.push(r.stdout.replace('\r', ""));
+    // podman's containers are gone from the runtime's state.
+    let root = default_root(user, runtime);
+    let left = std::fs::read_dir(&root).map(|d| d.count()).unwrap_or(0);
+    ensure_zero(left, &root)?;
+    Ok(seen)
+}
+
+fn ensure_zero(left: usize, root: &Path) -> Result<()> {
+    if left != 0 {
+        bail!("{left} containers left in {}", root.display());
+    }
+    Ok(())
+}
+
+#[test]
+fn rootless_podman_on_hako_as_on_runc() -> Result<()> {
+    if !Path::new("/usr/bin/podman").exists() || !runc_available() {
+        eprintln!("skipped: podman or runc not installed");
+        return Ok(());
+    }
+    let mut outcomes = Vec::new();
+    for rt in [Runtime::Hako, Runtime::Runc] {
+        let user = TestUser::new(true)?;
+        let rootfs = user.home.path().join("image");
+        busybox_rootfs(&rootfs)?;
+        let tar = user.home.path().join("busybox.tar");
+        check(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+        )?;
+        check(
+            Command::new("chown")
+                .arg("-R")
+                .arg(user.uid.to_string())
+                .arg(user.home.path()),
+        )?;
+        let seen = podman_workflows(&user, rt, &tar)?;
+        assert_eq!(seen.len(), 3, "{rt:?}: {seen:?}");
+        let sub = user.sub_start.context("subordinate ids")?;
+        // podman's user namespace: root is the user, 1.. its subordinate ids.
+        let map = format!(
+            "{:?}",
+            [
+                "0",
+                &user.uid.to_string(),
+                "1",
+                "1",
+                &sub.to_string(),
+                &SUB_COUNT.to_string()
+            ]
+        );
+        assert_eq!(
+            seen[0].trim(),
+            "uid=0(root) gid=0(root)",
+            "{rt:?}: {seen:?}"
+        );
+        assert_eq!(seen[1], map, "{rt:?}");
+        assert_eq!(seen[2], "/dev/pts/0\n", "{rt:?}");
+        // The same shape on both, with each user's own ids.
+        outcomes.push([seen[0].clone(), seen[2].clone()]);
+    }
+    assert_eq!(outcomes[0], outcomes[1], "hako and runc differ");
     Ok(())
 }
