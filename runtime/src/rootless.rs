@@ -13,7 +13,7 @@
 
 use std::path::PathBuf;
 
-use hako_cgroups::{Cgroup, CgroupPath, Resources};
+use hako_cgroups::{Cgroup, CgroupPath, Hierarchy, Resources};
 use hako_namespaces::ProcessNamespaces;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
@@ -112,6 +112,16 @@ pub(crate) fn create_cgroup(
             }
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The cgroup directories a container's `cgroup` mounts show: its own cgroup's, or, rootless
+/// without one, those of the cgroup it runs in (hako's, which the init inherits), as runc binds
+/// them.
+pub(crate) fn mounted_hierarchies(cgroup: Option<&Cgroup>) -> Result<Vec<Hierarchy>> {
+    match cgroup {
+        Some(cg) => Ok(cg.hierarchies()),
+        None => Ok(Cgroup::open(&CgroupPath::own()?)?.hierarchies()),
     }
 }
 

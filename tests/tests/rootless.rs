@@ -546,3 +546,32 @@ fn rootless_podman_on_hako_as_on_runc() -> Result<()> {
     assert_eq!(outcomes[0], outcomes[1], "hako and runc differ");
     Ok(())
 }
+
+/// A `cgroup` mount in a rootless container without a cgroup of its own shows the cgroup its
+/// processes are in (the caller's), bound from the host: a user namespace may not mount a v1
+/// hierarchy, and nothing is silently left empty.
+#[test]
+fn a_cgroup_mount_without_a_cgroup_shows_the_callers() -> Result<()> {
+    if hako_cgroups_v2_delegated() {
+        eprintln!("skipped: not a cgroup v1 host");
+        return Ok(());
+    }
+    for rt in runtimes() {
+        let user = TestUser::new(false)?;
+        let mut b = user.bundle("b", &["cat", "/sys/fs/cgroup/pids/cgroup.procs"])?;
+        if let Some(mounts) = b.config["mounts"].as_array_mut() {
+            mounts.push(json!({
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+            }));
+        }
+        b.write(&user)?;
+        let id = format!("cgmount-{}", rt.name());
+        let r = user.rt(rt, &b.dir, &["run", &id])?;
+        assert_eq!(r.code, 0, "{rt:?}: {r:?}");
+        assert!(!r.stdout.trim().is_empty(), "{rt:?}: {r:?}");
+    }
+    Ok(())
+}

@@ -257,9 +257,7 @@ fn spawn_init(
         nix::sched::setns(pidns, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(Error::sys("setns(pid namespace to join)"))?;
     }
-    let cgroup_mounts = cgroup
-        .map(hako_cgroups::Cgroup::hierarchies)
-        .unwrap_or_default()
+    let cgroup_mounts = rootless::mounted_hierarchies(cgroup)?
         .into_iter()
         .map(|h| hako_namespaces::CgroupMount {
             name: h.name,
