@@ -36,6 +36,7 @@ mod uts;
 pub use error::Error;
 pub use idmap::IdMappings;
 pub use join::{join_process_namespaces, JoinFds, ProcessNamespaces};
+pub use newidmap::user_name;
 pub use ns::Namespaces;
 pub use rootfs::{CgroupMount, IdmappedTrees, Rootfs};
 pub use sysctl::Sysctls;

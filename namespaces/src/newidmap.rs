@@ -116,8 +116,9 @@ pub(crate) fn run(kind: &'static str, pid: i32, lines: &[Line]) -> Result<(), Er
     })
 }
 
-/// The name of user `uid` in /etc/passwd (no NSS: a static hako reads the file), or the number.
-pub(crate) fn user_name(uid: u32) -> String {
+/// The name of user `uid` in /etc/passwd (no NSS: a static hako reads the file), or the number:
+/// how subuid(5) and subgid(5) name the caller.
+pub fn user_name(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
         .and_then(|text| {

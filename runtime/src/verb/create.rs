@@ -96,20 +96,9 @@ impl Drop for Teardown {
     }
 }
 
-/// The name of the user running hako, for `state`'s `owner` (runc's field). Read from
-/// /etc/passwd directly: no NSS, so a statically linked hako stays self-contained.
+/// The name of the user running hako, for `state`'s `owner` (runc's field).
 fn owner() -> String {
-    let uid = nix::unistd::getuid().as_raw();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
-            })
-        })
-        .unwrap_or_else(|| uid.to_string())
+    hako_namespaces::user_name(nix::unistd::getuid().as_raw())
 }
 
 /// Number of fds passed by systemd socket activation (`LISTEN_FDS`), which runc forwards.
