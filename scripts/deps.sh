@@ -17,6 +17,8 @@ command -v readelf >/dev/null 2>&1 || need+=(binutils)
 # parallel tests never race for the dpkg lock.
 [ -x /usr/bin/podman ] || need+=(podman)
 [ -x /usr/bin/conmon ] || need+=(conmon)
+# Rootless containers with several id ranges (tests/tests/rootless.rs): newuidmap, newgidmap.
+[ -x /usr/bin/newuidmap ] || need+=(uidmap)
 [ -x /usr/bin/containerd ] || need+=(containerd)
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 # CRI: containerd's CRI plugin with a CNI plugin, driven by a small Python gRPC client.

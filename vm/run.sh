@@ -8,7 +8,7 @@
 #
 # Exits 0 only if the VM printed "HAKO-VM-RESULT rc=0". Environment:
 #   CARGO_TARGET_DIR      where cargo builds (default: <repo>/target)
-#   HAKO_VM_PARTS         which parts run (default "root hako conformance")
+#   HAKO_VM_PARTS         which parts run (default "root hako conformance rootless")
 #   HAKO_VM_CONFORMANCE   the suite's --filter, e.g. "cgroups/" (default "all": every case)
 #   HAKO_VM_SCRIPT        a busybox sh script to run in the VM too (part "script")
 #   HAKO_VM_KERNEL        a bzImage/vmlinuz to boot instead of Debian's
@@ -21,7 +21,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cache=${HAKO_VM_CACHE:-/var/cache/hako-vm}
 timeout_s=${HAKO_VM_TIMEOUT:-600}
-parts=${HAKO_VM_PARTS:-root hako conformance}
+parts=${HAKO_VM_PARTS:-root hako conformance rootless}
 conformance_filter=${HAKO_VM_CONFORMANCE:-all}
 triple=x86_64-unknown-linux-gnu
 start=$(date +%s.%N)
@@ -68,7 +68,7 @@ vm_initramfs_base "$root"
 cp "$tests" "$root/hako-root-tests"
 cp "$hako" "$root/bin/hako"
 cp "$conformance" "$root/bin/hako-conformance"
-cp "$repo"/vm/{bundle.sh,hako-checks.sh,conformance.sh} "$root/lane/"
+cp "$repo"/vm/{bundle.sh,hako-checks.sh,conformance.sh,rootless.sh} "$root/lane/"
 # The conformance harness runs `ldd` on itself to copy its libraries into each
 # rootfs; busybox has no ldd, and a static executable needs no libraries: this
 # prints what glibc's ldd prints for one.
@@ -77,9 +77,12 @@ chmod 755 "$root/bin/ldd"
 # Its namespace-joining cases start util-linux's unshare(1) with --kill-child,
 # which busybox's lacks: the host's, with its libraries at the same paths,
 # first in the VM's PATH.
+# The rootless part runs hako as another user through util-linux's setpriv(1).
 mkdir -p "$root/usr/local/bin"
-cp "$(command -v unshare)" "$root/usr/local/bin/unshare"
-vm_copy_with_libs "$root" "$(command -v unshare)"
+for tool in unshare setpriv; do
+    cp "$(command -v "$tool")" "$root/usr/local/bin/$tool"
+    vm_copy_with_libs "$root" "$(command -v "$tool")"
+done
 for m in "${modules[@]}"; do cp "$m" "$root/lib/modules/"; done
 if [ -n "${HAKO_VM_SCRIPT:-}" ]; then
     cp "$HAKO_VM_SCRIPT" "$root/lane/script.sh"

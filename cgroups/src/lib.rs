@@ -78,6 +78,7 @@ mod path;
 mod proc_cgroup;
 mod procs;
 mod resources;
+mod rootless;
 mod stats;
 pub mod systemd;
 

@@ -124,6 +124,25 @@ impl CgroupPath {
         })
     }
 
+    /// The cgroup hako itself is in, per hierarchy (from /proc/self/cgroup): what a rootless
+    /// container without a cgroup of its own lives in, and shows at its `cgroup` mounts.
+    pub fn own() -> Result<Self, Error> {
+        let file = "/proc/self/cgroup";
+        let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+            path: file.into(),
+            source,
+        })?;
+        let parents = parse_proc_cgroup(&text)?
+            .into_iter()
+            .map(|Membership { key, path }| (key, path))
+            .collect();
+        Ok(Self {
+            inner: PathBuf::new(),
+            parents,
+            systemd: None,
+        })
+    }
+
     /// A cgroup at an absolute path inside every hierarchy (no lookup of hako's own cgroup).
     pub fn absolute(path: &Path) -> Result<Self, Error> {
         if !path.is_absolute() {

@@ -143,6 +143,41 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An unprivileged caller asked for host ids that are neither its own nor subordinate ids
+    /// granted to it (subuid(5), subgid(5)).
+    #[error("{kind} mapping {range}: not granted to user {user} in {file}")]
+    NoSubordinateIds {
+        /// "uid" or "gid".
+        kind: &'static str,
+        /// The host range asked for, "start+count".
+        range: String,
+        /// The caller's name (or uid when it has none).
+        user: String,
+        /// `/etc/subuid` or `/etc/subgid`.
+        file: &'static str,
+    },
+
+    /// newuidmap(1) or newgidmap(1) could not be run, or failed.
+    #[error("{program} {pid}: {status}")]
+    NewIdMap {
+        /// The helper's name.
+        program: &'static str,
+        /// The process whose map it was to write.
+        pid: i32,
+        /// How it ended, and the last line it printed.
+        status: String,
+    },
+
+    /// Starting newuidmap(1) or newgidmap(1) failed (Debian package `uidmap`).
+    #[error("run {program} (install the uidmap package)")]
+    SpawnNewIdMap {
+        /// The helper's name.
+        program: &'static str,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A sysctl key that is not namespaced (runc refuses these).
     #[error("sysctl {key} is not in a separate kernel namespace")]
     SysctlNotNamespaced {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 
-use crate::Error;
+use crate::{newidmap, Error};
 
 /// Kernel limit on lines in a uid_map/gid_map file.
 const MAX_LINES: usize = 340;
@@ -21,9 +21,9 @@ const MAX_LINES: usize = 340;
 /// One validated mapping line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Line {
-    inside: u32,
-    outside: u32,
-    size: u32,
+    pub(crate) inside: u32,
+    pub(crate) outside: u32,
+    pub(crate) size: u32,
 }
 
 /// Validated uid and gid mappings for a new user namespace.
@@ -93,9 +93,11 @@ fn format(lines: &[Line]) -> String {
         .collect()
 }
 
-/// True if the calling process has CAP_SETGID in its effective set.
-fn have_cap_setgid() -> bool {
-    const CAP_SETGID: u32 = 6;
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+
+/// True if the calling process has capability `cap` in its effective set.
+fn have_cap(cap: u32) -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -103,7 +105,7 @@ fn have_cap_setgid() -> bool {
                 .find_map(|l| l.strip_prefix("CapEff:"))
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
-        .is_some_and(|caps| caps & (1 << CAP_SETGID) != 0)
+        .is_some_and(|caps| caps & (1 << cap) != 0)
 }
 
 fn write_file(path: PathBuf, content: &str) -> Result<(), Error> {
@@ -180,14 +182,46 @@ impl IdMappings {
     }
 
     /// In the parent: writes `/proc/<pid>/uid_map`, then `setgroups`
-    /// ("deny", only when we lack CAP_SETGID), then `gid_map`.
+    /// ("deny", only when we lack CAP_SETGID), then `gid_map`. Without
+    /// CAP_SETUID (CAP_SETGID), a map other than the caller's own single id
+    /// goes through newuidmap (newgidmap) instead, after checking
+    /// /etc/subuid (/etc/subgid) grants it (see `newidmap`); newgidmap
+    /// leaves setgroups(2) allowed, as with runc.
     pub fn write(&self, pid: i32) -> Result<(), Error> {
         let base = PathBuf::from(format!("/proc/{pid}"));
-        write_file(base.join("uid_map"), &self.uid_map())?;
-        if !have_cap_setgid() {
-            write_file(base.join("setgroups"), "deny")?;
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        if have_cap(CAP_SETUID) || newidmap::writable_directly(&self.uid, euid) {
+            write_file(base.join("uid_map"), &self.uid_map())?;
+        } else {
+            self.through_helper("uid", pid, euid)?;
         }
-        write_file(base.join("gid_map"), &self.gid_map())
+        if have_cap(CAP_SETGID) {
+            write_file(base.join("gid_map"), &self.gid_map())
+        } else if newidmap::writable_directly(&self.gid, egid) {
+            write_file(base.join("setgroups"), "deny")?;
+            write_file(base.join("gid_map"), &self.gid_map())
+        } else {
+            self.through_helper("gid", pid, euid)
+        }
+    }
+
+    /// newuidmap/newgidmap for the `kind` map, once the subordinate-id file grants it.
+    fn through_helper(&self, kind: &'static str, pid: i32, euid: u32) -> Result<(), Error> {
+        let (lines, own) = if kind == "uid" {
+            (&self.uid, euid)
+        } else {
+            (&self.gid, nix::unistd::getegid().as_raw())
+        };
+        let file = newidmap::file(kind);
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let name = newidmap::user_name(euid);
+        let caller = newidmap::Caller {
+            name: &name,
+            uid: euid,
+        };
+        newidmap::check_granted(kind, lines, own, &caller, &text)?;
+        newidmap::run(kind, pid, lines)
     }
 }
 

@@ -272,6 +272,19 @@ impl ProcessNamespaces {
         self.fds.pid()
     }
 
+    /// Joins the process's user namespace now, in the caller, and leaves it out of
+    /// [`ProcessNamespaces::join`]; false when it is ours already. For a caller without the
+    /// host's privileges (rootless), whose setns(2) into a pid namespace the container's user
+    /// namespace owns needs CAP_SYS_ADMIN there (setns(2)).
+    pub fn enter_user_namespace(&mut self) -> Result<bool, Error> {
+        let Some(i) = self.fds.fds.iter().position(|(k, _)| *k == Kind::User) else {
+            return Ok(false);
+        };
+        let (k, fd) = self.fds.fds.remove(i);
+        do_setns(k, fd.as_fd())?;
+        Ok(true)
+    }
+
     /// setns(2) into every opened namespace, in stages (see
     /// `join_in_stages`), then chroot(2) into the process's root, leaving the
     /// cwd there. The pid namespace only applies to children: the caller

@@ -38,6 +38,13 @@ pub enum Error {
         /// The container's id.
         id: String,
     },
+    /// A rootless container made without a cgroup (no delegated subtree): pause, resume,
+    /// update and events have nothing to act on.
+    #[error("container {id} has no cgroup: rootless without a delegated cgroup v2 subtree")]
+    NoCgroup {
+        /// The container's id.
+        id: String,
+    },
     /// The verb is not allowed in the container's current status.
     #[error("cannot {verb} container {id} in status {status}")]
     BadStatus {
@@ -97,6 +104,15 @@ pub enum Error {
     /// An LSM label could not be validated or applied.
     #[error("lsm")]
     Lsm(#[from] crate::lsm::LsmError),
+    /// A rootless container asks for a limit, and its user may make no cgroup to apply it in.
+    #[error("cannot set {field}: a rootless container has no cgroup without a delegated cgroup v2 subtree")]
+    RootlessLimit {
+        /// The JSON path of the limit.
+        field: &'static str,
+        /// Why the cgroup could not be made.
+        #[source]
+        source: hako_cgroups::Error,
+    },
     /// The cgroups crate refused or failed.
     #[error("cgroup")]
     Cgroup(#[from] hako_cgroups::Error),

@@ -32,6 +32,8 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) preserved: i32,
     /// Name of the session keyring to join, `None` with `--no-new-keyring`.
     pub(crate) keyring: Option<CString>,
+    /// `create` runs without privilege (rootless): the child stays dumpable until `Go`.
+    pub(crate) unprivileged_parent: bool,
 }
 
 /// Resets what the Rust runtime and the parent changed that a program expects at its defaults:
@@ -82,9 +84,21 @@ pub(crate) fn not_dumpable() -> Result<()> {
 /// namespaces before anything that creates objects in them, the rootfs before pivot_root, the
 /// process's identity last, the seccomp filter as late as its need for privilege allows.
 fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
-    not_dumpable()?;
+    // A privileged parent writes our id maps whatever our dumpable flag: drop it at once (a
+    // process of a joined pid namespace could otherwise open /proc/<pid>/exe, CVE-2019-5736).
+    // An unprivileged parent (or newuidmap acting for it) may open /proc/<pid>/uid_map only
+    // while this process is owned by its user, which a non-dumpable process is not (proc(5);
+    // runc's nsexec does the same): then dumpable until Go, before which nothing of the
+    // container runs.
+    if !args.unprivileged_parent {
+        not_dumpable()?;
+    }
     parent_death::tie(&args.sync)?;
     let mut state = released(wait_for_go(&args.sync)?);
+    if args.unprivileged_parent {
+        not_dumpable()?;
+    }
+    not_dumpable()?;
     enter_namespaces(args)?;
     if args.config.namespaces.needs_pid_fork() {
         state = fork_pid1(args)?;

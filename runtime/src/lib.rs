@@ -29,6 +29,7 @@ mod pidfd;
 mod placement;
 mod process;
 mod resctrl;
+pub mod rootless;
 mod rtnetlink;
 mod scheduling;
 mod seccomp;

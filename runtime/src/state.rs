@@ -475,7 +475,9 @@ impl Container {
         if self.status()? == Status::Stopped {
             return Err(not_running());
         }
-        let path = self.state.cgroup.as_ref().ok_or_else(not_running)?;
+        let path = self.state.cgroup.as_ref().ok_or_else(|| Error::NoCgroup {
+            id: self.state.id.clone(),
+        })?;
         Ok(hako_cgroups::Cgroup::open(path)?)
     }
 

@@ -409,7 +409,7 @@ fn mount_cgroup_v1(
     for cg in cgroups {
         let sub = dest.join(&cg.name);
         let fd = root.resolve(&sub, Create::Dir)?;
-        if cgroupns {
+        let fresh = if cgroupns {
             sys_mount(
                 Some(Path::new(&cg.fs_type)),
                 &sys::fd_path(fd.as_fd()),
@@ -417,8 +417,21 @@ fn mount_cgroup_v1(
                 &cg.fs_type,
                 flags,
                 &cg.options,
-            )?;
+            )
         } else {
+            Ok(())
+        };
+        // A user namespace may not mount a v1 hierarchy (only cgroup2 is FS_USERNS_MOUNT): a
+        // rootless container binds the host's directory instead, as runc always does on v1.
+        let bind = match fresh {
+            Ok(()) => !cgroupns,
+            Err(Error::Mount {
+                source: Errno::EPERM,
+                ..
+            }) => true,
+            Err(e) => return Err(e),
+        };
+        if bind {
             bind_host(
                 root,
                 &cg.host_dir,

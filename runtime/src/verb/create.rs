@@ -17,7 +17,7 @@ use crate::init::{self, InitArgs};
 use crate::spawn::{self, Forked};
 use crate::state::{self, Locked, Persisted, Status, Store};
 use crate::sync::{self, Message};
-use crate::{console, fds, fifo, hooks, pidfd, timestamp};
+use crate::{console, fds, fifo, hooks, pidfd, rootless, timestamp};
 
 /// `create`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +38,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// `--systemd-cgroup` (global flag).
     pub systemd_cgroup: bool,
+    /// `--rootless`, resolved (see `rootless::detect`): the cgroup only where the user may make it.
+    pub rootless: bool,
 }
 
 /// A container whose init is waiting; `run` keeps this to wait for it.
@@ -134,20 +136,9 @@ impl Teardown {
     }
 }
 
-/// The name of the user running hako, for `state`'s `owner` (runc's field). Read from
-/// /etc/passwd directly: no NSS, so a statically linked hako stays self-contained.
+/// The name of the user running hako, for `state`'s `owner` (runc's field).
 pub(crate) fn owner() -> String {
-    let uid = nix::unistd::getuid().as_raw();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
-            })
-        })
-        .unwrap_or_else(|| uid.to_string())
+    hako_namespaces::user_name(nix::unistd::getuid().as_raw())
 }
 
 /// Number of fds passed by systemd socket activation (`LISTEN_FDS`), which runc forwards.
@@ -183,6 +174,7 @@ pub(crate) fn create_with_console(
         "loaded and validated {}/config.json",
         bundle.display()
     ));
+    let cgroup_need = rootless::CgroupNeed::of(opts.rootless, &spec);
     for field in config.resources.ignored_fields() {
         crate::log::line(
             "warning",
@@ -236,7 +228,7 @@ pub(crate) fn create_with_console(
             .record_mounts(hako_namespaces::MountRecord::create(&path, 3 + preserved)?);
         guard.mounts = Some(path);
     }
-    let pid = spawn_init(&mut guard, &config, opts, preserved, console)?;
+    let pid = spawn_init(&mut guard, &config, opts, preserved, console, cgroup_need)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
@@ -275,6 +267,7 @@ fn spawn_init(
     opts: &CreateOptions,
     preserved: i32,
     console: Option<OwnedFd>,
+    cgroup_need: rootless::CgroupNeed,
 ) -> Result<Pid> {
     let locked = guard.locked()?;
     let fifo_path = locked.fifo_path();
@@ -289,7 +282,7 @@ fn spawn_init(
     } else {
         None
     };
-    let cgroup = make_cgroup(guard, config)?;
+    let cgroup = make_cgroup(guard, config, opts, cgroup_need)?;
     let console: Option<OwnedFd> = match (&opts.console_socket, console) {
         (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
         (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
@@ -305,7 +298,7 @@ fn spawn_init(
         nix::sched::setns(pidns, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(Error::sys("setns(pid namespace to join)"))?;
     }
-    let cgroup_mounts = cgroup_mounts(cgroup);
+    let cgroup_mounts = cgroup_mounts(cgroup)?;
     let (parent_sock, child_sock) = sync::pair()?;
     let child_sock = child_sock.move_above(high)?;
     if config.namespaces.needs_pid_fork() {
@@ -325,10 +318,7 @@ fn spawn_init(
         .as_ref()
         .and_then(|p| p.cpu_affinity.as_ref());
     let (forked, needs_add) = crate::placement::with_initial_affinity(affinity, || {
-        spawn::clone_for_cgroup(
-            config.namespaces.clone_flags(),
-            Some(cgroup).filter(|_| !systemd),
-        )
+        spawn::clone_for_cgroup(config.namespaces.clone_flags(), cgroup.filter(|_| !systemd))
     })?;
     match forked {
         Forked::Child => {
@@ -353,6 +343,7 @@ fn spawn_init(
                 no_pivot: opts.no_pivot,
                 preserved,
                 keyring,
+                unprivileged_parent: opts.rootless,
             })
         }
         Forked::Parent(pid) => {
@@ -377,32 +368,40 @@ fn spawn_init(
 fn make_cgroup<'g>(
     guard: &'g mut Teardown,
     config: &ContainerConfig,
-) -> Result<&'g hako_cgroups::Cgroup> {
+    opts: &CreateOptions,
+    need: rootless::CgroupNeed,
+) -> Result<Option<&'g hako_cgroups::Cgroup>> {
     let systemd = config.cgroup_path.systemd_unit().is_some();
     let cgroup = if systemd {
-        // systemd makes the unit's cgroup when it starts the unit with the init (release_init).
-        hako_cgroups::Cgroup::open(&config.cgroup_path)?
+        // systemd makes the unit's cgroup when it starts the unit with the init (release_init),
+        // and the resources go with it.
+        Some(hako_cgroups::Cgroup::open(&config.cgroup_path)?)
     } else {
-        hako_cgroups::Cgroup::create(&config.cgroup_path)?
+        rootless::create_cgroup(&config.cgroup_path, &config.resources, opts.rootless, need)?
+    };
+    let Some(cgroup) = cgroup else {
+        // Rootless without a cgroup: later verbs must not look for one.
+        let locked = guard.locked_mut()?;
+        locked.state.cgroup = None;
+        locked.save()?;
+        return Ok(None);
     };
     // Kept for `status` (saved with the rest at the end of `create`). `freezer_file` fails
     // only where the cgroup has no freezer at all: then nothing can pause the container.
     guard.locked_mut()?.state.freezer = cgroup.freezer_file().ok();
     let cgroup = guard.cgroup.insert(cgroup);
-    if !systemd {
-        cgroup.apply(&config.resources)?;
-    }
     guard.steps.step(format_args!(
         "made the cgroup {} and applied its resources",
         config.cgroup_path.as_path().display()
     ));
-    Ok(cgroup)
+    Ok(Some(cgroup))
 }
 
 /// The cgroup hierarchies as the init mounts them in the container.
-fn cgroup_mounts(cgroup: &hako_cgroups::Cgroup) -> Vec<hako_namespaces::CgroupMount> {
-    cgroup
-        .hierarchies()
+fn cgroup_mounts(
+    cgroup: Option<&hako_cgroups::Cgroup>,
+) -> Result<Vec<hako_namespaces::CgroupMount>> {
+    Ok(rootless::mounted_hierarchies(cgroup)?
         .into_iter()
         .map(|h| hako_namespaces::CgroupMount {
             name: h.name,
@@ -410,7 +409,7 @@ fn cgroup_mounts(cgroup: &hako_cgroups::Cgroup) -> Vec<hako_namespaces::CgroupMo
             fs_type: h.fs_type.to_string(),
             options: h.options,
         })
-        .collect()
+        .collect())
 }
 
 /// Hands the seccomp notify fd the init sent to the profile's `listenerPath`, with the container

@@ -233,7 +233,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     let init = locked.init().ok_or_else(|| Error::NotRunning {
         id: opts.id.clone(),
     })?;
-    let namespaces = hako_namespaces::ProcessNamespaces::open(init.pid())?;
+    let mut namespaces = hako_namespaces::ProcessNamespaces::open(init.pid())?;
     let cgroup = match &locked.state.cgroup {
         Some(path) => Some(hako_cgroups::Cgroup::open(path)?),
         None => None,
@@ -260,10 +260,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
         }
         None => None,
     };
-    if let Some(pidns) = namespaces.pid() {
-        nix::sched::setns(pidns, nix::sched::CloneFlags::CLONE_NEWPID)
-            .map_err(Error::sys("setns(container pid namespace)"))?;
-    }
+    crate::rootless::join_pid_namespace(&mut namespaces)?;
     let forwarder = if opts.detach {
         None
     } else {

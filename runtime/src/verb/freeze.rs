@@ -25,7 +25,7 @@ fn cgroup_of(
         .state
         .cgroup
         .as_ref()
-        .ok_or_else(|| Error::NotRunning { id: id.to_string() })?;
+        .ok_or_else(|| Error::NoCgroup { id: id.to_string() })?;
     Ok(hako_cgroups::Cgroup::open(path)?)
 }
 

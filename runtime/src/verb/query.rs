@@ -71,7 +71,12 @@ pub fn list_table(states: &[StateView], w: &mut dyn Write) -> std::io::Result<()
 
 /// The pids of every process in the container's cgroup (`ps --format json`).
 pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
-    let mut pids = store.load(id)?.live_cgroup()?.pids()?;
+    let locked = store.load(id)?;
+    let mut pids = match (&locked.state.cgroup, locked.init()) {
+        // Rootless without a cgroup: the processes of its pid namespace, or the init's tree.
+        (None, Some(init)) => crate::rootless::container_pids(init.pid())?,
+        _ => locked.live_cgroup()?.pids()?,
+    };
     pids.sort_unstable();
     Ok(pids)
 }

@@ -18,15 +18,16 @@ pub struct Cli {
     #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
     /// Root directory for storage of container state (this should be located in tmpfs).
-    #[arg(long, default_value = hako::state::DEFAULT_ROOT)]
-    pub root: PathBuf,
+    /// Default: /run/hako, or $XDG_RUNTIME_DIR/hako for a user other than root.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
     /// Path to the criu binary used for checkpoint and restore.
     #[arg(long, default_value = "criu")]
     pub criu: PathBuf,
     /// Use the systemd cgroup driver: cgroupsPath is "slice:prefix:name", a transient unit.
     #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
-    /// Ignore cgroup permission errors ('true', 'false', or 'auto').
+    /// Rootless: no cgroup where the user may make none ('true', 'false', or 'auto': when not root).
     #[arg(long, default_value = "auto", value_parser = ["true", "false", "auto"])]
     pub rootless: String,
     /// Print the version.

@@ -148,6 +148,7 @@ pub fn restore_options(cli: &Cli, a: &RestoreArgs) -> Result<verb::restore::Rest
             no_new_keyring: false,
             preserve_fds: 0,
             systemd_cgroup: cli.systemd_cgroup,
+            rootless: hako::rootless::detect(&cli.rootless)?,
         },
         criu: cli.criu.clone(),
         image_path: a.criu.image_path.clone(),

@@ -17,8 +17,8 @@ use cli::{Cli, Command};
 use hako::state::Store;
 use hako::verb::{self, create::CreateOptions};
 
-fn create_options(a: &cli::CreateArgs, systemd_cgroup: bool) -> CreateOptions {
-    CreateOptions {
+fn create_options(a: &cli::CreateArgs, cli: &Cli) -> Result<CreateOptions> {
+    Ok(CreateOptions {
         id: a.id.clone(),
         bundle: a.bundle.clone(),
         console_socket: a.console_socket.clone(),
@@ -26,8 +26,9 @@ fn create_options(a: &cli::CreateArgs, systemd_cgroup: bool) -> CreateOptions {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
-        systemd_cgroup,
-    }
+        systemd_cgroup: cli.systemd_cgroup,
+        rootless: hako::rootless::detect(&cli.rootless)?,
+    })
 }
 
 /// Parses Go-style durations as `events --interval` takes them (`5s`, `500ms`, `1m`).
@@ -66,10 +67,14 @@ fn print_json(value: &impl serde::Serialize, pretty: bool) -> Result<()> {
 }
 
 fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
-    let store = Store::new(&cli.root);
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(hako::rootless::default_root);
+    let store = Store::new(root);
     match command {
         Command::Create(a) => {
-            verb::create::create(&store, &create_options(a, cli.systemd_cgroup))?;
+            verb::create::create(&store, &create_options(a, cli)?)?;
         }
         Command::Start(a) => verb::start::start(&store, &a.id)?,
         Command::State(a) => {
@@ -82,7 +87,7 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
         Command::Delete(a) => verb::delete::delete(&store, &a.id, a.force)?,
         Command::Run(a) => {
             let opts = verb::run::RunOptions {
-                create: create_options(&a.create, cli.systemd_cgroup),
+                create: create_options(&a.create, cli)?,
                 detach: a.detach,
                 keep: a.keep,
             };
