@@ -11,7 +11,8 @@
 #   vm_copy_with_libs ROOT EXE...  EXE and the shared libraries ldd names, at the same paths
 #   vm_initramfs_base ROOT    /init, busybox and the directories /init mounts on
 #   vm_pack ROOT OUT          a newc cpio of ROOT
-#   vm_boot INITRAMFS LOG APPEND  boots under TCG with a timeout; prints the console and keeps
+#   vm_boot INITRAMFS LOG APPEND  boots under TCG with a timeout (more QEMU arguments in the
+#                             array vm_qemu_args); prints the console and keeps
 #                             it in LOG (sets qemu_rc and vm_s)
 #   vm_verdict LOG START      the digest of failures and the exit status from the result line
 #
@@ -97,10 +98,11 @@ vm_pack() {
 # timeout catches the rest. Sets `qemu_rc` and `vm_s`.
 vm_boot() {
     local t
+    [ -n "${vm_qemu_args+x}" ] || vm_qemu_args=()
     t=$(date +%s.%N)
     set +e
     timeout --foreground "$timeout_s" qemu-system-x86_64 \
-        -accel tcg -machine q35 -cpu max -smp 2 -m 1024 \
+        -accel tcg -machine q35 -cpu max -smp 2 -m 1024 "${vm_qemu_args[@]}" \
         -display none -monitor none -serial stdio -no-reboot \
         -kernel "$kernel" -initrd "$1" \
         -append "console=ttyS0 panic=-1 softlockup_panic=1 loglevel=5 $3" </dev/null | tee "$2"

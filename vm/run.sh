@@ -97,34 +97,14 @@ vm_pack "$root" "$work/initramfs.cpio"
 # into QEMU exiting; softlockup_panic=1 makes a soft lockup such a panic
 # (one was seen once in the conformance part: the run then sat out the whole
 # timeout), and loglevel=5 prints the backtraces; the timeout catches the rest.
-numa=() extra_append=""
+vm_qemu_args=() extra_append=""
 if [ "${HAKO_VM_NUMA:-1}" = 2 ]; then
-    numa=(-object memory-backend-ram,id=m0,size=512M -object memory-backend-ram,id=m1,size=512M
+    vm_qemu_args=(-object memory-backend-ram,id=m0,size=512M -object memory-backend-ram,id=m1,size=512M
         -numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1)
     # Its first boot on a loaded host panicked in the IO-APIC timer check ("IO-APIC + timer
     # doesn't work"): TCG's timer is too slow for the check's window; skip the check.
     extra_append=" no_timer_check"
 fi
-t=$(date +%s.%N)
 log=$work/console.log
-set +e
-timeout --foreground "$timeout_s" qemu-system-x86_64 \
-    -accel tcg -machine q35 -cpu max -smp 2 -m 1024 "${numa[@]}" \
-    -display none -monitor none -serial stdio -no-reboot \
-    -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-    -append "console=ttyS0 cgroup_no_v1=all panic=-1 softlockup_panic=1 loglevel=5$extra_append" </dev/null | tee "$log"
-qemu_rc=${PIPESTATUS[0]}
-set -e
-vm_s=$(elapsed "$t")
-
-result=$(grep -a -o 'HAKO-VM-RESULT rc=[0-9]*.*' "$log" | tail -n1 | tr -d '\r' || true)
-# A digest of what did not pass: failures, and known failures with the reason
-# each carries (hako-checks.sh and conformance.sh list them).
-grep -a -E '^(FAIL [^ ]|UNEXPECTED-FAIL |KNOWN-FAIL |NOW-PASSES |PASS .*NOW-PASSES|test .* FAILED)' "$log" | tr -d '\r' | cut -c1-240 |
-    sed 's/^/vm\/run.sh:   /' >&2 || true
-say "VM ran ${vm_s} s (qemu exit $qemu_rc), lane ${start:+$(elapsed "$start")} s in total"
-case "$result" in
-    "HAKO-VM-RESULT rc=0 "*) say "PASS: $result"; exit 0 ;;
-    "") say "FAIL: no result line (timeout after ${timeout_s}s or crash; qemu exit $qemu_rc)"; exit 1 ;;
-    *) say "FAIL: $result"; exit 1 ;;
-esac
+vm_boot "$work/initramfs.cpio" "$log" "cgroup_no_v1=all$extra_append"
+vm_verdict "$log" "$start"
