@@ -222,8 +222,8 @@ fn early_process(cfg: &ContainerConfig) -> Result<()> {
 /// prestart and createRuntime hooks run in the parent, after the mounts and before pivot_root.
 fn runtime_hooks(args: &InitArgs<'_>) -> Result<()> {
     let hooks = &args.config.hooks;
-    let any = |h: &Option<Vec<oci_spec::runtime::Hook>>| h.as_ref().is_some_and(|h| !h.is_empty());
-    if any(hooks.prestart()) || any(hooks.create_runtime()) {
+    // The same test as the parent's (create.rs), so both agree on whether `RunHooks` comes.
+    if hooks::any(&[hooks.prestart(), hooks.create_runtime()]) {
         args.sync.send(&Message::RunHooks)?;
         released(args.sync.expect("hooksDone")?);
     }
