@@ -95,11 +95,18 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     }
     parent_death::tie(&args.sync)?;
     let mut state = released(wait_for_go(&args.sync)?);
-    if args.unprivileged_parent {
+    // Rootless and joining nothing, we stay dumpable (our /proc files the user's) through the
+    // namespace set-up: the time namespace's offsets go through /proc/self/timens_offsets,
+    // which a non-dumpable process's owner, root of the initial user namespace, would refuse
+    // to the container's root (EACCES). No process of the container exists yet to reach us: a
+    // joined namespace is the only way one could, so joining anything ends it here.
+    let dumpable_setup =
+        args.unprivileged_parent && args.joins.as_ref().is_none_or(|j| j.is_empty());
+    if !dumpable_setup {
         not_dumpable()?;
     }
-    not_dumpable()?;
     enter_namespaces(args)?;
+    not_dumpable()?;
     if args.config.namespaces.needs_pid_fork() {
         state = fork_pid1(args)?;
     }

@@ -159,13 +159,26 @@ impl ProcessConfig {
     }
 }
 
+/// Writes `process.oomScoreAdj` to `/proc/<pid>/oom_score_adj` (`pid` a number or `self`);
+/// the value is inherited across fork(2) and kept across execve(2) (proc(5)).
+///
+/// Never written by a non-dumpable process of its own: its /proc files then belong to root of
+/// the initial user namespace (proc(5), "/proc/pid"), which root of a rootless container's user
+/// namespace may not write (EACCES). So `create` writes the init's before `Go` (a rootless init
+/// is dumpable until then, its files the user's; a privileged `create` may write anyway), and
+/// `exec`'s child writes its own before it becomes non-dumpable, as runc's nsexec writes it
+/// before cloning.
+pub(crate) fn write_oom_score_adj(p: &ProcessConfig, pid: &str) -> Result<()> {
+    if let Some(adj) = p.oom_score_adj {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string()).map_err(Error::io("write", path))?;
+    }
+    Ok(())
+}
+
 /// Steps that do not depend on the rootfs: run before pivot_root, while host `/proc` is visible
 /// and before capabilities are dropped (scheduler and I/O priority may need them).
 pub(crate) fn apply_early(p: &ProcessConfig) -> Result<()> {
-    if let Some(adj) = p.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(Error::io("write", "/proc/self/oom_score_adj"))?;
-    }
     if let Some(attr) = &p.scheduler {
         scheduling::apply_sched(attr)?;
     }

@@ -256,6 +256,61 @@ fn lifecycle_as_an_unprivileged_user() -> Result<()> {
     Ok(())
 }
 
+/// `process.oomScoreAdj` reaches the init and an exec'd process although both become
+/// non-dumpable (their /proc files then root's, which the container's root may not write): the
+/// init's is written by `create` before it is released, an exec'd process's before it becomes
+/// non-dumpable. Raising it needs no privilege.
+#[test]
+fn oom_score_adj_is_set_as_an_unprivileged_user() -> Result<()> {
+    for rt in runtimes() {
+        let user = TestUser::new(false)?;
+        let mut b = user.bundle("b", &["sleep", "1000"])?;
+        b.config["process"]["oomScoreAdj"] = json!(500);
+        b.write(&user)?;
+        let id = format!("oom-{}", rt.name());
+        let d = &b.dir;
+        let r = user.rt(rt, d, &["run", "--detach", &id])?;
+        assert_eq!(r.code, 0, "{rt:?}: {r:?}");
+        let r = user.rt(rt, d, &["exec", &id, "cat", "/proc/1/oom_score_adj"])?;
+        assert_eq!(r.stdout.trim(), "500", "{rt:?}: {r:?}");
+        let mut process = b.config["process"].clone();
+        process["args"] = json!(["cat", "/proc/self/oom_score_adj"]);
+        process["oomScoreAdj"] = json!(700);
+        let path = d.join("process.json");
+        std::fs::write(&path, serde_json::to_vec(&process)?)?;
+        let p = path.to_string_lossy().into_owned();
+        let r = user.rt(rt, d, &["exec", "--process", &p, &id])?;
+        // runc 1.1 gives an exec'd process the container's value, not its process.json's.
+        let want = if rt == Runtime::Hako { "700" } else { "500" };
+        assert_eq!(r.stdout.trim(), want, "{rt:?}: {r:?}");
+        user.rt(rt, d, &["delete", "--force", &id])?.ok()?;
+    }
+    Ok(())
+}
+
+/// `linux.timeOffsets` as an unprivileged user (hako only: runc 1.1 has no time namespace): the
+/// offsets go through /proc/self/timens_offsets, which the init writes while still dumpable.
+#[test]
+fn time_offsets_as_an_unprivileged_user() -> Result<()> {
+    let user = TestUser::new(false)?;
+    let mut b = user.bundle("b", &["cat", "/proc/uptime"])?;
+    if let Some(a) = b.config["linux"]["namespaces"].as_array_mut() {
+        a.push(json!({"type": "time"}));
+    }
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400 * 365, "nanosecs": 0}});
+    b.write(&user)?;
+    let r = user.rt(Runtime::Hako, &b.dir, &["run", "time-hako"])?;
+    assert_eq!(r.code, 0, "{r:?}");
+    let up: f64 = r
+        .stdout
+        .split_whitespace()
+        .next()
+        .context("uptime")?
+        .parse()?;
+    assert!(up >= 86400.0 * 365.0, "{r:?}");
+    Ok(())
+}
+
 #[test]
 fn subordinate_ranges_are_mapped_through_newuidmap() -> Result<()> {
     for rt in runtimes() {

@@ -551,6 +551,10 @@ fn release_init(
     {
         maps.write(pid.as_raw())?;
     }
+    // From here: the init's own write would be refused rootless (process::write_oom_score_adj).
+    if let Some(p) = &config.process {
+        crate::process::write_oom_score_adj(p, &pid.as_raw().to_string())?;
+    }
     match guard.cgroup.as_ref() {
         Some(cg) if cg.systemd_unit().is_some() => {
             cg.start_unit(pid.as_raw(), &config.resources)?;

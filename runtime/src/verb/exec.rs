@@ -386,6 +386,8 @@ fn child(
     console_fd: Option<&OwnedFd>,
     high: i32,
 ) -> Result<Never> {
+    // While dumpable, in the host's user namespace (see process::write_oom_score_adj).
+    process::write_oom_score_adj(p, "self")?;
     init::not_dumpable()?;
     // Dies with `hako exec` until become_process unties, right before the filter or the exec.
     crate::parent_death::tie(sock)?;
