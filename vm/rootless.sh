@@ -3,7 +3,8 @@
 # /hako-deleg to uid 1000 (owner of the directory, cgroup.procs, cgroup.subtree_control and
 # cgroup.threads, as systemd delegates a user's subtree) and moves the user's shell into it;
 # the user runs a container with memory and pids limits in /hako-deleg/ctr, and the limits
-# are in the cgroup files (pids.max is enforced). Prints PASS/FAIL lines; exit status = failures.
+# are in the cgroup files and enforced (a fork beyond pids.max fails, a shell outgrowing
+# memory.max is OOM-killed). Prints PASS/FAIL lines; exit status = failures.
 
 CG=/sys/fs/cgroup
 U=1000
@@ -76,8 +77,18 @@ out=$(cat $W/out)
 case "$out" in *"can't fork"*) report pids-enforced 0 ;; *) report pids-enforced 1 "$out" ;; esac
 as_user /bin/hako delete --force c2 >/dev/null 2>&1
 
-# TODO(issue 14): memory.max enforcement (the value is checked above; a container filling
-# memory exited 0 here instead of being OOM-killed, not yet understood).
+# memory.max: a shell doubling a string outgrows 32 MiB (no swap: memory.swap.max is 0) and
+# the kernel's OOM killer ends it inside the user's cgroup; --keep leaves the cgroup to read.
+config '["sh", "-c", "x=a; while :; do x=$x$x; done"]'
+(cd $W/b && as_user /bin/hako run --keep c3 >$W/out 2>&1 </dev/null)
+rc=$?
+report oom-exit-status "$([ $rc = 137 ]; echo $?)" "exit $rc: $(cat $W/out)"
+n=$(sed -n 's/^oom_kill //p' $CG/hako-deleg/ctr/memory.events 2>/dev/null)
+report oom-kill-counted "$([ "${n:-0}" -ge 1 ]; echo $?)" \
+    "oom_kill '$n' in $CG/hako-deleg/ctr/memory.events: $(cat $CG/hako-deleg/ctr/memory.events 2>&1)"
+as_user /bin/hako delete --force c3 >$W/out 2>&1
+report oom-delete $? "$(cat $W/out)"
+report oom-cgroup-removed "$([ ! -e $CG/hako-deleg/ctr ]; echo $?)" "$CG/hako-deleg/ctr left"
 
 rmdir $CG/hako-deleg/session $CG/hako-deleg 2>/dev/null
 rm -rf $W
