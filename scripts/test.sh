@@ -20,6 +20,9 @@ echo "== conformance self-test against hako: every case must pass, then fail aga
 target/debug/hako-conformance --runtime "$PWD/target/debug/hako" --self-test | tail -n 45
 echo "== conformance suite against runc, the oracle (its failures carry documented reasons)"
 target/debug/hako-conformance --runtime "$(command -v runc)" | tail -n 1 | sed 's/^/runc, the oracle, not gating: /' || true
+echo "== conformance suite rootless: the runtime run by an unprivileged user made for the run (about 1 + 1.5 minutes)"
+target/debug/hako-conformance --runtime "$PWD/target/debug/hako" --rootless | tail -n 1 | sed 's/^/hako rootless: /'
+target/debug/hako-conformance --runtime "$(command -v runc)" --rootless | tail -n 1 | sed 's/^/runc rootless, the oracle, not gating: /' || true
 echo "== conformance suite against the binary as it ships (static musl release build)"
 target/debug/hako-conformance --runtime "$(./scripts/build-release.sh)" | tail -n 1
 echo "== cgroup v2 lane (QEMU, cgroup_no_v1=all): cgroups root tests, hako checks, conformance"

@@ -74,8 +74,10 @@ impl<'a> Bundle<'a> {
     }
 
     /// Writes config.json (bundle and `/.conformance` in the rootfs) and host.json.
+    /// In a rootless run, the config written is shaped for the user and the bundle is handed
+    /// to it (see [`crate::rootless`]).
     pub fn write(&self) -> Result<()> {
-        let text = serde_json::to_vec_pretty(&self.config)?;
+        let text = serde_json::to_vec_pretty(&*self.ctx.shaped(&self.config))?;
         std::fs::write(self.dir.join("config.json"), &text)?;
         let inner = self.rootfs().join(check::DIR.trim_start_matches('/'));
         if inner.is_dir() {
@@ -86,7 +88,7 @@ impl<'a> Bundle<'a> {
             let host = json!({"ns": self.ctx.host.ns, "joined": self.joined, "monotonic": mono});
             std::fs::write(inner.join("host.json"), serde_json::to_vec(&host)?)?;
         }
-        Ok(())
+        self.ctx.own_bundle(&self.dir)
     }
 
     /// The context this bundle belongs to.

@@ -4,6 +4,7 @@
 use crate::bundle::Bundle;
 use crate::host::Host;
 use crate::rootfs::Template;
+use crate::rootless::Rootless;
 use crate::runtime::Runtime;
 use anyhow::Result;
 use std::cell::Cell;
@@ -20,6 +21,8 @@ pub struct Ctx {
     pub template: Rc<Template>,
     /// Directory under which every case's bundle lives.
     pub work: PathBuf,
+    /// In a `--rootless` run, the user the runtime runs as and its limits.
+    pub rootless: Option<Rc<Rootless>>,
     seq: Rc<Cell<u32>>,
 }
 
@@ -31,8 +34,15 @@ impl Ctx {
             host: Rc::new(host),
             template: Rc::new(template),
             work,
+            rootless: None,
             seq: Rc::new(Cell::new(0)),
         }
+    }
+
+    /// This context in a rootless run as `r`'s user.
+    pub fn with_rootless(mut self, r: Rootless) -> Self {
+        self.rootless = Some(Rc::new(r));
+        self
     }
 
     /// The same host, template, work directory and id sequence, driving runtime `rt`.
@@ -42,6 +52,7 @@ impl Ctx {
             host: Rc::clone(&self.host),
             template: Rc::clone(&self.template),
             work: self.work.clone(),
+            rootless: self.rootless.clone(),
             seq: Rc::clone(&self.seq),
         }
     }

@@ -86,6 +86,11 @@ impl Template {
         })
     }
 
+    /// The template's copy of this binary (the checker), which any user can run.
+    pub fn checker(&self) -> PathBuf {
+        self.dir.join(".conformance/hako-conformance")
+    }
+
     /// Fills `root` (which must not exist yet) for one case.
     pub fn populate(&self, root: &Path) -> Result<()> {
         for d in DIRS {

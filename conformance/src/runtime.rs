@@ -35,6 +35,8 @@ pub struct Runtime {
     pub kind: Kind,
     /// First line of `--version`.
     pub version: String,
+    /// In a `--rootless` run, the unprivileged user every command runs as.
+    pub user: Option<crate::rootless::Identity>,
 }
 
 /// What one runtime invocation did.
@@ -96,7 +98,14 @@ impl Runtime {
             root,
             kind,
             version,
+            user: None,
         })
+    }
+
+    /// This runtime run by `id` (a rootless run).
+    pub fn run_as(mut self, id: crate::rootless::Identity) -> Self {
+        self.user = Some(id);
+        self
     }
 
     /// Runs `RUNTIME --root ROOT ARGS...` with stdin from /dev/null, killing it after
@@ -126,6 +135,9 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(err.try_clone()?);
+        if let Some(id) = &self.user {
+            id.apply(&mut cmd);
+        }
         let start = Instant::now();
         let mut child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
         let pid = i32::try_from(child.id()).unwrap_or(0);

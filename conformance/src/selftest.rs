@@ -46,8 +46,12 @@ impl Tally {
     }
 }
 
-/// Runs case `c` on `ctx`: a panic or an error is a failure.
+/// Runs case `c` on `ctx`: a panic or an error is a failure; in a rootless run, a case the
+/// user's containers cannot pass skips with the probe that says why.
 pub fn outcome(ctx: &Ctx, c: &Case) -> Outcome {
+    if let Some(skipped) = ctx.rootless_skip(c) {
+        return skipped;
+    }
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.body)(ctx)))
         .unwrap_or_else(|_| Ok(Outcome::Fail("the case panicked".into())))
         .unwrap_or_else(|e| Outcome::Fail(format!("{e:#}")))

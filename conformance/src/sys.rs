@@ -139,3 +139,27 @@ pub fn own_fd(raw: std::os::fd::RawFd) -> OwnedFd {
     // owns it.
     unsafe { OwnedFd::from_raw_fd(raw) }
 }
+
+/// `sched_setscheduler(0, SCHED_RR, priority)`: a rootless probe (real-time scheduling needs
+/// CAP_SYS_NICE in the initial user namespace or an RLIMIT_RTPRIO, sched(7)).
+pub fn set_round_robin(priority: i32) -> std::io::Result<()> {
+    let p = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pid 0 is the calling thread; `p` is a valid sched_param for the call.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &p) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_RT, level))`: a rootless
+/// probe (the real-time class needs CAP_SYS_ADMIN in the initial user namespace, ioprio_set(2)).
+pub fn set_ioprio_realtime(level: i64) -> std::io::Result<()> {
+    // SAFETY: ioprio_set takes three integers; no memory is passed.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, (1i64 << 13) | level) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
