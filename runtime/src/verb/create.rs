@@ -273,7 +273,10 @@ fn spawn_init(
     let fifo_path = locked.fifo_path();
     let high = 3 + preserved;
     let fifo_fd = fds::dup_above(fifo::create(&fifo_path)?.as_fd(), high)?;
-    let start_status = if hooks::any(&[config.hooks.start_container()]) {
+    // Rootless too: `start` then returns once the init has exec'd. Until then it is
+    // non-dumpable, its /proc/<pid>/ns root's, which an `exec` right after `start`, as the
+    // user, could not open (EACCES).
+    let start_status = if hooks::any(&[config.hooks.start_container()]) || opts.rootless {
         let path = locked.start_status_path();
         Some(fds::dup_above(
             fifo::create_start_status(&path)?.as_fd(),
