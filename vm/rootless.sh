@@ -66,7 +66,23 @@ report pids.max "$([ "$(cat $CG/hako-deleg/ctr/pids.max 2>&1)" = 5 ]; echo $?)" 
 as_user /bin/hako start c1 >$W/out 2>&1 && as_user /bin/hako pause c1 >>$W/out 2>&1 &&
     as_user /bin/hako resume c1 >>$W/out 2>&1
 report pause-resume $? "$(cat $W/out)"
-as_user /bin/hako delete --force c1 >$W/out 2>&1
+# exec joins the container (its cgroup namespace root is the container's cgroup); ps lists the
+# init, the one process in the cgroup.
+as_user /bin/hako exec c1 cat /proc/self/cgroup >$W/out 2>&1
+report exec "$([ "$(cat $W/out)" = "0::/" ]; echo $?)" "$(cat $W/out)"
+init=$(cat $CG/hako-deleg/ctr/cgroup.procs 2>/dev/null | head -n1)
+as_user /bin/hako ps --format json c1 >$W/out 2>&1
+report ps "$([ "$(cat $W/out)" = "[$init]" ]; echo $?)" "ps: $(cat $W/out), cgroup.procs: $init"
+# kill, then delete without --force once stopped (polled under a deadline: nothing to wait on
+# from a shell).
+as_user /bin/hako kill c1 KILL >$W/out 2>&1
+report kill $? "$(cat $W/out)"
+n=100
+until as_user /bin/hako state c1 2>/dev/null | grep -q '"status": *"stopped"'; do
+    n=$((n - 1)); [ $n -gt 0 ] || break; sleep 0.05
+done
+report stopped "$([ $n -gt 0 ]; echo $?)" "$(as_user /bin/hako state c1 2>&1)"
+as_user /bin/hako delete c1 >$W/out 2>&1
 report delete $? "$(cat $W/out)"
 report cgroup-removed "$([ ! -e $CG/hako-deleg/ctr ]; echo $?)" "$CG/hako-deleg/ctr left"
 

@@ -126,9 +126,16 @@ fn run(args: Args) -> Result<bool> {
     let mut report = report::Report::new(args.tap, cases.len(), &label);
     let started = std::time::Instant::now();
     let tally = if args.self_test {
-        let wrapper = mutant_wrapper(work.path(), &path)?;
-        let mutant = ctx.with_runtime(runtime::Runtime::detect(&wrapper, ctx.rt.root.clone())?);
+        let exe = std::env::current_exe().context("locate this binary")?;
+        let wrapper = mutant_wrapper(work.path(), &exe, &path)?;
+        let mutant = runtime::Runtime::detect(&wrapper, ctx.rt.root.clone())?;
         let spec = work.path().join("mutant.spec");
+        // Rootless, the mutant (root, to misbehave as root can) runs the runtime as the user
+        // and reverts to a base config shaped as the cases' are.
+        if let Some(r) = &ctx.rootless {
+            r.write_mutant_shape(&spec)?;
+        }
+        let mutant = ctx.with_runtime(mutant);
         Some(selftest::run(&ctx, &mutant, &spec, &cases, &mut report)?)
     } else {
         for c in &cases {
@@ -175,11 +182,6 @@ fn rootless_ctx(
     template: rootfs::Template,
     bundles: PathBuf,
 ) -> Result<(ctx::Ctx, Option<String>)> {
-    if args.self_test {
-        // The mutant wrapper would run as the user, writing its record where only root may,
-        // and revert configs to an unshaped base: not supported yet.
-        bail!("--self-test cannot be combined with --rootless");
-    }
     let cgroup_dir = if host.unified {
         PathBuf::from("/sys/fs/cgroup")
     } else {
@@ -205,16 +207,19 @@ fn rootless_ctx(
     ))
 }
 
-/// The mutant runtime: a script that hands every call to this binary's `mutant` mode in front
-/// of `real`; the case to mutate is read from `DIR/mutant.spec`.
-fn mutant_wrapper(dir: &std::path::Path, real: &std::path::Path) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locate this binary")?;
+/// The mutant runtime: a script that hands every call to `exe`'s (this binary's) `mutant` mode
+/// in front of `real`; the case to mutate is read from `DIR/mutant.spec`.
+fn mutant_wrapper(
+    dir: &std::path::Path,
+    exe: &std::path::Path,
+    real: &std::path::Path,
+) -> Result<PathBuf> {
     let real = std::fs::canonicalize(real).unwrap_or_else(|_| real.to_path_buf());
     let path = dir.join("mutant-runtime");
     let q = |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
     let script = format!(
         "#!/bin/sh\nexec {} mutant --spec {} --runtime {} -- \"$@\"\n",
-        q(&exe),
+        q(exe),
         q(&dir.join("mutant.spec")),
         q(&real)
     );

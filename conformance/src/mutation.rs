@@ -177,9 +177,13 @@ impl Call {
         }
     }
 
+    /// The real runtime on `args`; in a rootless self-test, run as the user.
     fn command(&self, args: &[String]) -> Command {
         let mut c = Command::new(&self.runtime);
         c.args(args);
+        if let Some(id) = crate::rootless::mutant_identity(&self.spec) {
+            id.apply(&mut c);
+        }
         c
     }
 
@@ -252,7 +256,7 @@ fn rewrite_config(call: &Call, m: &Mutation, bundle: &Path) {
     };
     let what = match m {
         Mutation::Revert => {
-            let base = base_of(&cfg);
+            let base = crate::rootless::mutant_base(base_of(&cfg), &call.spec);
             let changed = revert(&mut cfg, &base, &["process.args"]);
             if changed.is_empty() {
                 return;

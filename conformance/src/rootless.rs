@@ -350,6 +350,37 @@ fn pack_into(maps: &mut Value, sub: u32) {
     }
 }
 
+/// The `.shape` file beside a mutant's spec file (a rootless self-test, written by
+/// [`Rootless::write_mutant_shape`]): the user and whether it may make cgroups.
+fn mutant_shape(spec: &Path) -> Option<(Identity, bool)> {
+    let text = std::fs::read(spec.with_extension("shape")).ok()?;
+    let f: Value = serde_json::from_slice(&text).ok()?;
+    let n = |k: &str| f[k].as_u64().and_then(|v| u32::try_from(v).ok());
+    let id = Identity {
+        name: f["name"].as_str()?.to_string(),
+        uid: n("uid")?,
+        gid: n("gid")?,
+        home: PathBuf::from(f["home"].as_str()?),
+        sub_uid: n("sub_uid")?,
+        sub_gid: n("sub_gid")?,
+    };
+    Some((id, f["cgroups"].as_bool().unwrap_or(false)))
+}
+
+/// In a rootless self-test, the user the mutant runs the real runtime as.
+pub fn mutant_identity(spec: &Path) -> Option<Identity> {
+    mutant_shape(spec).map(|(id, _)| id)
+}
+
+/// The base config a mutant reverts a case's config to: `base`, shaped as the harness shaped
+/// the case's in a rootless self-test.
+pub fn mutant_base(base: Value, spec: &Path) -> Value {
+    match mutant_shape(spec) {
+        Some((id, cgroups)) => shape(&base, &id, cgroups),
+        None => base,
+    }
+}
+
 /// A rootless run: the user and what its containers cannot get.
 pub struct Rootless {
     /// The user the runtime runs as.
@@ -378,6 +409,18 @@ impl Rootless {
         Ok(Rootless { user, limits })
     }
 
+    /// For a rootless `--self-test`: what the mutant (another process) needs to run the
+    /// runtime as the user and shape its base config as the cases' configs are shaped, next
+    /// to the spec file (see [`mutant_identity`], [`mutant_base`]).
+    pub fn write_mutant_shape(&self, spec: &Path) -> Result<()> {
+        let id = &self.user.id;
+        let text = json!({"name": id.name, "uid": id.uid, "gid": id.gid, "home": id.home,
+                          "sub_uid": id.sub_uid, "sub_gid": id.sub_gid,
+                          "cgroups": self.limits.cgroup.is_none()});
+        let path = spec.with_extension("shape");
+        std::fs::write(&path, text.to_string()).with_context(|| format!("write {}", path.display()))
+    }
+
     /// Why case `c` cannot run rootless on this host, if it cannot: the skip naming the probe.
     pub fn skip(&self, c: &Case) -> Option<Outcome> {
         let name = c.full_name();
@@ -398,6 +441,7 @@ type Which = fn(&Limits) -> &Option<crate::case::Probe>;
 const SKIPS: &[(&str, Which)] = &[
     // Resources need the container's own cgroup; device rules need the host's device cgroup.
     ("cgroups/", |l| &l.cgroup),
+    ("lifecycle/delete/removes-cgroup", |l| &l.cgroup),
     ("devices/allowlist/", |l| &l.cgroup),
     // A device node: runtimes bind the host's instead, and these exist on no host.
     ("devices/node/char", |l| &l.mknod),
@@ -437,6 +481,19 @@ impl Ctx {
             Some(r) => r.user.id.own_tree(dir),
             None => Ok(()),
         }
+    }
+
+    /// In a rootless self-test, why case `c`'s mutant cannot be applied: one that leaves the
+    /// cgroup behind, where the user's containers have none.
+    pub fn rootless_excuse(&self, c: &Case) -> Option<&'static str> {
+        let r = self.rootless.as_ref()?;
+        let keeps_cgroup = matches!(
+            c.mutation,
+            crate::mutation::Mutation::Behave(crate::mutation::Misbehaviour::KeepCgroup)
+        );
+        (keeps_cgroup && r.limits.cgroup.is_some()).then_some(
+            "its mutant leaves the container's cgroup behind, and rootless without a delegated cgroup tree there is none (the `cgroup` probe)",
+        )
     }
 
     /// In a rootless run, the skip of a case the user's containers cannot pass.
