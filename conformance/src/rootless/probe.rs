@@ -88,7 +88,7 @@ impl Limits {
             setns: limit(
                 "setns",
                 &holder,
-                format!("setns(2) from a user namespace as {who} into the uts namespace of root's pid {holder}"),
+                format!("setns(2) from a user namespace as {who} into the uts namespace of a process of root's (the harness)"),
             )?,
             sched_rt: limit(
                 "sched",
