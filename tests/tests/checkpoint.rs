@@ -5,10 +5,12 @@
 //! container, cgroup or mount. The round trips themselves run in the QEMU lane `vm/criu.sh`
 //! (Debian 12's kernel, where that CRIU works), against hako and runc.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 use hako_tests::{both, Bundle, Runtime};
+use serde_json::{json, Value};
 
 /// Whether CRIU works on this kernel (`criu check` exits 0). Where it does, these tests have
 /// nothing to prove about CRIU failing, and the VM lane's round trips apply.
@@ -74,30 +76,62 @@ fn checkpoint_failure_is_criu_s_and_keeps_the_container(rt: Runtime) -> Result<(
 }
 both!(checkpoint_failure_is_criu_s_and_keeps_the_container);
 
-fn failed_restore_leaves_nothing(rt: Runtime) -> Result<()> {
-    if criu_works() {
-        eprintln!("criu check passes on this kernel: vm/criu.sh covers restore here");
-        return Ok(());
-    }
-    let b = Bundle::new(rt, "rsfail", &["sleep", "1000"])?;
-    b.write_config()?;
+/// An image directory with only what checkpoint writes besides CRIU's images (runc's
+/// `descriptors.json`), and `restore -d` of it into `b` (`global`: flags before the verb).
+fn restore_empty_image(b: &Bundle, global: &[&str]) -> Result<(hako_tests::Run, PathBuf)> {
     let img = b.path().join("img");
-    std::fs::create_dir(&img)?;
-    // What checkpoint writes besides CRIU's images (runc's format).
+    std::fs::create_dir_all(&img)?;
     std::fs::write(
         img.join("descriptors.json"),
         r#"["/dev/null","/dev/null","/dev/null"]"#,
     )?;
     let bundle = b.path().to_string_lossy().into_owned();
-    let r = b.rt(&[
+    let img_s = img.to_string_lossy().into_owned();
+    let mut args = global.to_vec();
+    args.extend([
         "restore",
         "-d",
         "--image-path",
-        &img.to_string_lossy(),
+        &img_s,
         "--bundle",
         &bundle,
         &b.id,
-    ])?;
+    ]);
+    Ok((b.rt(&args)?, img))
+}
+
+/// Nothing of the container is left: no state directory (nor `state` answering), no cgroup, no
+/// mount under the state root (CRIU's `criu-root` bind).
+fn nothing_left(b: &Bundle) -> Result<()> {
+    ensure!(b.rt(&["state", &b.id])?.code != 0, "a container was left");
+    ensure!(
+        !b.state_root().join(&b.id).exists(),
+        "state directory left: {}",
+        b.state_root().join(&b.id).display()
+    );
+    ensure!(
+        b.cgroup_dirs().is_empty(),
+        "cgroup left: {:?}",
+        b.cgroup_dirs()
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    ensure!(
+        !mounts.contains(&*b.state_root().to_string_lossy()),
+        "a mount under the state root was left"
+    );
+    Ok(())
+}
+
+fn failed_restore_leaves_nothing(rt: Runtime) -> Result<()> {
+    if criu_works() {
+        eprintln!("criu check passes on this kernel: vm/criu.sh covers restore here");
+        return Ok(());
+    }
+    let mut b = Bundle::new(rt, "rsfail", &["sleep", "1000"])?;
+    // A limit, so that the cgroup is made and written before CRIU fails.
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 64});
+    b.write_config()?;
+    let (r, img) = restore_empty_image(&b, &[])?;
     ensure!(
         r.code != 0,
         "restore succeeded where CRIU cannot run: {r:?}"
@@ -112,20 +146,54 @@ fn failed_restore_leaves_nothing(rt: Runtime) -> Result<()> {
             r.stderr
         );
     }
-    ensure!(b.rt(&["state", &b.id])?.code != 0, "a container was left");
-    ensure!(
-        b.cgroup_dirs().is_empty(),
-        "cgroup left: {:?}",
-        b.cgroup_dirs()
-    );
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
-    ensure!(
-        !mounts.contains(&*b.state_root().to_string_lossy()),
-        "a mount under the state root was left"
-    );
-    Ok(())
+    nothing_left(&b)
 }
 both!(failed_restore_leaves_nothing);
+
+/// What CRIU cannot restore as `create` would make it is refused, naming the field or flag,
+/// before anything exists (hako only: runc 1.1.5 predates `netDevices` and takes the rest to
+/// CRIU).
+#[test]
+fn restore_refuses_what_it_cannot_honour() -> Result<()> {
+    let cases: [(&str, &str, Value, &[&str]); 3] = [
+        (
+            "rsnetdev",
+            "netDevices",
+            json!({"hkrs0": {"name": "eth1"}}),
+            &[],
+        ),
+        (
+            "rslistener",
+            "seccomp",
+            json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": "/run/hako-test-no-listener.sock",
+                "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_NOTIFY"}]
+            }),
+            &[],
+        ),
+        ("rsrootless", "", Value::Null, &["--rootless", "true"]),
+    ];
+    for (tag, field, value, global) in cases {
+        let mut b = Bundle::new(Runtime::Hako, tag, &["sleep", "1000"])?;
+        if !field.is_empty() {
+            b.config["linux"][field] = value;
+        }
+        b.write_config()?;
+        let (r, _) = restore_empty_image(&b, global)?;
+        let named = match tag {
+            "rsnetdev" => "linux.netDevices",
+            "rslistener" => "linux.seccomp.listenerPath",
+            _ => "--rootless",
+        };
+        ensure!(
+            r.code != 0 && r.stderr.contains(&format!("restore cannot honour {named}")),
+            "{tag}: {r:?}"
+        );
+        nothing_left(&b)?;
+    }
+    Ok(())
+}
 
 #[test]
 fn missing_criu_is_named_and_features_say_so() -> Result<()> {

@@ -96,6 +96,15 @@ pub enum CriuError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A config field or flag `restore` cannot honour (as `create` would): refused before
+    /// anything is made, never dropped silently.
+    #[error("restore cannot honour {what}: {reason}")]
+    CannotRestore {
+        /// The field (`linux.netDevices`) or flag (`--rootless`).
+        what: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// The container is not in a state that can be checkpointed.
     #[error("container cannot be checkpointed in {status} state")]
     CannotCheckpoint {
