@@ -259,3 +259,58 @@ fn checkpoint_refuses_bad_flags_and_states(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(checkpoint_refuses_bad_flags_and_states);
+
+/// A stand-in for `criu swrk` that answers the `VERSION` request (rpc.proto: type 10, success,
+/// `criu_version` as field 10) with 2.9, then exits when its socket closes.
+fn old_criu(dir: &std::path::Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("criu-2.9");
+    std::fs::write(
+        &path,
+        "#!/bin/bash\n\
+         # swrk FD (hako passes 3, runc 1.1.5 8): one request in (one datagram), the answer out\n\
+         # in one write (through dd: printf flushes at the newline byte 0x0a).\n\
+         dd bs=4096 count=1 <&\"$2\" >/dev/null 2>&1\n\
+         printf '\\x08\\x0a\\x10\\x01\\x52\\x04\\x08\\x02\\x10\\x09' |\n\
+             dd bs=10 count=1 iflag=fullblock >&\"$2\" 2>/dev/null\n\
+         dd bs=4096 count=1 <&\"$2\" >/dev/null 2>&1\n",
+    )?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}
+
+/// CRIU older than 3.0.0 is refused before anything is written or made, as runc refuses it
+/// ("CRIU version 20900 must be 30000 or higher"): checkpoint leaves the container running and
+/// writes no image, restore leaves nothing.
+fn old_criu_is_refused(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(rt, "oldcriu", &["sleep", "1000"])?;
+    let criu = old_criu(b.path())?;
+    let criu_s = criu.to_string_lossy().into_owned();
+    b.create()?.ok()?;
+    b.rt(&["start", &b.id])?.ok()?;
+    let img = b.path().join("ckimg");
+    let img_s = img.to_string_lossy().into_owned();
+    let r = b.rt(&[
+        "--criu",
+        &criu_s,
+        "checkpoint",
+        "--image-path",
+        &img_s,
+        &b.id,
+    ])?;
+    let said = match rt {
+        Runtime::Hako => "is CRIU 2.9: checkpoint/restore needs CRIU 3.0.0 or newer",
+        Runtime::Runc => "CRIU version 20900 must be 30000 or higher",
+    };
+    ensure!(r.code != 0 && r.stderr.contains(said), "{r:?}");
+    ensure!(b.status()? == "running", "status after the refusal");
+    ensure!(
+        !img.join("descriptors.json").exists(),
+        "wrote into the image directory"
+    );
+    b.rt(&["delete", "-f", &b.id])?.ok()?;
+    let (r, _) = restore_empty_image(&b, &["--criu", &criu_s])?;
+    ensure!(r.code != 0 && r.stderr.contains(said), "{r:?}");
+    nothing_left(&b)
+}
+both!(old_criu_is_refused);

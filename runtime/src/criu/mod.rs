@@ -15,6 +15,7 @@ mod describe;
 mod mountpoints;
 mod rpc;
 mod swrk;
+mod version;
 mod wire;
 
 use std::path::{Path, PathBuf};
@@ -24,9 +25,11 @@ pub(crate) use describe::{
 };
 pub use describe::{empty_ns_mask, parse_page_server, CriuFlags};
 pub(crate) use mountpoints::prepare_mount_points;
-pub use rpc::CgMode;
 pub(crate) use rpc::{request, ReqType};
+pub use rpc::{CgMode, CriuVersion};
 pub(crate) use swrk::Swrk;
+pub(crate) use version::check as check_version;
+pub use version::MINIMUM;
 
 /// The file runc writes into the images directory with the init's stdio (what
 /// `/proc/PID/fd/0..2` linked to), so that restore can reconnect pipes; hako writes the same.
@@ -48,6 +51,24 @@ pub enum CriuError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// CRIU did not answer the version request (CRIU before 3.0 does not know it).
+    #[error("{criu} did not tell its version (checkpoint/restore needs CRIU 3.0.0 or newer)")]
+    NoVersion {
+        /// The executable.
+        criu: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::error::Error>,
+    },
+    /// CRIU is older than `MINIMUM` (runc refuses it too: "CRIU version ... must be 30000 or
+    /// higher").
+    #[error("{criu} is CRIU {version}: checkpoint/restore needs CRIU 3.0.0 or newer")]
+    TooOld {
+        /// The executable.
+        criu: PathBuf,
+        /// What it said it is.
+        version: String,
     },
     /// CRIU answered that the request failed.
     #[error("criu failed: type {request} errno {errno}, log file: {}", log.display())]

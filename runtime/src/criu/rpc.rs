@@ -15,6 +15,8 @@ pub(crate) enum ReqType {
     PreDump = 4,
     /// The answer to a notification.
     Notify = 6,
+    /// CRIU's version (CRIU 3.0 and newer answer it).
+    Version = 10,
 }
 
 impl ReqType {
@@ -25,6 +27,7 @@ impl ReqType {
             ReqType::Restore => "RESTORE",
             ReqType::PreDump => "PRE_DUMP",
             ReqType::Notify => "NOTIFY",
+            ReqType::Version => "VERSION",
         }
     }
 }
@@ -243,6 +246,48 @@ pub(crate) struct Resp {
     pub cr_errno: i32,
     /// 9: CRIU's own description of what failed.
     pub cr_errmsg: Option<String>,
+    /// 10: the answer to a `VERSION` request.
+    pub version: Option<CriuVersion>,
+}
+
+/// `criu_version`: what CRIU says it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CriuVersion {
+    /// 1.
+    pub major: i32,
+    /// 2.
+    pub minor: i32,
+    /// 4: the third number, when not 0.
+    pub sublevel: Option<i32>,
+    /// 3: set when CRIU was built from git between releases.
+    pub gitid: Option<String>,
+}
+
+impl CriuVersion {
+    /// The number runc compares (go-criu's `GetCriuVersion`): major·10000 + minor·100 +
+    /// sublevel, and a build from git between releases counts as the next minor release.
+    pub fn number(&self) -> i64 {
+        let n = i64::from(self.major) * 10_000
+            + i64::from(self.minor) * 100
+            + i64::from(self.sublevel.unwrap_or(0));
+        match self.gitid {
+            Some(_) => n - n % 100 + 100,
+            None => n,
+        }
+    }
+}
+
+impl std::fmt::Display for CriuVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)?;
+        if let Some(s) = self.sublevel.filter(|&s| s != 0) {
+            write!(f, ".{s}")?;
+        }
+        if let Some(g) = &self.gitid {
+            write!(f, " (git {g})")?;
+        }
+        Ok(())
+    }
 }
 
 fn string(v: Value<'_>) -> String {
@@ -290,6 +335,20 @@ impl Resp {
                 }
                 7 => resp.cr_errno = v.as_i32().unwrap_or(0),
                 9 => resp.cr_errmsg = Some(string(v)),
+                10 => {
+                    let mut ver = CriuVersion::default();
+                    let mut m = nested(v);
+                    while let Some((f, v)) = m.next_field()? {
+                        match f {
+                            1 => ver.major = v.as_i32().unwrap_or(0),
+                            2 => ver.minor = v.as_i32().unwrap_or(0),
+                            3 => ver.gitid = Some(string(v)).filter(|g| !g.is_empty()),
+                            4 => ver.sublevel = v.as_i32(),
+                            _ => {}
+                        }
+                    }
+                    resp.version = Some(ver);
+                }
                 _ => {}
             }
         }
@@ -358,6 +417,38 @@ mod tests {
                 pid: 1234
             })
         );
+    }
+
+    #[test]
+    fn decodes_a_version_and_numbers_it_as_runc() {
+        // What CRIU 3.17.1 answers (bytes as rpc.proto lays them out).
+        let mut w = Writer::default();
+        w.int32(1, ReqType::Version as i32);
+        w.bool(2, true);
+        w.message(10, |m| {
+            m.int32(1, 3);
+            m.int32(2, 17);
+            m.int32(4, 1);
+        });
+        let v = Resp::decode(&w.finish())
+            .expect("test")
+            .version
+            .expect("test");
+        assert_eq!(v.number(), 31701);
+        assert_eq!(v.to_string(), "3.17.1");
+        let git = CriuVersion {
+            major: 3,
+            minor: 17,
+            sublevel: Some(1),
+            gitid: Some("v3.17.1-12-gabc".into()),
+        };
+        assert_eq!(git.number(), 31800);
+        let old = CriuVersion {
+            major: 2,
+            minor: 9,
+            ..CriuVersion::default()
+        };
+        assert_eq!((old.number(), old.to_string().as_str()), (20900, "2.9"));
     }
 
     #[test]

@@ -219,6 +219,8 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
         std::fs::canonicalize(&c.bundle).map_err(Error::io("resolve bundle", &c.bundle))?;
     let (spec, spec_text) = config::load_spec_text(&bundle)?;
     refuse_unrestorable(&spec, c.rootless)?;
+    // Before anything is made (runc: checkCriuVersion(30000) first).
+    criu::check_version(&opts.criu)?;
     let config = ContainerConfig::from_spec(&spec, &bundle, &c.id, c.systemd_cgroup)?;
     let layout = Layout::from_spec(&spec);
     let image_path = image_dir(opts.image_path.as_deref())?;
