@@ -314,3 +314,60 @@ fn old_criu_is_refused(rt: Runtime) -> Result<()> {
     nothing_left(&b)
 }
 both!(old_criu_is_refused);
+
+/// A stand-in for CRIU 3.17.1 on a kernel without userfaultfd: it answers `VERSION` and says
+/// `lazy_pages: false` to a `FEATURE_CHECK` (rpc.proto: type 9, `criu_features` as field 8).
+fn criu_without_lazy_pages(dir: &std::path::Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("criu-no-uffd");
+    std::fs::write(
+        &path,
+        "#!/bin/bash\n\
+         # swrk FD: the request's type (its second byte) picks the answer, written in one write.\n\
+         req=$(dd bs=4096 count=1 <&\"$2\" 2>/dev/null | od -An -tx1 -N2 | tr -d ' \\n')\n\
+         case $req in\n\
+         080a) printf '\\x08\\x0a\\x10\\x01\\x52\\x06\\x08\\x03\\x10\\x11\\x20\\x01' ;;\n\
+         0809) printf '\\x08\\x09\\x10\\x01\\x42\\x02\\x10\\x00' ;;\n\
+         esac | dd bs=64 count=1 iflag=fullblock >&\"$2\" 2>/dev/null\n\
+         dd bs=4096 count=1 <&\"$2\" >/dev/null 2>&1\n",
+    )?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}
+
+/// `--lazy-pages` where CRIU says it cannot (no userfaultfd) is refused before anything is
+/// dumped, naming the feature, and the container keeps running (runc 1.1.5 asks the same
+/// `FEATURE_CHECK` and refuses too; its words end up behind "container still running").
+fn lazy_pages_without_the_feature_are_refused(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(rt, "nolazy", &["sleep", "1000"])?;
+    let criu = criu_without_lazy_pages(b.path())?;
+    b.create()?.ok()?;
+    b.rt(&["start", &b.id])?.ok()?;
+    let img = b.path().join("ckimg");
+    let r = b.rt(&[
+        "--criu",
+        &criu.to_string_lossy(),
+        "checkpoint",
+        "--lazy-pages",
+        "--image-path",
+        &img.to_string_lossy(),
+        &b.id,
+    ])?;
+    ensure!(r.code != 0, "{r:?}");
+    if rt == Runtime::Hako {
+        ensure!(
+            r.stderr.contains(
+                "is missing features on this kernel: LazyPages (--lazy-pages: userfaultfd)"
+            ),
+            "{}",
+            r.stderr
+        );
+    }
+    ensure!(b.status()? == "running", "status after the refusal");
+    ensure!(
+        !img.join("descriptors.json").exists(),
+        "wrote into the image directory"
+    );
+    Ok(())
+}
+both!(lazy_pages_without_the_feature_are_refused);

@@ -28,8 +28,8 @@ pub(crate) use mountpoints::prepare_mount_points;
 pub(crate) use rpc::{request, ReqType};
 pub use rpc::{CgMode, CriuVersion};
 pub(crate) use swrk::Swrk;
-pub(crate) use version::check as check_version;
 pub use version::MINIMUM;
+pub(crate) use version::{check as check_version, check_features};
 
 /// The file runc writes into the images directory with the init's stdio (what
 /// `/proc/PID/fd/0..2` linked to), so that restore can reconnect pipes; hako writes the same.
@@ -69,6 +69,14 @@ pub enum CriuError {
         criu: PathBuf,
         /// What it said it is.
         version: String,
+    },
+    /// CRIU lacks a feature a flag needs, on this kernel (its `FEATURE_CHECK` answer).
+    #[error("{criu} is missing features on this kernel: {features}")]
+    MissingFeatures {
+        /// The executable.
+        criu: PathBuf,
+        /// The features, with the flag that needs each.
+        features: String,
     },
     /// CRIU answered that the request failed.
     #[error("criu failed: type {request} errno {errno}, log file: {}", log.display())]

@@ -15,6 +15,8 @@ pub(crate) enum ReqType {
     PreDump = 4,
     /// The answer to a notification.
     Notify = 6,
+    /// Which features CRIU has on this kernel.
+    FeatureCheck = 9,
     /// CRIU's version (CRIU 3.0 and newer answer it).
     Version = 10,
 }
@@ -27,6 +29,7 @@ impl ReqType {
             ReqType::Restore => "RESTORE",
             ReqType::PreDump => "PRE_DUMP",
             ReqType::Notify => "NOTIFY",
+            ReqType::FeatureCheck => "FEATURE_CHECK",
             ReqType::Version => "VERSION",
         }
     }
@@ -214,6 +217,30 @@ pub(crate) fn request(kind: ReqType, opts: Option<&Opts>) -> Vec<u8> {
     w.finish()
 }
 
+/// `criu_features`: what a `FEATURE_CHECK` asks about and CRIU answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Features {
+    /// 1: dirty-memory tracking (`--pre-dump`, `--parent-path`).
+    pub mem_track: Option<bool>,
+    /// 2: userfaultfd-based lazy restore (`--lazy-pages`).
+    pub lazy_pages: Option<bool>,
+}
+
+/// Encodes a `FEATURE_CHECK` request for the features set in `asked`.
+pub(crate) fn feature_request(asked: Features) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.int32(1, ReqType::FeatureCheck as i32);
+    w.message(5, |m| {
+        if let Some(v) = asked.mem_track {
+            m.bool(1, v);
+        }
+        if let Some(v) = asked.lazy_pages {
+            m.bool(2, v);
+        }
+    });
+    w.finish()
+}
+
 /// The answer to a notification: `notify_success` says whether hako handled it.
 pub(crate) fn notify_answer(success: bool) -> Vec<u8> {
     let mut w = Writer::default();
@@ -246,6 +273,8 @@ pub(crate) struct Resp {
     pub cr_errno: i32,
     /// 9: CRIU's own description of what failed.
     pub cr_errmsg: Option<String>,
+    /// 8: the answer to a `FEATURE_CHECK` request.
+    pub features: Option<Features>,
     /// 10: the answer to a `VERSION` request.
     pub version: Option<CriuVersion>,
 }
@@ -335,6 +364,18 @@ impl Resp {
                 }
                 7 => resp.cr_errno = v.as_i32().unwrap_or(0),
                 9 => resp.cr_errmsg = Some(string(v)),
+                8 => {
+                    let mut f = Features::default();
+                    let mut m = nested(v);
+                    while let Some((n, v)) = m.next_field()? {
+                        match n {
+                            1 => f.mem_track = v.as_bool(),
+                            2 => f.lazy_pages = v.as_bool(),
+                            _ => {}
+                        }
+                    }
+                    resp.features = Some(f);
+                }
                 10 => {
                     let mut ver = CriuVersion::default();
                     let mut m = nested(v);
@@ -449,6 +490,28 @@ mod tests {
             ..CriuVersion::default()
         };
         assert_eq!((old.number(), old.to_string().as_str()), (20900, "2.9"));
+    }
+
+    #[test]
+    fn feature_check_asks_and_reads_criu_features() {
+        let req = feature_request(Features {
+            mem_track: None,
+            lazy_pages: Some(true),
+        });
+        // type 9; features (5) { lazy_pages (2) = true }
+        assert_eq!(req, [0x08, 0x09, 0x2a, 0x02, 0x10, 0x01]);
+        let mut w = Writer::default();
+        w.int32(1, ReqType::FeatureCheck as i32);
+        w.bool(2, true);
+        w.message(8, |m| m.bool(2, false));
+        let resp = Resp::decode(&w.finish()).expect("test");
+        assert_eq!(
+            resp.features,
+            Some(Features {
+                mem_track: None,
+                lazy_pages: Some(false)
+            })
+        );
     }
 
     #[test]

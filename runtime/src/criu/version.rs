@@ -1,4 +1,7 @@
-//! The CRIU version check `checkpoint` and `restore` make first, as runc does: a `VERSION`
+//! What `checkpoint` and `restore` ask CRIU before they use it: its version, and (for
+//! `--lazy-pages` and `--pre-dump`) whether it has the feature on this kernel.
+//!
+//! The version check `checkpoint` and `restore` make first, as runc does: a `VERSION`
 //! request over `criu swrk` (CRIU 3.0 and newer answer it), and a refusal of anything older
 //! than [`MINIMUM`]. runc's reason for that minimum is the request itself (libcontainer
 //! `checkCriuVersion(30000)`: "We are relying on the CRIU version RPC which was introduced with
@@ -6,7 +9,7 @@
 
 use std::path::Path;
 
-use super::rpc::{self, CriuVersion, ReqType};
+use super::rpc::{self, CriuVersion, Features, ReqType};
 use super::swrk::Swrk;
 use super::CriuError;
 use crate::error::{Error, Result};
@@ -55,4 +58,39 @@ pub(crate) fn check(criu: &Path) -> Result<CriuVersion> {
         .into());
     }
     Ok(version)
+}
+
+/// Asks `criu` whether it has what `lazy_pages` and `mem_track` need on this kernel (runc's
+/// `checkCriuFeatures` before a lazy or pre-dump checkpoint): lazy restore needs userfaultfd(2),
+/// pre-dump the soft-dirty bit. A feature CRIU says it lacks is refused by name.
+pub(crate) fn check_features(criu: &Path, lazy_pages: bool, mem_track: bool) -> Result<()> {
+    let asked = Features {
+        mem_track: mem_track.then_some(true),
+        lazy_pages: lazy_pages.then_some(true),
+    };
+    let mut swrk = Swrk::spawn(criu, &[], Path::new("(no log: feature check)").into())?;
+    let got = swrk
+        .call(
+            ReqType::FeatureCheck,
+            &rpc::feature_request(asked),
+            |_, _| Ok(()),
+        )?
+        .features
+        .unwrap_or_default();
+    swrk.finish(ReqType::FeatureCheck, false)?;
+    let mut missing = Vec::new();
+    if mem_track && got.mem_track != Some(true) {
+        missing.push("MemTrack (--pre-dump: soft-dirty page tracking)");
+    }
+    if lazy_pages && got.lazy_pages != Some(true) {
+        missing.push("LazyPages (--lazy-pages: userfaultfd)");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(CriuError::MissingFeatures {
+        criu: criu.to_path_buf(),
+        features: missing.join(", "),
+    }
+    .into())
 }
