@@ -24,7 +24,8 @@ TCP='["sh","-c","ip link set lo up; sleep 100000 | nc -l -p 5000 & usleep 300000
 
 # "check|reason" per line: failures of the oracle, seen in this lane and not hako's.
 known_failures="runc/tcp-restore|runc 1.1.5 with CRIU 3.17: CRIU cannot connect the restored TCP socket back (Network is unreachable in soccr) where the same images restore under hako
-runc/tcp-continues|follows from runc/tcp-restore"
+runc/tcp-continues|follows from runc/tcp-restore
+runc/nothing-left|runc 1.1.5 leaves the cgroup of the container it checkpointed with --lazy-pages (hako-vm-runc-lazy) behind"
 
 passed=0 failed=0 known=0
 
@@ -149,6 +150,10 @@ scenario_roundtrip() { # the same id; $CG_ARGS: --manage-cgroups-mode for both e
     pid=$(rt state "$id" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
     [ -n "$pid" ] && in_its_cgroup "$pid" "$id"
     report "$name/restored-in-its-cgroup" $? "pid '$pid': $(tr '\n' ' ' < "/proc/$pid/cgroup" 2>&1)"
+    # exec reads the config the restore kept in the state directory, as create keeps it.
+    out=$(rt exec "$id" sh -c 'echo exec-in-restored' 2>&1)
+    [ "$out" = exec-in-restored ]
+    report "$name/exec-in-restored" $? "$out"
     continues "$name/restored-continues" "$W/run.out" "$W/r1.out"
     cleanup "$id"
 }
@@ -358,9 +363,11 @@ if [ "$v1_rc" = 0 ]; then
     run_scenarios roundtrip
 fi
 
-left=$(ls /run/hako 2>/dev/null; ls /sys/fs/cgroup /sys/fs/cgroup/* 2>/dev/null | grep hako-vm)
-[ -z "$left" ]
-report final/nothing-left $? "$left"
+for name in hako runc; do
+    left=$(ls "/run/$name" 2>/dev/null; find /sys/fs/cgroup -maxdepth 2 -name "hako-vm-$name-*")
+    [ -z "$left" ]
+    report "$name/nothing-left" $? "$(echo $left)"
+done
 echo "criu-checks: $passed passed, $failed failed, $known known failures"
 [ "$failed" -gt 100 ] && failed=100
 exit "$failed"
