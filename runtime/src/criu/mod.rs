@@ -25,7 +25,7 @@ pub(crate) use describe::{
 };
 pub use describe::{empty_ns_mask, parse_page_server, CriuFlags};
 pub(crate) use mountpoints::prepare_mount_points;
-pub(crate) use rpc::{request, ReqType};
+pub(crate) use rpc::{request, Notify, ReqType};
 pub use rpc::{CgMode, CriuVersion};
 pub(crate) use swrk::Swrk;
 pub use version::MINIMUM;

@@ -8,9 +8,10 @@
 //! after the config's mount points were made in it; the mounts are described as external with
 //! their sources (`criu::restore_opts`); the init's stdio pipes recorded in `descriptors.json`
 //! are reconnected to hako's own stdio; on CRIU's `setup-namespaces` notification the
-//! `prestart` and `createRuntime` hooks run with the restored pid; on `post-restore` the state
+//! `prestart` and `createRuntime` hooks run with the restored pid; once CRIU is done the state
 //! is saved (status `running`: no exec fifo) and `--pid-file` written; a terminal's new master
-//! (`orphan-pts-master`) goes to `--console-socket`. Any failure tears down what was made.
+//! (`orphan-pts-master`) goes to `--console-socket`. The container is made through `create`'s
+//! stages (`claim.rs`), and any failure undoes what was made.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -178,6 +179,67 @@ struct Restored {
     locked: Locked,
 }
 
+/// What `restore` does on CRIU's notifications while it restores.
+struct Notifications<'a> {
+    claim: &'a mut Claim,
+    config: &'a ContainerConfig,
+    console_socket: Option<&'a Path>,
+    /// Without `--detach`: hako itself is the terminal's other end.
+    foreground: bool,
+    /// A restored terminal's master, for hako to proxy (foreground, no `--console-socket`).
+    master: Option<OwnedFd>,
+    /// The restored init, from `post-restore`.
+    restored: Option<Pid>,
+}
+
+impl Notifications<'_> {
+    fn handle(&mut self, n: &criu::Notify, fd: Option<OwnedFd>) -> Result<()> {
+        match n.script.as_str() {
+            "setup-namespaces" => {
+                // The restored root task is our child (rst_sibling): the claim kills and
+                // reaps it if anything fails from here.
+                let pid = Pid::from_raw(n.pid);
+                self.claim.child = Some(pid);
+                self.claim.record_pid(pid, false)?;
+                let state_json = self.claim.locked()?.hook_state(Status::Creating)?;
+                if let Some(h) = self.config.hooks.prestart() {
+                    hooks::run_all("prestart", h, &state_json)?;
+                }
+                if let Some(h) = self.config.hooks.create_runtime() {
+                    hooks::run_all("createRuntime", h, &state_json)?;
+                }
+                Ok(())
+            }
+            "post-restore" => {
+                let pid = Pid::from_raw(n.pid);
+                self.claim.child = Some(pid);
+                self.claim.record_pid(pid, false)?;
+                self.claim.locked_mut()?.state.created = timestamp::now();
+                self.restored = Some(pid);
+                Ok(())
+            }
+            "orphan-pts-master" => {
+                let fd = fd.ok_or(Error::Protocol {
+                    expected: "the pty master with orphan-pts-master",
+                    got: "no descriptor",
+                })?;
+                match self.console_socket {
+                    Some(sock) => send_master(sock, fd.as_fd()),
+                    None if self.foreground => {
+                        self.master = Some(fd);
+                        Ok(())
+                    }
+                    None => Err(Error::InvalidConfig {
+                        field: "process.terminal",
+                        reason: "restore --detach of a terminal needs --console-socket".into(),
+                    }),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Restores the container; returns the exit code for hako (0 with `--detach`).
 pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<i32> {
     // Blocked before CRIU makes our child (rst_sibling), so that no SIGCHLD is missed.
@@ -270,55 +332,20 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
         cg_root,
     };
     let rpc_opts = criu::restore_opts(&layout, &opts.flags, &facts);
-    let mut master = None;
-    let mut restored_pid = None;
+    let mut served = Notifications {
+        claim: &mut claim,
+        config: &config,
+        console_socket: c.console_socket.as_deref(),
+        foreground,
+        master: None,
+        restored: None,
+    };
     swrk.call(
         ReqType::Restore,
         &criu::request(ReqType::Restore, Some(&rpc_opts)),
-        |n, fd| match n.script.as_str() {
-            "setup-namespaces" => {
-                // The restored root task is our child (rst_sibling): the claim kills and
-                // reaps it if anything fails from here.
-                let pid = Pid::from_raw(n.pid);
-                claim.child = Some(pid);
-                claim.record_pid(pid, false)?;
-                let state_json = claim.locked()?.hook_state(Status::Creating)?;
-                if let Some(h) = config.hooks.prestart() {
-                    hooks::run_all("prestart", h, &state_json)?;
-                }
-                if let Some(h) = config.hooks.create_runtime() {
-                    hooks::run_all("createRuntime", h, &state_json)?;
-                }
-                Ok(())
-            }
-            "post-restore" => {
-                let pid = Pid::from_raw(n.pid);
-                claim.child = Some(pid);
-                claim.record_pid(pid, false)?;
-                claim.locked_mut()?.state.created = timestamp::now();
-                restored_pid = Some(pid);
-                Ok(())
-            }
-            "orphan-pts-master" => {
-                let fd = fd.ok_or(Error::Protocol {
-                    expected: "the pty master with orphan-pts-master",
-                    got: "no descriptor",
-                })?;
-                match &c.console_socket {
-                    Some(sock) => send_master(sock, fd.as_fd()),
-                    None if foreground => {
-                        master = Some(fd);
-                        Ok(())
-                    }
-                    None => Err(Error::InvalidConfig {
-                        field: "process.terminal",
-                        reason: "restore --detach of a terminal needs --console-socket".into(),
-                    }),
-                }
-            }
-            _ => Ok(()),
-        },
+        |n, fd| served.handle(n, fd),
     )?;
+    let (master, restored_pid) = (served.master, served.restored);
     swrk.finish(ReqType::Restore, true)?;
     criu_root.release()?;
     let pid = restored_pid.ok_or(Error::Protocol {
