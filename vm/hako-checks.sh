@@ -131,6 +131,18 @@ ok update/command update --memory 67108864 --pids-limit 50 life
 is update/memory.max 67108864 "$(cat "$c/memory.max" 2>&1)"
 is update/pids.max 50 "$(cat "$c/pids.max" 2>&1)"
 is exec/sees-own-limits 50 "$(hk exec life cat /sys/fs/cgroup/pids.max)"
+# memory.checkBeforeUpdate (runtime-spec 1.2): a limit below the usage (24 MiB of tmpfs, not
+# reclaimable without swap) is refused; v2 itself would take it and OOM-kill the container.
+hk exec life dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=24 >/dev/null
+printf '{"memory":{"limit":8388608,"checkBeforeUpdate":true}}' > "$WORK/cbu.json"
+has update/check-before-update-refused "below current usage" "$(hk update --resources "$WORK/cbu.json" life)"
+is update/memory.max-kept 67108864 "$(cat "$c/memory.max" 2>&1)"
+is update/still-running running "$(status life)"
+hk exec life rm /dev/shm/fill
+# cpu.burst (runtime-spec 1.1) is cpu.max.burst on v2, read from inside.
+printf '{"cpu":{"quota":50000,"period":100000,"burst":20000}}' > "$WORK/burst.json"
+ok update/cpu-burst update --resources "$WORK/burst.json" life
+is update/cpu.max.burst-inside 20000 "$(hk exec life cat /sys/fs/cgroup/cpu.max.burst)"
 out=$(hk events --stats life)
 has events/stats '"type":"stats"' "$out"
 echo "$out" | grep -q '"pids":{"current":[0-9]*,"limit":50}'

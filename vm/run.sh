@@ -8,20 +8,21 @@
 #
 # Exits 0 only if the VM printed "HAKO-VM-RESULT rc=0". Environment:
 #   CARGO_TARGET_DIR      where cargo builds (default: <repo>/target)
-#   HAKO_VM_PARTS         which parts run (default "root hako conformance rootless")
+#   HAKO_VM_PARTS         which parts run (default "root hako conformance rootless numa")
 #   HAKO_VM_CONFORMANCE   the suite's --filter, e.g. "cgroups/" (default "all": every case)
 #   HAKO_VM_SCRIPT        a busybox sh script to run in the VM too (part "script")
 #   HAKO_VM_KERNEL        a bzImage/vmlinuz to boot instead of Debian's
 #   HAKO_VM_CACHE         where Debian's kernel is kept (default /var/cache/hako-vm)
 #   HAKO_VM_TIMEOUT       seconds before the VM is killed (default 600)
-#   HAKO_VM_NUMA          2: boot with two NUMA nodes (one CPU, 512 MiB each; vm/numa.sh)
+#   HAKO_VM_NUMA          2 (default): two NUMA nodes (one CPU, 512 MiB each; part numa,
+#                         vm/numa.sh); 1: one node (part numa then has nothing to check)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cache=${HAKO_VM_CACHE:-/var/cache/hako-vm}
 timeout_s=${HAKO_VM_TIMEOUT:-600}
-parts=${HAKO_VM_PARTS:-root hako conformance rootless}
+parts=${HAKO_VM_PARTS:-root hako conformance rootless numa}
 conformance_filter=${HAKO_VM_CONFORMANCE:-all}
 triple=x86_64-unknown-linux-gnu
 start=$(date +%s.%N)
@@ -68,7 +69,7 @@ vm_initramfs_base "$root"
 cp "$tests" "$root/hako-root-tests"
 cp "$hako" "$root/bin/hako"
 cp "$conformance" "$root/bin/hako-conformance"
-cp "$repo"/vm/{bundle.sh,hako-checks.sh,conformance.sh,rootless.sh} "$root/lane/"
+cp "$repo"/vm/{bundle.sh,hako-checks.sh,conformance.sh,rootless.sh,numa.sh} "$root/lane/"
 # The conformance harness runs `ldd` on itself to copy its libraries into each
 # rootfs; busybox has no ldd, and a static executable needs no libraries: this
 # prints what glibc's ldd prints for one.
@@ -98,7 +99,7 @@ vm_pack "$root" "$work/initramfs.cpio"
 # (one was seen once in the conformance part: the run then sat out the whole
 # timeout), and loglevel=5 prints the backtraces; the timeout catches the rest.
 vm_qemu_args=() extra_append=""
-if [ "${HAKO_VM_NUMA:-1}" = 2 ]; then
+if [ "${HAKO_VM_NUMA:-2}" = 2 ]; then
     vm_qemu_args=(-object memory-backend-ram,id=m0,size=512M -object memory-backend-ram,id=m1,size=512M
         -numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1)
     # Its first boot on a loaded host panicked in the IO-APIC timer check ("IO-APIC + timer

@@ -15,6 +15,7 @@ pub mod state;
 pub mod verb;
 
 mod capabilities;
+mod claim;
 mod config;
 mod console;
 mod fds;

@@ -84,7 +84,7 @@ pub fn debug_enabled() -> bool {
 /// `--debug`'s account of a verb: each [`Steps::step`] logs what was just done and how long it
 /// took since the previous step; [`Steps::done`] the total. Without `--debug` it reads no clock
 /// and formats nothing (the messages are `format_args!`, formatted only when logged).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Steps {
     verb: &'static str,
     /// When the verb started and when the last step ended; `None` without `--debug`.

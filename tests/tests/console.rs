@@ -31,8 +31,9 @@ fn receive_fd(listener: UnixListener) -> Result<OwnedFd> {
     anyhow::bail!("no fd in the console message")
 }
 
-fn console_socket_receives_pty_master(rt: Runtime) -> Result<()> {
-    let mut b = Bundle::new(rt, "console", &["sh", "-c", "tty; echo on-the-pty"])?;
+/// Creates and starts `b` (with `"terminal": true`) through a console socket, and returns all
+/// the container printed on the pty master until it exited.
+fn terminal_output(b: &mut Bundle) -> Result<String> {
     b.config["process"]["terminal"] = json!(true);
     b.write_config()?;
     let sock = b.path().join("console.sock");
@@ -68,12 +69,28 @@ fn console_socket_receives_pty_master(rt: Runtime) -> Result<()> {
         }
         let _ = tx.send(out);
     });
-    let out = String::from_utf8_lossy(&rx.recv_timeout(Duration::from_secs(30))?).into_owned();
+    Ok(String::from_utf8_lossy(&rx.recv_timeout(Duration::from_secs(30))?).into_owned())
+}
+
+fn console_socket_receives_pty_master(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "console", &["sh", "-c", "tty; echo on-the-pty"])?;
+    let out = terminal_output(&mut b)?;
     ensure!(out.contains("/dev/pts/0"), "tty inside: {out:?}");
     ensure!(out.contains("on-the-pty"), "{out:?}");
     Ok(())
 }
 both!(console_socket_receives_pty_master);
+
+/// `process.consoleSize` (config.md) is the terminal's size as the container reads it
+/// (TIOCGWINSZ, through busybox's `stty size`: "ROWS COLUMNS").
+fn console_size_is_the_terminal_s(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "consize", &["stty", "size"])?;
+    b.config["process"]["consoleSize"] = json!({"height": 37, "width": 101});
+    let out = terminal_output(&mut b)?;
+    ensure!(out.trim() == "37 101", "stty size inside: {out:?}");
+    Ok(())
+}
+both!(console_size_is_the_terminal_s);
 
 fn pid_file_and_preserved_fds(rt: Runtime) -> Result<()> {
     let b = Bundle::new(

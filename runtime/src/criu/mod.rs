@@ -15,6 +15,7 @@ mod describe;
 mod mountpoints;
 mod rpc;
 mod swrk;
+mod version;
 mod wire;
 
 use std::path::{Path, PathBuf};
@@ -24,9 +25,11 @@ pub(crate) use describe::{
 };
 pub use describe::{empty_ns_mask, parse_page_server, CriuFlags};
 pub(crate) use mountpoints::prepare_mount_points;
-pub use rpc::CgMode;
-pub(crate) use rpc::{request, ReqType};
+pub(crate) use rpc::{request, Notify, ReqType};
+pub use rpc::{CgMode, CriuVersion};
 pub(crate) use swrk::Swrk;
+pub use version::MINIMUM;
+pub(crate) use version::{check as check_version, check_features};
 
 /// The file runc writes into the images directory with the init's stdio (what
 /// `/proc/PID/fd/0..2` linked to), so that restore can reconnect pipes; hako writes the same.
@@ -48,6 +51,32 @@ pub enum CriuError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// CRIU did not answer the version request (CRIU before 3.0 does not know it).
+    #[error("{criu} did not tell its version (checkpoint/restore needs CRIU 3.0.0 or newer)")]
+    NoVersion {
+        /// The executable.
+        criu: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::error::Error>,
+    },
+    /// CRIU is older than `MINIMUM` (runc refuses it too: "CRIU version ... must be 30000 or
+    /// higher").
+    #[error("{criu} is CRIU {version}: checkpoint/restore needs CRIU 3.0.0 or newer")]
+    TooOld {
+        /// The executable.
+        criu: PathBuf,
+        /// What it said it is.
+        version: String,
+    },
+    /// CRIU lacks a feature a flag needs, on this kernel (its `FEATURE_CHECK` answer).
+    #[error("{criu} is missing features on this kernel: {features}")]
+    MissingFeatures {
+        /// The executable.
+        criu: PathBuf,
+        /// The features, with the flag that needs each.
+        features: String,
     },
     /// CRIU answered that the request failed.
     #[error("criu failed: type {request} errno {errno}, log file: {}", log.display())]
@@ -94,6 +123,15 @@ pub enum CriuError {
         /// Its value.
         value: String,
         /// What is wrong.
+        reason: &'static str,
+    },
+    /// A config field or flag `restore` cannot honour (as `create` would): refused before
+    /// anything is made, never dropped silently.
+    #[error("restore cannot honour {what}: {reason}")]
+    CannotRestore {
+        /// The field (`linux.netDevices`) or flag (`--rootless`).
+        what: &'static str,
+        /// Why.
         reason: &'static str,
     },
     /// The container is not in a state that can be checkpointed.

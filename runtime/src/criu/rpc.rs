@@ -15,6 +15,10 @@ pub(crate) enum ReqType {
     PreDump = 4,
     /// The answer to a notification.
     Notify = 6,
+    /// Which features CRIU has on this kernel.
+    FeatureCheck = 9,
+    /// CRIU's version (CRIU 3.0 and newer answer it).
+    Version = 10,
 }
 
 impl ReqType {
@@ -25,6 +29,8 @@ impl ReqType {
             ReqType::Restore => "RESTORE",
             ReqType::PreDump => "PRE_DUMP",
             ReqType::Notify => "NOTIFY",
+            ReqType::FeatureCheck => "FEATURE_CHECK",
+            ReqType::Version => "VERSION",
         }
     }
 }
@@ -211,6 +217,30 @@ pub(crate) fn request(kind: ReqType, opts: Option<&Opts>) -> Vec<u8> {
     w.finish()
 }
 
+/// `criu_features`: what a `FEATURE_CHECK` asks about and CRIU answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Features {
+    /// 1: dirty-memory tracking (`--pre-dump`, `--parent-path`).
+    pub mem_track: Option<bool>,
+    /// 2: userfaultfd-based lazy restore (`--lazy-pages`).
+    pub lazy_pages: Option<bool>,
+}
+
+/// Encodes a `FEATURE_CHECK` request for the features set in `asked`.
+pub(crate) fn feature_request(asked: Features) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.int32(1, ReqType::FeatureCheck as i32);
+    w.message(5, |m| {
+        if let Some(v) = asked.mem_track {
+            m.bool(1, v);
+        }
+        if let Some(v) = asked.lazy_pages {
+            m.bool(2, v);
+        }
+    });
+    w.finish()
+}
+
 /// The answer to a notification: `notify_success` says whether hako handled it.
 pub(crate) fn notify_answer(success: bool) -> Vec<u8> {
     let mut w = Writer::default();
@@ -243,6 +273,50 @@ pub(crate) struct Resp {
     pub cr_errno: i32,
     /// 9: CRIU's own description of what failed.
     pub cr_errmsg: Option<String>,
+    /// 8: the answer to a `FEATURE_CHECK` request.
+    pub features: Option<Features>,
+    /// 10: the answer to a `VERSION` request.
+    pub version: Option<CriuVersion>,
+}
+
+/// `criu_version`: what CRIU says it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CriuVersion {
+    /// 1.
+    pub major: i32,
+    /// 2.
+    pub minor: i32,
+    /// 4: the third number, when not 0.
+    pub sublevel: Option<i32>,
+    /// 3: set when CRIU was built from git between releases.
+    pub gitid: Option<String>,
+}
+
+impl CriuVersion {
+    /// The number runc compares (go-criu's `GetCriuVersion`): major·10000 + minor·100 +
+    /// sublevel, and a build from git between releases counts as the next minor release.
+    pub fn number(&self) -> i64 {
+        let n = i64::from(self.major) * 10_000
+            + i64::from(self.minor) * 100
+            + i64::from(self.sublevel.unwrap_or(0));
+        match self.gitid {
+            Some(_) => n - n % 100 + 100,
+            None => n,
+        }
+    }
+}
+
+impl std::fmt::Display for CriuVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)?;
+        if let Some(s) = self.sublevel.filter(|&s| s != 0) {
+            write!(f, ".{s}")?;
+        }
+        if let Some(g) = &self.gitid {
+            write!(f, " (git {g})")?;
+        }
+        Ok(())
+    }
 }
 
 fn string(v: Value<'_>) -> String {
@@ -290,6 +364,32 @@ impl Resp {
                 }
                 7 => resp.cr_errno = v.as_i32().unwrap_or(0),
                 9 => resp.cr_errmsg = Some(string(v)),
+                8 => {
+                    let mut f = Features::default();
+                    let mut m = nested(v);
+                    while let Some((n, v)) = m.next_field()? {
+                        match n {
+                            1 => f.mem_track = v.as_bool(),
+                            2 => f.lazy_pages = v.as_bool(),
+                            _ => {}
+                        }
+                    }
+                    resp.features = Some(f);
+                }
+                10 => {
+                    let mut ver = CriuVersion::default();
+                    let mut m = nested(v);
+                    while let Some((f, v)) = m.next_field()? {
+                        match f {
+                            1 => ver.major = v.as_i32().unwrap_or(0),
+                            2 => ver.minor = v.as_i32().unwrap_or(0),
+                            3 => ver.gitid = Some(string(v)).filter(|g| !g.is_empty()),
+                            4 => ver.sublevel = v.as_i32(),
+                            _ => {}
+                        }
+                    }
+                    resp.version = Some(ver);
+                }
                 _ => {}
             }
         }
@@ -356,6 +456,60 @@ mod tests {
             Some(Notify {
                 script: "post-restore".into(),
                 pid: 1234
+            })
+        );
+    }
+
+    #[test]
+    fn decodes_a_version_and_numbers_it_as_runc() {
+        // What CRIU 3.17.1 answers (bytes as rpc.proto lays them out).
+        let mut w = Writer::default();
+        w.int32(1, ReqType::Version as i32);
+        w.bool(2, true);
+        w.message(10, |m| {
+            m.int32(1, 3);
+            m.int32(2, 17);
+            m.int32(4, 1);
+        });
+        let v = Resp::decode(&w.finish())
+            .expect("test")
+            .version
+            .expect("test");
+        assert_eq!(v.number(), 31701);
+        assert_eq!(v.to_string(), "3.17.1");
+        let git = CriuVersion {
+            major: 3,
+            minor: 17,
+            sublevel: Some(1),
+            gitid: Some("v3.17.1-12-gabc".into()),
+        };
+        assert_eq!(git.number(), 31800);
+        let old = CriuVersion {
+            major: 2,
+            minor: 9,
+            ..CriuVersion::default()
+        };
+        assert_eq!((old.number(), old.to_string().as_str()), (20900, "2.9"));
+    }
+
+    #[test]
+    fn feature_check_asks_and_reads_criu_features() {
+        let req = feature_request(Features {
+            mem_track: None,
+            lazy_pages: Some(true),
+        });
+        // type 9; features (5) { lazy_pages (2) = true }
+        assert_eq!(req, [0x08, 0x09, 0x2a, 0x02, 0x10, 0x01]);
+        let mut w = Writer::default();
+        w.int32(1, ReqType::FeatureCheck as i32);
+        w.bool(2, true);
+        w.message(8, |m| m.bool(2, false));
+        let resp = Resp::decode(&w.finish()).expect("test");
+        assert_eq!(
+            resp.features,
+            Some(Features {
+                mem_track: None,
+                lazy_pages: Some(false)
             })
         );
     }

@@ -167,6 +167,11 @@ pub fn checkpoint(store: &Store, opts: &CheckpointOptions) -> Result<()> {
     if let (true, Some(fd)) = (opts.flags.lazy_pages, opts.status_fd) {
         check_status_fd(fd)?;
     }
+    // Before anything is written (runc: checkCriuVersion(30000) first).
+    criu::check_version(&opts.criu)?;
+    if opts.flags.lazy_pages || opts.pre_dump {
+        criu::check_features(&opts.criu, opts.flags.lazy_pages, opts.pre_dump)?;
+    }
     let spec = crate::config::load_spec(&locked.state.bundle)?;
     let layout = Layout::from_spec(&spec);
     let image_path = image_dir(opts.image_path.as_deref())?;

@@ -1,7 +1,7 @@
 //! `hako create`: build the container and leave its init waiting on the exec fifo.
 //!
 //! The parent side of the protocol in `runtime/docs/protocol.md`. Every resource is registered
-//! with a `Teardown` guard as soon as it exists, so any failure (including a failing hook or an
+//! with the `Claim` guard (`claim.rs`, shared with `restore`) as soon as it exists, so any failure (including a failing hook or an
 //! init that reports an error) removes the process, the cgroup and the state directory again.
 
 use std::ffi::CString;
@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
+use crate::claim::Claim;
 use crate::config::{self, ContainerConfig};
 use crate::error::{Error, Result};
 use crate::init::{self, InitArgs};
 use crate::spawn::{self, Forked};
-use crate::state::{self, Locked, Persisted, Status, Store};
+use crate::state::{self, Locked, Status, Store};
 use crate::sync::{self, Message};
-use crate::{console, fds, fifo, hooks, pidfd, rootless, timestamp};
+use crate::{console, fds, fifo, hooks, pidfd, rootless};
 
 /// `create`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -49,96 +50,6 @@ pub struct Created {
     pub pid: Pid,
     /// Holds the container's lock until the caller is done with it.
     _locked: Locked,
-}
-
-/// Undoes a half-made container when dropped while armed.
-struct Teardown {
-    locked: Option<Locked>,
-    cgroup: Option<hako_cgroups::Cgroup>,
-    /// The resctrl groups made for `linux.intelRdt`.
-    resctrl: Option<crate::resctrl::ResctrlDirs>,
-    child: Option<Pid>,
-    /// The record of the mounts the child makes in a mount namespace it does not own.
-    mounts: Option<PathBuf>,
-    armed: bool,
-    /// `--debug`'s account of each stage (`log::Steps`).
-    steps: crate::log::Steps,
-}
-
-impl Teardown {
-    /// The claimed state; held from the claim until `create` hands it to the caller.
-    fn locked(&self) -> Result<&Locked> {
-        self.locked.as_ref().ok_or_else(Self::no_state)
-    }
-
-    fn locked_mut(&mut self) -> Result<&mut Locked> {
-        self.locked.as_mut().ok_or_else(Self::no_state)
-    }
-
-    fn no_state() -> Error {
-        Error::Protocol {
-            expected: "state held by create",
-            got: "none",
-        }
-    }
-}
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Err(e) = self.undo() {
-            // The state directory (with the cgroup path and the mount record) stays for
-            // `delete --force` to finish the job.
-            crate::warn(&e);
-        }
-    }
-}
-
-impl Teardown {
-    /// Kills and reaps the init, unmounts what it mounted in the caller's mount namespace,
-    /// removes its cgroup and, only when all of that worked, the state directory.
-    fn undo(&mut self) -> Result<()> {
-        let cgroup = self.cgroup.take();
-        let mut first_error = None;
-        if let Some(pid) = self.child.take() {
-            // The cgroup is ours (no `pause` can have reached a container being created): thaw
-            // it, or a frozen init would never act on its SIGKILL.
-            if let Err(e) = pidfd::kill_and_reap(pid, cgroup.as_ref()) {
-                first_error.get_or_insert(e);
-            }
-        } else if let Some(cg) = &cgroup {
-            let _ = cg.signal_all(libc::SIGKILL);
-        }
-        if let (Some(record), Some(l)) = (&self.mounts, &self.locked) {
-            if let Err(e) = hako_namespaces::unmount_recorded(record, &l.state.rootfs) {
-                first_error.get_or_insert(e.into());
-            }
-        }
-        if let Some(cg) = &cgroup {
-            // A systemd scope first: systemd would otherwise keep (or remake) its cgroup.
-            let _ = cg.stop_unit();
-            if let Err(e) = cg.destroy() {
-                first_error.get_or_insert(e.into());
-            }
-        }
-        if let Some(r) = self.resctrl.take() {
-            let _ = r.remove();
-        }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        if let Some(l) = self.locked.take() {
-            l.remove()?;
-        }
-        Ok(())
-    }
-}
-
-/// The name of the user running hako, for `state`'s `owner` (runc's field).
-pub(crate) fn owner() -> String {
-    hako_namespaces::user_name(nix::unistd::getuid().as_raw())
 }
 
 /// Number of fds passed by systemd socket activation (`LISTEN_FDS`), which runc forwards.
@@ -191,35 +102,7 @@ pub(crate) fn create_with_console(
         }
     }
     let preserved = (opts.preserve_fds + listen) as i32;
-    let locked = store.claim(Persisted {
-        id: opts.id.clone(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: bundle.clone(),
-        rootfs: config.rootfs.root_path().to_path_buf(),
-        created: timestamp::now(),
-        annotations: config.annotations.clone(),
-        cgroup: Some(config.cgroup_path.clone()),
-        freezer: None,
-        created_done: false,
-        has_process: config.process.is_some(),
-        hooks: Some(config.hooks.clone()),
-        owner: owner(),
-        resctrl_dirs: Vec::new(),
-    })?;
-    let mut guard = Teardown {
-        locked: Some(locked),
-        cgroup: None,
-        resctrl: None,
-        child: None,
-        mounts: None,
-        armed: true,
-        steps,
-    };
-    guard
-        .steps
-        .step(format_args!("claimed the id {:?}", opts.id));
-    guard.locked()?.save_config(&spec_text)?;
+    let mut guard = Claim::new(store, &opts.id, &bundle, &config, &spec_text, steps)?;
     drop(spec_text);
     if config.rootfs.needs_mount_record() {
         let path = guard.locked()?.mounts_path();
@@ -232,17 +115,11 @@ pub(crate) fn create_with_console(
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, pid)?;
     }
-    let locked = guard.locked_mut()?;
-    locked.state.created_done = true;
-    // Still armed: a state that cannot be saved is a failed create, and the guard takes back
-    // the init, the cgroup and the state directory.
-    locked.save()?;
-    guard.armed = false;
-    let locked = guard.locked.take().ok_or_else(Teardown::no_state)?;
-    guard
-        .steps
-        .step(format_args!("saved the state: created, init pid {pid}"));
-    guard.steps.done();
+    // Still armed until saved: a state that cannot be saved is a failed create, and the guard
+    // takes back the init, the cgroup and the state directory.
+    let (locked, mut steps) = guard.finish()?;
+    steps.step(format_args!("saved the state: created, init pid {pid}"));
+    steps.done();
     Ok(Created {
         pid,
         _locked: locked,
@@ -262,7 +139,7 @@ pub(crate) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
 }
 
 fn spawn_init(
-    guard: &mut Teardown,
+    guard: &mut Claim,
     config: &ContainerConfig,
     opts: &CreateOptions,
     preserved: i32,
@@ -285,7 +162,7 @@ fn spawn_init(
     } else {
         None
     };
-    let cgroup = make_cgroup(guard, config, opts, cgroup_need)?;
+    let cgroup = guard.make_cgroup(config, opts.rootless, cgroup_need)?;
     let console: Option<OwnedFd> = match (&opts.console_socket, console) {
         (Some(p), _) => Some(fds::dup_above(console::connect(p)?.as_fd(), high)?),
         (None, Some(fd)) => Some(fds::dup_above(fd.as_fd(), high)?),
@@ -328,12 +205,7 @@ fn spawn_init(
             drop(parent_sock);
             // Close the state lock (without unlocking it: see `close_inherited`) and forget the
             // cgroup handle without tearing anything down: they belong to the parent.
-            guard.armed = false;
-            if let Some(l) = guard.locked.take() {
-                l.close_inherited();
-            }
-            guard.cgroup = None;
-            guard.mounts = None;
+            guard.forget_in_child();
             init::run(InitArgs {
                 config,
                 sync: child_sock,
@@ -364,40 +236,6 @@ fn spawn_init(
             parent_side(guard, config, &parent_sock, pid, needs_add)
         }
     }
-}
-
-/// Makes the container's cgroup (the guard removes it if `create` fails) and applies its
-/// resources.
-fn make_cgroup<'g>(
-    guard: &'g mut Teardown,
-    config: &ContainerConfig,
-    opts: &CreateOptions,
-    need: rootless::CgroupNeed,
-) -> Result<Option<&'g hako_cgroups::Cgroup>> {
-    let systemd = config.cgroup_path.systemd_unit().is_some();
-    let cgroup = if systemd {
-        // systemd makes the unit's cgroup when it starts the unit with the init (release_init),
-        // and the resources go with it.
-        Some(hako_cgroups::Cgroup::open(&config.cgroup_path)?)
-    } else {
-        rootless::create_cgroup(&config.cgroup_path, &config.resources, opts.rootless, need)?
-    };
-    let Some(cgroup) = cgroup else {
-        // Rootless without a cgroup: later verbs must not look for one.
-        let locked = guard.locked_mut()?;
-        locked.state.cgroup = None;
-        locked.save()?;
-        return Ok(None);
-    };
-    // Kept for `status` (saved with the rest at the end of `create`). `freezer_file` fails
-    // only where the cgroup has no freezer at all: then nothing can pause the container.
-    guard.locked_mut()?.state.freezer = cgroup.freezer_file().ok();
-    let cgroup = guard.cgroup.insert(cgroup);
-    guard.steps.step(format_args!(
-        "made the cgroup {} and applied its resources",
-        config.cgroup_path.as_path().display()
-    ));
-    Ok(Some(cgroup))
 }
 
 /// The cgroup hierarchies as the init mounts them in the container.
@@ -441,7 +279,7 @@ pub(crate) fn forward_seccomp_listener(
 /// Drives the protocol from the clone to `Ready`; returns the container's pid 1 (the cloned
 /// child, or the child it forked into its own pid namespace).
 fn parent_side(
-    guard: &mut Teardown,
+    guard: &mut Claim,
     config: &ContainerConfig,
     sock: &sync::SyncSocket,
     mut pid: Pid,
@@ -528,20 +366,14 @@ fn parent_side(
 /// write is not worth it (a file creation and a rename). If `create` dies from here on, the
 /// init is either already in the cgroup (recorded at claim time, so `delete --force` kills it
 /// there) or not yet, and then it reads end-of-file on the sync socket and exits by itself.
-fn record_init(guard: &mut Teardown, pid: Pid, save: bool) -> Result<()> {
-    let locked = guard.locked_mut()?;
-    locked.state.pid = pid.as_raw();
-    locked.state.pid_start_time = pidfd::start_time(pid.as_raw())?;
-    if save {
-        locked.save()?;
-    }
-    Ok(())
+fn record_init(guard: &mut Claim, pid: Pid, save: bool) -> Result<()> {
+    guard.record_pid(pid, save)
 }
 
 /// Maps the init's ids (unless it unshares its user namespace later and asks), puts it in its
 /// cgroup (where clone could not) and lets it go; returns the state JSON hooks read.
 fn release_init(
-    guard: &mut Teardown,
+    guard: &mut Claim,
     config: &ContainerConfig,
     sock: &sync::SyncSocket,
     pid: Pid,
@@ -558,18 +390,7 @@ fn release_init(
     if let Some(p) = &config.process {
         crate::process::write_oom_score_adj(p, &pid.as_raw().to_string())?;
     }
-    match guard.cgroup.as_ref() {
-        Some(cg) if cg.systemd_unit().is_some() => {
-            cg.start_unit(pid.as_raw(), &config.resources)?;
-        }
-        Some(cg) if needs_add => cg.add_process(pid.as_raw())?,
-        _ => {}
-    }
-    if let Some(rdt) = &config.intel_rdt {
-        let dirs = guard.resctrl.insert(rdt.apply(pid.as_raw())?);
-        let dirs = dirs.dirs.clone();
-        guard.locked_mut()?.state.resctrl_dirs = dirs;
-    }
+    guard.place(config, pid, needs_add)?;
     if !config.net_devices.is_empty() {
         let netns = crate::netdev::open_netns(&config.namespaces, pid.as_raw())?;
         config.net_devices.move_into(netns.as_fd())?;
@@ -610,7 +431,7 @@ fn init_died(pid: Pid, bound: std::time::Duration) -> Error {
 
 /// After `Born`: the container's pid 1 is `sender`, forked by our child `child` (which exits
 /// right after, and is reaped here). From now on the guard and the state track pid 1.
-fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>, save: bool) -> Result<Pid> {
+fn adopt_pid1(guard: &mut Claim, child: Pid, sender: Option<i32>, save: bool) -> Result<Pid> {
     let pid1 = sender
         .filter(|&p| p > 0 && p != child.as_raw())
         .map(Pid::from_raw)
@@ -632,11 +453,6 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>, save: bool)
             })
         }
     }
-    let locked = guard.locked_mut()?;
-    locked.state.pid = pid1.as_raw();
-    locked.state.pid_start_time = pidfd::start_time(pid1.as_raw())?;
-    if save {
-        locked.save()?;
-    }
+    guard.record_pid(pid1, save)?;
     Ok(pid1)
 }

@@ -8,9 +8,10 @@
 //! after the config's mount points were made in it; the mounts are described as external with
 //! their sources (`criu::restore_opts`); the init's stdio pipes recorded in `descriptors.json`
 //! are reconnected to hako's own stdio; on CRIU's `setup-namespaces` notification the
-//! `prestart` and `createRuntime` hooks run with the restored pid; on `post-restore` the state
+//! `prestart` and `createRuntime` hooks run with the restored pid; once CRIU is done the state
 //! is saved (status `running`: no exec fifo) and `--pid-file` written; a terminal's new master
-//! (`orphan-pts-master`) goes to `--console-socket`. Any failure tears down what was made.
+//! (`orphan-pts-master`) goes to `--console-socket`. The container is made through `create`'s
+//! stages (`claim.rs`), and any failure undoes what was made.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -19,16 +20,17 @@ use std::path::{Path, PathBuf};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::unistd::Pid;
 
+use crate::claim::Claim;
 use crate::config::{self, ContainerConfig};
-use crate::criu::{self, CriuFlags, Layout, ReqType, RestoreFacts, Swrk};
+use crate::criu::{self, CriuError, CriuFlags, Layout, ReqType, RestoreFacts, Swrk};
 use crate::error::{Error, Result};
-use crate::state::{self, Locked, Persisted, Status, Store};
+use crate::state::{self, Locked, Status, Store};
 use crate::tty_proxy::TtyProxy;
 use crate::verb::checkpoint::{cgroup_facts, image_dir, open_dir};
-use crate::verb::create::{owner, write_pid_file, CreateOptions};
+use crate::verb::create::{write_pid_file, CreateOptions};
 use crate::verb::delete;
 use crate::wait::SignalForwarder;
-use crate::{console, hooks, pidfd, timestamp};
+use crate::{console, hooks, rootless, timestamp};
 
 /// `restore`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -51,31 +53,86 @@ pub struct RestoreOptions {
     pub flags: CriuFlags,
 }
 
-/// Undoes a half-restored container: CRIU first (it kills what it restored when its client
-/// goes), then the rootfs bind, then whatever is in the cgroup, the cgroup and the state.
-struct Teardown {
-    locked: Option<Locked>,
-    criu_root: Option<PathBuf>,
-}
+/// The rootfs bound on `<state dir>/criu-root` for CRIU (its root must be a mount point),
+/// unmounted and removed again when dropped. Declared after the [`Claim`] in `restore`, so that
+/// it goes first; CRIU (a `Swrk`, declared later still) is gone before either.
+struct CriuRoot(Option<PathBuf>);
 
-impl Teardown {
-    fn unmount(&mut self) -> Result<()> {
-        if let Some(root) = self.criu_root.take() {
-            nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH)
-                .map_err(Error::sys("umount2(criu-root)"))?;
+impl CriuRoot {
+    /// Binds `rootfs` on `root` (a new directory).
+    fn mount(rootfs: &Path, root: PathBuf) -> Result<Self> {
+        std::fs::create_dir(&root).map_err(Error::io("create", &root))?;
+        let bound = CriuRoot(Some(root));
+        let root = bound.0.as_deref().unwrap_or(Path::new(""));
+        nix::mount::mount(
+            Some(rootfs),
+            root,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(Error::sys("mount(rootfs on criu-root, MS_BIND)"))?;
+        Ok(bound)
+    }
+
+    /// Unmounts and removes it (a directory that is no mount point is just removed: the
+    /// mount failed).
+    fn release(&mut self) -> Result<()> {
+        if let Some(root) = self.0.take() {
+            match nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH) {
+                Ok(()) | Err(nix::Error::EINVAL) => {}
+                Err(e) => return Err(Error::sys("umount2(criu-root)")(e)),
+            }
             std::fs::remove_dir(&root).map_err(Error::io("remove", &root))?;
         }
         Ok(())
     }
 }
 
-impl Drop for Teardown {
+impl Drop for CriuRoot {
     fn drop(&mut self) {
-        let _ = self.unmount();
-        if let Some(locked) = self.locked.take() {
-            let _ = delete::destroy(locked);
+        if let Err(e) = self.release() {
+            crate::warn(&e);
         }
     }
+}
+
+/// What `restore` cannot honour, refused before anything is made (config-linux.md fields hako
+/// applies at `create` that a restore would otherwise drop without a word). Looked at in the
+/// spec, before it is validated: `netDevices` validation looks for the devices on the host.
+fn refuse_unrestorable(spec: &oci_spec::runtime::Spec, rootless: bool) -> Result<()> {
+    if rootless {
+        // CRIU restores as root only (its unprivileged mode needs CAP_CHECKPOINT_RESTORE and a
+        // flag runc does not pass); runc only warns "untested" and then fails in CRIU.
+        return Err(CriuError::CannotRestore {
+            what: "--rootless",
+            reason: "CRIU restores a container as root only",
+        }
+        .into());
+    }
+    let linux = spec.linux().as_ref();
+    if linux
+        .and_then(|l| l.net_devices().as_ref())
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(CriuError::CannotRestore {
+            what: "linux.netDevices",
+            reason: "CRIU restores the network namespace as it dumped it; a host device \
+                     cannot be moved into it (runc 1.3 ignores the field on restore)",
+        }
+        .into());
+    }
+    if linux
+        .and_then(|l| l.seccomp().as_ref())
+        .is_some_and(|s| s.listener_path().is_some())
+    {
+        return Err(CriuError::CannotRestore {
+            what: "linux.seccomp.listenerPath",
+            reason: "CRIU does not hand back a restored filter's notify descriptor",
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Reads runc's `descriptors.json`: the init's stdio when it was dumped.
@@ -122,6 +179,67 @@ struct Restored {
     locked: Locked,
 }
 
+/// What `restore` does on CRIU's notifications while it restores.
+struct Notifications<'a> {
+    claim: &'a mut Claim,
+    config: &'a ContainerConfig,
+    console_socket: Option<&'a Path>,
+    /// Without `--detach`: hako itself is the terminal's other end.
+    foreground: bool,
+    /// A restored terminal's master, for hako to proxy (foreground, no `--console-socket`).
+    master: Option<OwnedFd>,
+    /// The restored init, from `post-restore`.
+    restored: Option<Pid>,
+}
+
+impl Notifications<'_> {
+    fn handle(&mut self, n: &criu::Notify, fd: Option<OwnedFd>) -> Result<()> {
+        match n.script.as_str() {
+            "setup-namespaces" => {
+                // The restored root task is our child (rst_sibling): the claim kills and
+                // reaps it if anything fails from here.
+                let pid = Pid::from_raw(n.pid);
+                self.claim.child = Some(pid);
+                self.claim.record_pid(pid, false)?;
+                let state_json = self.claim.locked()?.hook_state(Status::Creating)?;
+                if let Some(h) = self.config.hooks.prestart() {
+                    hooks::run_all("prestart", h, &state_json)?;
+                }
+                if let Some(h) = self.config.hooks.create_runtime() {
+                    hooks::run_all("createRuntime", h, &state_json)?;
+                }
+                Ok(())
+            }
+            "post-restore" => {
+                let pid = Pid::from_raw(n.pid);
+                self.claim.child = Some(pid);
+                self.claim.record_pid(pid, false)?;
+                self.claim.locked_mut()?.state.created = timestamp::now();
+                self.restored = Some(pid);
+                Ok(())
+            }
+            "orphan-pts-master" => {
+                let fd = fd.ok_or(Error::Protocol {
+                    expected: "the pty master with orphan-pts-master",
+                    got: "no descriptor",
+                })?;
+                match self.console_socket {
+                    Some(sock) => send_master(sock, fd.as_fd()),
+                    None if self.foreground => {
+                        self.master = Some(fd);
+                        Ok(())
+                    }
+                    None => Err(Error::InvalidConfig {
+                        field: "process.terminal",
+                        reason: "restore --detach of a terminal needs --console-socket".into(),
+                    }),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Restores the container; returns the exit code for hako (0 with `--detach`).
 pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<i32> {
     // Blocked before CRIU makes our child (rst_sibling), so that no SIGCHLD is missed.
@@ -157,64 +275,29 @@ pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<i32> {
 
 fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> Result<Restored> {
     let c = &opts.create;
+    let steps = crate::log::Steps::start("restore");
     state::validate_id(&c.id)?;
     let bundle =
         std::fs::canonicalize(&c.bundle).map_err(Error::io("resolve bundle", &c.bundle))?;
-    let spec = config::load_spec(&bundle)?;
+    let (spec, spec_text) = config::load_spec_text(&bundle)?;
+    refuse_unrestorable(&spec, c.rootless)?;
+    // Before anything is made (runc: checkCriuVersion(30000) first).
+    criu::check_version(&opts.criu)?;
     let config = ContainerConfig::from_spec(&spec, &bundle, &c.id, c.systemd_cgroup)?;
     let layout = Layout::from_spec(&spec);
     let image_path = image_dir(opts.image_path.as_deref())?;
     let images = open_dir(&image_path, false)?;
     let descriptors = read_descriptors(&image_path)?;
     let rootfs = config.rootfs.root_path().to_path_buf();
-    let locked = store.claim(Persisted {
-        id: c.id.clone(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        created: timestamp::now(),
-        annotations: config.annotations.clone(),
-        cgroup: Some(config.cgroup_path.clone()),
-        created_done: false,
-        has_process: config.process.is_some(),
-        hooks: Some(config.hooks.clone()),
-        owner: owner(),
-        resctrl_dirs: Vec::new(),
-        freezer: None,
-    })?;
-    let mut guard = Teardown {
-        locked: Some(locked),
-        criu_root: None,
-    };
-    let dir = guard
-        .locked
-        .as_ref()
-        .map(|l| l.dir().to_path_buf())
-        .unwrap_or_default();
-    let cgroup = hako_cgroups::Cgroup::create(&config.cgroup_path)?;
-    // Kept for `status`, as `create` keeps it.
-    if let Some(l) = guard.locked.as_mut() {
-        l.state.freezer = cgroup.freezer_file().ok();
-    }
-    cgroup.apply(&config.resources)?;
+    let mut claim = Claim::new(store, &c.id, &bundle, &config, &spec_text, steps)?;
+    drop(spec_text);
+    let cgroup_need = rootless::CgroupNeed::of(c.rootless, &spec);
+    claim.make_cgroup(&config, c.rootless, cgroup_need)?;
     let work_path = opts.work_path.clone().unwrap_or_else(|| image_path.clone());
     let work = open_dir(&work_path, true)?;
     criu::prepare_mount_points(&rootfs, &layout.mount_points)?;
-    let root = dir.join("criu-root");
-    std::fs::create_dir(&root).map_err(Error::io("create", &root))?;
-    guard.criu_root = Some(root.clone());
-    if let Err(e) = nix::mount::mount(
-        Some(&rootfs),
-        &root,
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
-        None::<&str>,
-    ) {
-        let _ = std::fs::remove_dir(&root);
-        guard.criu_root = None;
-        return Err(Error::sys("mount(rootfs on criu-root, MS_BIND)")(e));
-    }
+    let mut criu_root = CriuRoot::mount(&rootfs, claim.locked()?.dir().join("criu-root"))?;
+    let root = claim.locked()?.dir().join("criu-root");
     let netns = match &layout.netns_path {
         Some(p) => Some(OwnedFd::from(
             std::fs::File::open(p).map_err(Error::io("open network namespace", p))?,
@@ -227,12 +310,17 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
     let mut extra: Vec<BorrowedFd<'_>> = vec![stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
     extra.extend(netns.as_ref().map(AsFd::as_fd));
     let mut swrk = Swrk::spawn(&opts.criu, &extra, work_path.join("restore.log"))?;
-    cgroup.add_process(swrk.pid())?;
-    let (hierarchies, _) = cgroup_facts(&cgroup);
-    let cg_root = if cgroup.mode() == hako_cgroups::Mode::Unified {
-        Vec::new()
-    } else {
-        v1_cgroup_roots(swrk.pid())?
+    // CRIU, and so the tree it restores, goes where `create` puts the init: the cgroup (or the
+    // systemd unit, started with CRIU in it, as runc's cgroup manager does) and the resctrl group.
+    claim.place(&config, Pid::from_raw(swrk.pid()), true)?;
+    claim.steps.step(format_args!(
+        "started criu swrk (pid {}) in the container's cgroup",
+        swrk.pid()
+    ));
+    let (hierarchies, cg_root) = match claim.cgroup.as_ref() {
+        Some(cg) if cg.mode() == hako_cgroups::Mode::Unified => (cgroup_facts(cg).0, Vec::new()),
+        Some(cg) => (cgroup_facts(cg).0, v1_cgroup_roots(swrk.pid())?),
+        None => (Vec::new(), Vec::new()),
     };
     let facts = RestoreFacts {
         images_fd: images.as_raw_fd(),
@@ -244,60 +332,22 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
         cg_root,
     };
     let rpc_opts = criu::restore_opts(&layout, &opts.flags, &facts);
-    let mut master = None;
-    let mut restored_pid = None;
+    let mut served = Notifications {
+        claim: &mut claim,
+        config: &config,
+        console_socket: c.console_socket.as_deref(),
+        foreground,
+        master: None,
+        restored: None,
+    };
     swrk.call(
         ReqType::Restore,
         &criu::request(ReqType::Restore, Some(&rpc_opts)),
-        |n, fd| {
-            let locked = guard.locked.as_mut().ok_or(Error::Protocol {
-                expected: "state held by restore",
-                got: "none",
-            })?;
-            match n.script.as_str() {
-                "setup-namespaces" => {
-                    locked.state.pid = n.pid;
-                    let state_json = locked.hook_state(Status::Creating)?;
-                    if let Some(h) = config.hooks.prestart() {
-                        hooks::run_all("prestart", h, &state_json)?;
-                    }
-                    if let Some(h) = config.hooks.create_runtime() {
-                        hooks::run_all("createRuntime", h, &state_json)?;
-                    }
-                }
-                "post-restore" => {
-                    locked.state.pid = n.pid;
-                    locked.state.pid_start_time =
-                        pidfd::stat(n.pid).map(|s| s.start_time).unwrap_or(0);
-                    locked.state.created = timestamp::now();
-                    locked.state.created_done = true;
-                    locked.save()?;
-                    restored_pid = Some(Pid::from_raw(n.pid));
-                }
-                "orphan-pts-master" => {
-                    let fd = fd.ok_or(Error::Protocol {
-                        expected: "the pty master with orphan-pts-master",
-                        got: "no descriptor",
-                    })?;
-                    match &c.console_socket {
-                        Some(sock) => send_master(sock, fd.as_fd())?,
-                        None if foreground => master = Some(fd),
-                        None => {
-                            return Err(Error::InvalidConfig {
-                                field: "process.terminal",
-                                reason: "restore --detach of a terminal needs --console-socket"
-                                    .into(),
-                            })
-                        }
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        },
+        |n, fd| served.handle(n, fd),
     )?;
+    let (master, restored_pid) = (served.master, served.restored);
     swrk.finish(ReqType::Restore, true)?;
-    guard.unmount()?;
+    criu_root.release()?;
     let pid = restored_pid.ok_or(Error::Protocol {
         expected: "post-restore notification",
         got: "none",
@@ -305,10 +355,9 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
     if let Some(pid_file) = &c.pid_file {
         write_pid_file(pid_file, pid)?;
     }
-    let locked = guard.locked.take().ok_or(Error::Protocol {
-        expected: "state held by restore",
-        got: "none",
-    })?;
+    let (locked, mut steps) = claim.finish()?;
+    steps.step(format_args!("saved the state: running, init pid {pid}"));
+    steps.done();
     Ok(Restored {
         pid,
         master,
