@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what building hako and its tour (examples/tour.sh) need on a fresh Debian machine,
-# and nothing more (run as root): busybox-static makes the bundle's rootfs, python3 edits its
-# config.json, and the musl target builds the binary as it ships. The engines, QEMU and the
-# oracles only the tests need are scripts/deps.sh's.
+# Installs what the tour (examples/tour.sh) needs on a fresh Debian machine, and nothing more
+# (run as root), each only when missing: busybox-static makes the bundle's rootfs and python3
+# edits its config.json. The tour builds hako for the host (Cargo profile `tour`): the musl
+# target that the shipped static binary needs is fetched by scripts/build-release.sh when it
+# builds one. The engines, QEMU and the oracles only the tests need are scripts/deps.sh's.
 set -euo pipefail
 need=()
 command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need+=(busybox-static)
@@ -16,6 +17,3 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
   exit 1
 fi
-# The shipped binary links musl statically (scripts/build-release.sh says why; it falls back to
-# static glibc where the target cannot be fetched).
-rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true

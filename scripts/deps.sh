@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing hako needs on a fresh Debian machine (run as root): what the
-# tour needs (scripts/deps-tour.sh), plus runc and crun, the behaviour oracles, the engines the
-# client tests drive, and QEMU for the cgroup v2 lane.
+# tour needs (scripts/deps-tour.sh), plus the musl target of the shipped binary, runc and crun,
+# the behaviour oracles, the engines the client tests drive, and QEMU for the cgroup v2 lane.
 set -euo pipefail
 "$(dirname "$0")/deps-tour.sh"
+# The shipped binary links musl statically (scripts/build-release.sh says why; it falls back to
+# static glibc, and says so, where the target cannot be fetched).
+rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true
 need=()
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)

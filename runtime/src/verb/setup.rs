@@ -6,7 +6,9 @@
 //! `[engine.runtimes]` (containers.conf(5)), docker's `runtimes` (dockerd(8), "daemon
 //! configuration file"), containerd's CRI runtime handler whose runc-shim options set
 //! `BinaryName` (containerd's docs/cri/config.md), and the Kubernetes `RuntimeClass` that names
-//! that handler. hako has no systemd cgroup driver yet, so each one keeps the engine on cgroupfs.
+//! that handler. Each keeps the engine on the cgroupfs driver, the one the engine tests run: hako's
+//! systemd driver (`--systemd-cgroup`) is tested against runc on its own (vm/systemd.sh), not yet
+//! under an engine.
 //!
 //! `--write` edits TOML line by line (a TOML parser would grow every hako command's binary for
 //! this one verb): it finds the `[table]` header, replaces or adds the key under it, or appends
@@ -139,8 +141,8 @@ pub enum SetupError {
         /// What it should be.
         expected: &'static str,
     },
-    /// docker is set to the systemd cgroup driver, which hako refuses.
-    #[error("{}: exec-opts sets {driver}, but hako has no systemd cgroup driver yet: docker must use native.cgroupdriver=cgroupfs", path.display())]
+    /// docker is set to another cgroup driver than the cgroupfs one the snippet registers.
+    #[error("{}: exec-opts sets {driver}, but hako setup registers hako with native.cgroupdriver=cgroupfs, the driver the engine tests run (hako's systemd driver is not yet tested under docker)", path.display())]
     CgroupDriver {
         /// The file.
         path: PathBuf,
@@ -242,8 +244,8 @@ pub fn snippet(engine: Engine, r: &Registration, existing: &str) -> String {
     match engine {
         Engine::Podman => format!(
             "# containers.conf(5), e.g. /etc/containers/containers.conf: `podman --runtime {name} ...`\n\
-             # (hako has no systemd cgroup driver yet: add `--cgroup-manager cgroupfs`, or set\n\
-             # cgroup_manager = \"cgroupfs\" under [engine])\n{}",
+             # (with `--cgroup-manager cgroupfs`, or cgroup_manager = \"cgroupfs\" under [engine]:\n\
+             # the driver the engine tests run; hako's systemd driver is not yet tested under podman)\n{}",
             render_tables(&podman_tables(r))
         ),
         // JSON has no comments: the snippet is the file's content, as docker reads it.
