@@ -375,8 +375,8 @@ mod tests {
             return;
         }
         let path = format!("/hako-unit-{}-vanished", std::process::id());
-        let cg = Cgroup::create(&CgroupPath::absolute(std::path::Path::new(&path)).unwrap())
-            .unwrap();
+        let cg =
+            Cgroup::create(&CgroupPath::absolute(std::path::Path::new(&path)).unwrap()).unwrap();
         let Some(dir) = cg.v2_dir().map(std::path::Path::to_path_buf) else {
             let _ = cg.destroy();
             eprintln!("skipped: no cgroup2 tree");
