@@ -24,6 +24,7 @@ mod rootfs;
 mod runtime;
 mod selftest;
 mod sys;
+mod systemd;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -59,6 +60,13 @@ struct Args {
     /// List the cases and exit.
     #[arg(long)]
     list: bool,
+    /// A global flag to pass to the runtime before every verb (repeatable).
+    #[arg(long = "runtime-arg", allow_hyphen_values = true)]
+    runtime_args: Vec<String>,
+    /// Drive the runtime's systemd cgroup driver: pass it `--systemd-cgroup` and give each case
+    /// a `slice:prefix:name` cgroupsPath (on a host with systemd as PID 1).
+    #[arg(long)]
+    systemd_cgroup: bool,
 }
 
 fn selected(args: &Args) -> Vec<case::Case> {
@@ -95,7 +103,11 @@ fn run(args: Args) -> Result<bool> {
         None => work.path().join("state"),
     };
     std::fs::create_dir_all(&root)?;
-    let rt = runtime::Runtime::detect(&path, root)?;
+    let mut global = args.runtime_args.clone();
+    if args.systemd_cgroup && !global.iter().any(|a| a == systemd::FLAG) {
+        global.push(systemd::FLAG.into());
+    }
+    let rt = runtime::Runtime::detect(&path, root)?.with_global_args(global);
     let template = rootfs::Template::build(&work.path().join("template"))?;
     let bundles = work.path().join("bundles");
     std::fs::create_dir(&bundles)?;
@@ -105,7 +117,10 @@ fn run(args: Args) -> Result<bool> {
     let started = std::time::Instant::now();
     let tally = if args.self_test {
         let wrapper = mutant_wrapper(work.path(), &path)?;
-        let mutant = ctx.with_runtime(runtime::Runtime::detect(&wrapper, ctx.rt.root.clone())?);
+        let mutant = ctx.with_runtime(
+            runtime::Runtime::detect(&wrapper, ctx.rt.root.clone())?
+                .with_global_args(ctx.rt.global_args.clone()),
+        );
         let spec = work.path().join("mutant.spec");
         Some(selftest::run(&ctx, &mutant, &spec, &cases, &mut report)?)
     } else {

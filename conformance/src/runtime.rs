@@ -35,6 +35,8 @@ pub struct Runtime {
     pub kind: Kind,
     /// First line of `--version`.
     pub version: String,
+    /// Global flags given before every verb (`--runtime-arg`, `--systemd-cgroup`).
+    pub global_args: Vec<String>,
 }
 
 /// What one runtime invocation did.
@@ -96,7 +98,21 @@ impl Runtime {
             root,
             kind,
             version,
+            global_args: Vec::new(),
         })
+    }
+
+    /// The same runtime with `args` before every verb.
+    pub fn with_global_args(self, global_args: Vec<String>) -> Self {
+        Runtime {
+            global_args,
+            ..self
+        }
+    }
+
+    /// Whether the runtime is driven on its systemd cgroup driver.
+    pub fn systemd_cgroup(&self) -> bool {
+        self.global_args.iter().any(|a| a == crate::systemd::FLAG)
     }
 
     /// Runs `RUNTIME --root ROOT ARGS...` with stdin from /dev/null, killing it after
@@ -122,6 +138,7 @@ impl Runtime {
         let mut cmd = Command::new(&self.path);
         cmd.arg("--root")
             .arg(&self.root)
+            .args(&self.global_args)
             .args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)

@@ -163,6 +163,7 @@ fn private_mount_ns(b: &Bundle, seen: &std::path::Path) -> Result<Runtime> {
         root: b.ctx().rt.root.clone(),
         kind: b.ctx().rt.kind,
         version: b.ctx().rt.version.clone(),
+        global_args: b.ctx().rt.global_args.clone(),
     })
 }
 
