@@ -37,9 +37,10 @@ busybox=/bin/busybox
 vm_is_static "$busybox" ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static >&2
 
-# 1. Debian's kernel (shared with run.sh), the modules that reach an ext4 virtio disk, and
-# overlay (the engines' image stores).
-vm_kernel "$cache" "$work" virtio_pci virtio_blk crc32c_generic ext4 overlay
+# 1. Debian's kernel (shared with run.sh), the modules that reach an ext4 virtio disk,
+# overlay (the engines' image stores) and loop (the suite opens the block device 7:0 from a
+# container: without the driver, ENXIO).
+vm_kernel "$cache" "$work" virtio_pci virtio_blk crc32c_generic ext4 overlay loop
 vm_say "kernel $kernel"
 
 # 2. The root file system image (built once, cached by its recipe's hash).
