@@ -11,7 +11,7 @@
 # hybrid": systemd.unified_cgroup_hierarchy=1, then =0, systemd's v1 controllers with
 # cgroup2 beside them). Environment: CARGO_TARGET_DIR, HAKO_VM_CACHE (default
 # /var/cache/hako-vm; the root file system image is built there once by
-# systemd-image.sh), HAKO_VM_KERNEL, HAKO_VM_TIMEOUT (default 600 s, per boot),
+# systemd-image.sh), HAKO_VM_KERNEL, HAKO_VM_TIMEOUT (default 1200 s, per boot),
 # HAKO_VM_SYSTEMD_PARTS (default "checks engines conformance": systemd-checks.sh, then
 # systemd-engines.sh, podman and containerd's CRI, and systemd-conformance.sh, the suite's
 # cgroups/ and lifecycle/ with --systemd-cgroup, both on the unified boot only), HAKO_VM_SCRIPT (a bash
@@ -21,7 +21,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cache=${HAKO_VM_CACHE:-/var/cache/hako-vm}
-timeout_s=${HAKO_VM_TIMEOUT:-600}
+timeout_s=${HAKO_VM_TIMEOUT:-1200}
 modes=${HAKO_VM_SYSTEMD_MODES:-unified hybrid}
 parts=${HAKO_VM_SYSTEMD_PARTS-checks engines conformance}
 vm_lane=vm/systemd.sh
