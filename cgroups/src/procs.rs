@@ -4,7 +4,6 @@
 //! 5.14, for SIGKILL), the cgroup is frozen first and thawed afterwards
 //! (runc #4047).
 
-use std::io::ErrorKind;
 use std::path::Path;
 
 use nix::sys::signal::{kill, Signal};
@@ -29,15 +28,8 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), Error> {
             })
         })?);
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(Error::ReadDir {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
+    let Some(entries) = files::read_dir_if_exists(dir)? else {
+        return Ok(());
     };
     for entry in entries.flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
