@@ -32,13 +32,11 @@ HAKO_VM_CONFORMANCE="${HAKO_VM_CONFORMANCE:-cgroups/,namespaces/,timeOffsets/,ho
 # (vm/criu.sh; on this host's kernel CRIU cannot start, tests/tests/checkpoint.rs covers that).
 echo "== checkpoint/restore lane (QEMU, Debian 12 kernel + CRIU): hako and runc"
 ./vm/criu.sh
-echo "== systemd lane (QEMU, systemd as PID 1, unified then hybrid): --systemd-cgroup against runc"
-# About 10 minutes on the loaded 2-core host (image cached, hako built); HAKO_VM_SYSTEMD_MODES=unified
-# halves it. The first run builds the Debian image (1-5 minutes).
-# Not gating yet: in 1 of 4 full runs `hako run` of a systemd-scoped container exited 1 instead of
-# the container's 7 (unified mode, check hako/run-exit-status; it now prints hako's stderr). Until
-# that is understood (issue 15), a failure here is reported, not fatal. `vm/systemd.sh` alone
-# still exits non-zero on any failure.
-./vm/systemd.sh || echo "systemd lane: FAILED (not gating until the run-exit-status flake is fixed, issue 15)"
+echo "== systemd lane (QEMU, systemd as PID 1, unified then hybrid): --systemd-cgroup, podman, CRI, the suite, against runc"
+# The driver's checks on both layouts, then podman, containerd's CRI and the conformance suite's
+# cgroups/ and lifecycle/ with --systemd-cgroup on the unified one: about 10 minutes on the loaded
+# 2-core host with hako built (821 s with the rebuild). The first run builds the Debian image (4-5
+# minutes).
+./vm/systemd.sh
 echo "== Debian package: cargo deb, apt-get install, man pages, completions, a container run by the installed hako, removal"
 ./scripts/package-check.sh

@@ -7,18 +7,9 @@ set -u
 W=/tmp/sd-checks
 rm -rf "$W" && mkdir -p "$W"
 T=30 # seconds any runtime command may take
-CG=/sys/fs/cgroup
-# systemd's own layout: "unified" (cgroup2 only) or "hybrid" (v1 controllers, and cgroup2
-# at /sys/fs/cgroup/unified without controllers): systemd.unified_cgroup_hierarchy=0.
-if [ -d "$CG/unified" ]; then MODE=hybrid; else MODE=unified; fi
+. "$(dirname "$0")/lib.sh"
 # systemd's memory limit property: MemoryMax on v2, MemoryLimit on v1 (runc's mapping too).
 if [ "$MODE" = unified ]; then MEMPROP=MemoryMax; else MEMPROP=MemoryLimit; fi
-passed=0 failed=0
-
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1: $(echo "$2" | tr '\n' ' ' | cut -c1-400)"; }
-is() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "want '$2', got '$3'"; fi; }
-has() { case "$3" in *"$2"*) pass "$1" ;; *) fail "$1" "no '$2' in: $3" ;; esac; }
 
 rt() { # RUNTIME ARGS...: the runtime with the systemd driver and its own state root
     local r=$1
@@ -48,7 +39,6 @@ wait_status() { # RUNTIME ID WANT: polls every 50 ms for at most 10 s (a shell h
     while [ "$(status "$1" "$2")" != "$3" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
     status "$1" "$2"
 }
-show() { systemctl show -p "$2" "$1" | cut -d= -f2-; }
 gone() { # UNIT REL: no unit, and REL in no hierarchy
     local load left
     load=$(show "$1" LoadState)

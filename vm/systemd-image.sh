@@ -1,8 +1,9 @@
 #!/bin/bash
 # Builds the systemd lane's root file system (see README.md), once: Debian
 # bookworm, --variant=minbase plus systemd (PID 1), dbus, busybox-static, runc
-# (the oracle), jq and procps (`ps` for `hako ps`), made with mmdebstrap from
-# Debian's packages and packed as an ext4 image. The image is keyed by this file's hash, so editing
+# (the oracle), jq and procps (`ps` for `hako ps`), and the engines of
+# systemd-engines.sh: podman, containerd, and python3-grpcio for its CRI client; made with
+# mmdebstrap from Debian's packages and packed as an ext4 image. The image is keyed by this file's hash, so editing
 # the package list or a hook makes a new one.
 #
 #   vm/systemd-image.sh CACHE     prints the image's path
@@ -18,6 +19,7 @@ vm_lane=vm/systemd-image.sh
 key=$(sha256sum "$0" | cut -c1-12)
 image=$cache/systemd-rootfs-$key.ext4
 if [ -f "$image" ]; then
+    touch "$image" # in use: see the clean-up below
     echo "$image"
     exit 0
 fi
@@ -33,7 +35,7 @@ trap 'rm -rf "$dir" "$image.tmp"' EXIT
 vm_say "building the rootfs with mmdebstrap (once: $image)"
 # shellcheck disable=SC2016 # the hooks are expanded by mmdebstrap's shell, "$1" is the root
 mmdebstrap --variant=minbase --mode=root \
-    --include=systemd,systemd-sysv,dbus,busybox-static,runc,jq,procps \
+    --include=systemd,systemd-sysv,dbus,busybox-static,runc,jq,procps,podman,containerd,python3-grpcio \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --customize-hook='echo hako-systemd > "$1/etc/hostname"' \
@@ -44,10 +46,12 @@ mmdebstrap --variant=minbase --mode=root \
     --customize-hook='printf "#!/bin/sh\n# The lane: its files come as a tar on the second disk.\nmkdir -p /lane && tar -x -f /dev/vdb -C /lane && exec sh /lane/boot.sh\n" > "$1/usr/local/sbin/hako-lane" && chmod 755 "$1/usr/local/sbin/hako-lane"' \
     --customize-hook='printf "[Unit]\nDescription=hako systemd lane\nAfter=multi-user.target dbus.service\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/hako-lane\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/ttyS0\n" > "$1/etc/systemd/system/hako-lane.service"' \
     --customize-hook='ln -sf ../hako-lane.service "$1/etc/systemd/system/multi-user.target.wants/hako-lane.service"' \
+    --customize-hook='rm -f "$1/etc/systemd/system/multi-user.target.wants/containerd.service"' \
     bookworm "$dir" >&2
-mkfs.ext4 -q -F -L hako-systemd -d "$dir" "$image.tmp" 1G >&2
+mkfs.ext4 -q -F -L hako-systemd -d "$dir" "$image.tmp" 2G >&2
 mv "$image.tmp" "$image"
-# Images of earlier recipes are 1 GiB each (sparse): keep only this one.
-find "$cache" -maxdepth 1 -name 'systemd-rootfs-*.ext4' ! -path "$image" -delete
+# Images of other recipes are 2 GiB each (sparse): remove those unused for a day (a lane of
+# another branch may be booting one now).
+find "$cache" -maxdepth 1 -name 'systemd-rootfs-*.ext4' ! -path "$image" -mmin +1440 -delete
 vm_say "image built in $(vm_elapsed "$t") s: $(du -sh --apparent-size "$dir" | cut -f1) of files"
 echo "$image"

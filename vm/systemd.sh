@@ -2,7 +2,8 @@
 # The systemd lane: boots Debian with systemd as PID 1 (pure cgroup v2, systemd's
 # default) under QEMU and runs hako's systemd-driver checks there, side by side with
 # runc (Debian's, the oracle) on the same configs: unit properties from
-# `systemctl show`, the cgroup files, update, delete (see README.md).
+# `systemctl show`, the cgroup files, update, delete; then podman and containerd's CRI
+# on the driver, with each runtime (see README.md).
 #
 #   vm/systemd.sh          exit 0 only if the VM printed "HAKO-VM-RESULT rc=0"
 #
@@ -10,15 +11,19 @@
 # hybrid": systemd.unified_cgroup_hierarchy=1, then =0, systemd's v1 controllers with
 # cgroup2 beside them). Environment: CARGO_TARGET_DIR, HAKO_VM_CACHE (default
 # /var/cache/hako-vm; the root file system image is built there once by
-# systemd-image.sh), HAKO_VM_KERNEL, HAKO_VM_TIMEOUT (default 600 s, per boot),
-# HAKO_VM_SCRIPT (a bash script run in the VM too).
+# systemd-image.sh), HAKO_VM_KERNEL, HAKO_VM_TIMEOUT (default 1200 s, per boot),
+# HAKO_VM_SYSTEMD_PARTS (default "checks engines conformance": systemd-checks.sh, then
+# systemd-engines.sh, podman and containerd's CRI, and systemd-conformance.sh, the suite's
+# cgroups/ and lifecycle/ with --systemd-cgroup, both on the unified boot only), HAKO_VM_SCRIPT (a bash
+# script run in the VM after the parts; HAKO_VM_SYSTEMD_PARTS= runs it alone).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cache=${HAKO_VM_CACHE:-/var/cache/hako-vm}
-timeout_s=${HAKO_VM_TIMEOUT:-600}
+timeout_s=${HAKO_VM_TIMEOUT:-1200}
 modes=${HAKO_VM_SYSTEMD_MODES:-unified hybrid}
+parts=${HAKO_VM_SYSTEMD_PARTS-checks engines conformance}
 vm_lane=vm/systemd.sh
 . "$repo/vm/lib.sh"
 start=$(date +%s.%N)
@@ -32,8 +37,10 @@ busybox=/bin/busybox
 vm_is_static "$busybox" ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static >&2
 
-# 1. Debian's kernel (shared with run.sh) and the modules that reach an ext4 virtio disk.
-vm_kernel "$cache" "$work" virtio_pci virtio_blk crc32c_generic ext4
+# 1. Debian's kernel (shared with run.sh), the modules that reach an ext4 virtio disk,
+# overlay (the engines' image stores) and loop (the suite opens the block device 7:0 from a
+# container: without the driver, ENXIO).
+vm_kernel "$cache" "$work" virtio_pci virtio_blk crc32c_generic ext4 overlay loop
 vm_say "kernel $kernel"
 
 # 2. The root file system image (built once, cached by its recipe's hash).
@@ -41,11 +48,18 @@ t=$(date +%s.%N)
 image=$("$repo/vm/systemd-image.sh" "$cache")
 vm_say "image $image ($(vm_elapsed "$t") s)"
 
-# 3. hako as it ships.
+# 3. hako as it ships, and the conformance suite built as vm/run.sh builds it (static glibc:
+# the same flags, so one build serves both lanes).
 t=$(date +%s.%N)
 hako=$(CARGO_TARGET_DIR="$target_dir" "$repo/scripts/build-release.sh")
-vm_is_static "$hako" || { vm_say "$hako is not statically linked"; exit 2; }
-vm_say "built in $(vm_elapsed "$t") s: $hako"
+triple=x86_64-unknown-linux-gnu
+(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+    CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p hako-conformance --target "$triple")
+conformance=$target_dir/$triple/release/hako-conformance
+for exe in "$hako" "$conformance"; do
+    vm_is_static "$exe" || { vm_say "$exe is not statically linked"; exit 2; }
+done
+vm_say "built in $(vm_elapsed "$t") s: $hako $conformance"
 
 # 4. A small initramfs (busybox, the modules, /init) and the lane's files as a tar on
 # the second disk; the image itself is booted read-only underneath (snapshot=on).
@@ -62,8 +76,17 @@ lane=$work/lane
 mkdir -p "$lane"
 cp "$hako" "$lane/hako"
 cp "$repo/vm/systemd-boot.sh" "$lane/boot.sh"
+cp "$repo/vm/systemd-lib.sh" "$lane/lib.sh"
 cp "$repo/vm/systemd-checks.sh" "$lane/checks.sh"
-[ -z "${HAKO_VM_SCRIPT:-}" ] || cp "$HAKO_VM_SCRIPT" "$lane/script.sh"
+cp "$repo/vm/systemd-engines.sh" "$lane/engines.sh"
+cp "$repo/vm/cri.py" "$lane/cri.py"
+cp "$repo/vm/systemd-conformance.sh" "$lane/conformance.sh"
+cp "$conformance" "$lane/hako-conformance"
+echo "$parts" > "$lane/parts"
+if [ -n "${HAKO_VM_SCRIPT:-}" ]; then
+    cp "$HAKO_VM_SCRIPT" "$lane/script.sh"
+    echo script >> "$lane/parts"
+fi
 tar -C "$lane" -cf "$work/lane.tar" .
 
 # 5. Boot, once per mode. panic=-1 and -no-reboot make a crash end QEMU; the timeout

@@ -102,15 +102,8 @@ const DESTROY_BUDGET: Duration = Duration::from_secs(3);
 /// made some), retrying EBUSY while just-killed processes leave, sharing one
 /// retry budget across the whole destroy.
 fn remove_dir(dir: &Path, backoff: &mut Backoff) -> Result<(), Error> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(Error::ReadDir {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
+    let Some(entries) = crate::files::read_dir_if_exists(dir)? else {
+        return Ok(());
     };
     for entry in entries {
         let entry = entry.map_err(|source| Error::ReadDir {

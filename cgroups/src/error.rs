@@ -335,3 +335,69 @@ pub enum Error {
         source: std::io::Error,
     },
 }
+
+impl Error {
+    /// Whether this is a cgroup file that went away under us: ENOENT on opening it, ENODEV on
+    /// reading or writing it once open (kernfs deactivates the files of a removed directory).
+    /// Its owner removed the cgroup: systemd stops a scope whose processes are all gone and
+    /// removes its cgroup at once (systemd.scope(5)), which races the `delete` of a container
+    /// that just exited. A removed cgroup holds no process, since rmdir(2) of a populated one
+    /// fails with EBUSY (cgroup-v2.rst, "Creating cgroups and Moving Processes"); so, for
+    /// killing, thawing, and listing pids, such a cgroup is empty and thawed. Callers check
+    /// only files they know the kernel has (ENOENT is also a file the kernel lacks).
+    pub(crate) fn is_vanished(&self) -> bool {
+        match self {
+            Error::Read { source, .. }
+            | Error::Write { source, .. }
+            | Error::ReadDir { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::ENOENT | libc::ENODEV))
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Read;
+
+    use crate::{Cgroup, CgroupPath, Error};
+
+    /// What the kernel really does to a cgroup file opened before its cgroup is removed:
+    /// ENODEV (seen from systemd's removal of an empty scope in vm/systemd.sh), which must
+    /// count as vanished. Root only, on a host with a cgroup2 tree.
+    #[test]
+    fn a_file_of_a_removed_cgroup_is_vanished() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let path = format!("/hako-unit-{}-vanished", std::process::id());
+        let cg =
+            Cgroup::create(&CgroupPath::absolute(std::path::Path::new(&path)).unwrap()).unwrap();
+        let Some(dir) = cg.v2_dir().map(std::path::Path::to_path_buf) else {
+            let _ = cg.destroy();
+            eprintln!("skipped: no cgroup2 tree");
+            return;
+        };
+        let file = dir.join("cgroup.events");
+        let opened = std::fs::File::open(&file);
+        cg.destroy().unwrap();
+        let mut text = String::new();
+        let source = opened.unwrap().read_to_string(&mut text).unwrap_err();
+        let e = Error::Read { path: file, source };
+        assert!(e.is_vanished(), "{e:?}");
+        let e = Error::Read {
+            path: dir.join("cgroup.kill"),
+            source: std::fs::File::open(dir.join("cgroup.kill")).unwrap_err(),
+        };
+        assert!(e.is_vanished(), "{e:?}");
+        let e = Error::Read {
+            path: "/proc/self/status".into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert!(!e.is_vanished());
+    }
+}

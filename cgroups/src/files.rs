@@ -75,6 +75,18 @@ pub(crate) fn require(field: &'static str, dir: &Path, file: &str) -> Result<(),
     }
 }
 
+/// The entries of `dir`, or `None` when it does not exist (any more: systemd may have removed it).
+pub(crate) fn read_dir_if_exists(dir: &Path) -> Result<Option<std::fs::ReadDir>, Error> {
+    match std::fs::read_dir(dir) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::ReadDir {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// Read `dir/file` as text.
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String, Error> {
     let path = dir.join(file);

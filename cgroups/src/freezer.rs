@@ -115,7 +115,11 @@ impl Cgroup {
         if !self.freezer()?.exists() {
             return Ok(());
         }
-        self.set_frozen(false)
+        match self.set_frozen(false) {
+            // Removed while thawing (systemd removes an empty scope's cgroup): nothing is frozen.
+            Err(e) if e.is_vanished() => Ok(()),
+            other => other,
+        }
     }
 
     /// The file that says whether the cgroup is frozen (v1 `freezer.state`, v2 `cgroup.events`),
@@ -129,15 +133,19 @@ impl Cgroup {
     }
 
     /// Whether the cgroup is frozen (v1 "FROZEN"; FREEZING counts as not frozen); a freezer
-    /// directory that does not exist is not frozen.
+    /// directory that does not exist, or that is removed while read, is not frozen.
     pub fn is_frozen(&self) -> Result<bool, Error> {
         let freezer = self.freezer()?;
         if !freezer.exists() {
             return Ok(false);
         }
-        match freezer {
-            Freezer::V1(dir) => Ok(files::read(dir, "freezer.state")?.trim() == "FROZEN"),
+        let frozen = match freezer {
+            Freezer::V1(dir) => files::read(dir, "freezer.state").map(|s| s.trim() == "FROZEN"),
             Freezer::V2(dir) => v2_frozen(dir),
+        };
+        match frozen {
+            Err(e) if e.is_vanished() => Ok(false),
+            other => other,
         }
     }
 }
@@ -148,12 +156,14 @@ impl Cgroup {
 pub fn is_frozen_at(file: &Path) -> Result<bool, Error> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(source) => {
-            return Err(Error::Read {
+            let e = Error::Read {
                 path: file.to_path_buf(),
                 source,
-            })
+            };
+            // Also removed while read: a container's init that just exited is still there
+            // (a zombie) when systemd removes its empty scope's cgroup.
+            return if e.is_vanished() { Ok(false) } else { Err(e) };
         }
     };
     if file.file_name().is_some_and(|n| n == "cgroup.events") {
@@ -165,6 +175,32 @@ pub fn is_frozen_at(file: &Path) -> Result<bool, Error> {
 #[cfg(test)]
 mod tests {
     use super::is_frozen_at;
+    use crate::{Cgroup, Hierarchy, Mode};
+
+    /// A cgroup whose directories exist and whose files are gone, as the kernel leaves one
+    /// that is being removed (systemd removes a scope's cgroup once it is empty): not frozen,
+    /// and thawing it is done. Freezing it is another matter: `pause` must fail.
+    #[test]
+    fn a_cgroup_whose_files_vanished_is_thawed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for (fs_type, mode, options) in [
+            ("cgroup2", Mode::Unified, ""),
+            ("cgroup", Mode::Hybrid, "freezer"),
+        ] {
+            let h = Hierarchy {
+                name: fs_type.into(),
+                mount_point: tmp.path().join(fs_type),
+                dir: tmp.path().join(fs_type).join("c"),
+                fs_type,
+                options: options.into(),
+            };
+            std::fs::create_dir_all(&h.dir).expect("mkdir");
+            let cg = Cgroup::fake(mode, vec![h]);
+            assert!(!cg.is_frozen().expect("is_frozen"), "{fs_type}");
+            cg.thaw().expect("thaw");
+            assert!(cg.freeze().is_err(), "{fs_type}");
+        }
+    }
 
     #[test]
     fn frozen_file_reads_v1_v2_missing_and_fails_closed() {

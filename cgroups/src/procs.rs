@@ -4,7 +4,6 @@
 //! 5.14, for SIGKILL), the cgroup is frozen first and thawed afterwards
 //! (runc #4047).
 
-use std::io::ErrorKind;
 use std::path::Path;
 
 use nix::sys::signal::{kill, Signal};
@@ -15,15 +14,11 @@ use crate::{Cgroup, Error};
 
 /// Collect the pids in `dir`/cgroup.procs and in every child cgroup.
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), Error> {
-    let text = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+    // Absent, or removed while read: no pids (see `Error::is_vanished`).
+    let text = match files::read(dir, "cgroup.procs") {
         Ok(t) => t,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(Error::Read {
-                path: dir.join("cgroup.procs"),
-                source,
-            })
-        }
+        Err(e) if e.is_vanished() => return Ok(()),
+        Err(e) => return Err(e),
     };
     for line in text.lines().filter(|l| !l.is_empty()) {
         out.push(files::parse_u64(dir, "cgroup.procs", line).and_then(|p| {
@@ -33,10 +28,9 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), Error> {
             })
         })?);
     }
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let Some(entries) = files::read_dir_if_exists(dir)? else {
+        return Ok(());
+    };
     for entry in entries.flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             collect_pids(&entry.path(), out)?;
@@ -64,18 +58,31 @@ impl Cgroup {
     /// each pid (ESRCH ignored), thaw — the thaw happens even if a kill failed.
     /// Only the directories that exist count: a cgroup whose `create` was killed
     /// half-way has some hierarchies only, and a missing freezer means nothing
-    /// to freeze (its pids are signalled all the same).
+    /// to freeze (its pids are signalled all the same). A cgroup removed while
+    /// this runs (systemd removes an empty scope's: `Error::is_vanished`) holds
+    /// nothing to signal: no file is checked first and then used.
     pub fn signal_all(&self, signal: i32) -> Result<(), Error> {
         let sig = Signal::try_from(signal).map_err(|_| Error::InvalidSignal { signal })?;
         if sig == Signal::SIGKILL {
-            if let Some(dir) = self.v2_dir().filter(|d| d.join("cgroup.kill").exists()) {
-                return files::write(dir, "cgroup.kill", "1");
+            if let Some(dir) = self.v2_dir() {
+                match files::write(dir, "cgroup.kill", "1") {
+                    Ok(()) => return Ok(()),
+                    // No cgroup.kill (Linux < 5.14), or no cgroup any more: the path below
+                    // finds the pids that are left, if any.
+                    Err(e) if e.is_vanished() => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
-        let frozen = self.freezer().is_ok_and(|f| f.exists());
-        if frozen {
-            self.freeze()?;
-        }
+        let frozen = match self.freezer() {
+            Ok(f) if f.exists() => match self.freeze() {
+                Ok(()) => true,
+                // Removed under us: nothing in it to freeze or to thaw afterwards.
+                Err(e) if e.is_vanished() => false,
+                Err(e) => return Err(e),
+            },
+            _ => false,
+        };
         let result = self.pids().and_then(|pids| {
             pids.into_iter()
                 .try_for_each(|pid| match kill(Pid::from_raw(pid), sig) {
@@ -164,6 +171,23 @@ mod tests {
         assert!(died, "not killed");
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+
+    /// systemd removes a scope's cgroup as soon as it is empty, which can be while a
+    /// `delete` signals it: the directories are still listed but their files are gone (the
+    /// kernel removes a cgroup's files before its directory). Here every directory exists and
+    /// no control file does: a kill must find nothing to do, not fail (issue 15's `hako run`
+    /// that exited 1 where its systemd-scoped container exited 7).
+    #[test]
+    fn kill_of_a_cgroup_whose_files_vanished_is_done() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cg = half_made(tmp.path());
+        for h in cg.hierarchies_ref() {
+            std::fs::create_dir_all(&h.dir).unwrap();
+            let _ = std::fs::remove_file(h.dir.join("cgroup.procs"));
+        }
+        cg.signal_all(libc::SIGKILL).unwrap();
+        cg.signal_all(libc::SIGTERM).unwrap();
     }
 
     /// Whether `pid` exits within `ms` milliseconds (pidfd_open(2) and poll(2)).

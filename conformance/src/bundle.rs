@@ -34,10 +34,10 @@ impl<'a> Bundle<'a> {
         let dir = ctx.work.join(&id);
         std::fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
         ctx.template.populate(&dir.join("rootfs"))?;
-        let cgroup = format!("/hako-conf-{unique}");
+        let (cgroups_path, cgroup) = crate::systemd::cgroup_paths(ctx.rt.systemd_cgroup(), unique);
         Ok(Bundle {
             ctx,
-            config: crate::config::base(&["/bin/true"], &cgroup),
+            config: crate::config::base(&["/bin/true"], &cgroups_path),
             id,
             dir,
             joined: Map::new(),
@@ -50,7 +50,8 @@ impl<'a> Bundle<'a> {
         self.dir.join("rootfs")
     }
 
-    /// The absolute cgroup path of the config.
+    /// The container's cgroup, relative to each hierarchy's root: the config's absolute
+    /// cgroupsPath, or where systemd puts its unit (`--systemd-cgroup`).
     pub fn cgroup_path(&self) -> &str {
         &self.cgroup
     }

@@ -27,6 +27,7 @@ mod rootless;
 mod runtime;
 mod selftest;
 mod sys;
+mod systemd;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -69,6 +70,13 @@ struct Args {
     /// With --rootless: this existing user (its /etc/subuid and /etc/subgid ranges are mapped).
     #[arg(long, requires = "rootless")]
     rootless_user: Option<String>,
+    /// A global flag to pass to the runtime before every verb (repeatable).
+    #[arg(long = "runtime-arg", allow_hyphen_values = true)]
+    runtime_args: Vec<String>,
+    /// Drive the runtime's systemd cgroup driver: pass it `--systemd-cgroup` and give each case
+    /// a `slice:prefix:name` cgroupsPath (on a host with systemd as PID 1).
+    #[arg(long)]
+    systemd_cgroup: bool,
 }
 
 fn selected(args: &Args) -> Vec<case::Case> {
@@ -105,7 +113,11 @@ fn run(args: Args) -> Result<bool> {
         None => work.path().join("state"),
     };
     std::fs::create_dir_all(&root)?;
-    let rt = runtime::Runtime::detect(&path, root)?;
+    let mut global = args.runtime_args.clone();
+    if args.systemd_cgroup && !global.iter().any(|a| a == systemd::FLAG) {
+        global.push(systemd::FLAG.into());
+    }
+    let rt = runtime::Runtime::detect(&path, root)?.with_global_args(global);
     let template = rootfs::Template::build(&work.path().join("template"))?;
     let bundles = work.path().join("bundles");
     std::fs::create_dir(&bundles)?;
@@ -128,7 +140,8 @@ fn run(args: Args) -> Result<bool> {
     let tally = if args.self_test {
         let exe = std::env::current_exe().context("locate this binary")?;
         let wrapper = mutant_wrapper(work.path(), &exe, &path)?;
-        let mutant = runtime::Runtime::detect(&wrapper, ctx.rt.root.clone())?;
+        let mutant = runtime::Runtime::detect(&wrapper, ctx.rt.root.clone())?
+            .with_global_args(ctx.rt.global_args.clone());
         let spec = work.path().join("mutant.spec");
         // Rootless, the mutant (root, to misbehave as root can) runs the runtime as the user
         // and reverts to a base config shaped as the cases' are.

@@ -37,6 +37,8 @@ pub struct Runtime {
     pub version: String,
     /// In a `--rootless` run, the unprivileged user every command runs as.
     pub user: Option<crate::rootless::Identity>,
+    /// Global flags given before every verb (`--runtime-arg`, `--systemd-cgroup`).
+    pub global_args: Vec<String>,
 }
 
 /// What one runtime invocation did.
@@ -99,6 +101,7 @@ impl Runtime {
             kind,
             version,
             user: None,
+            global_args: Vec::new(),
         })
     }
 
@@ -106,6 +109,19 @@ impl Runtime {
     pub fn run_as(mut self, id: crate::rootless::Identity) -> Self {
         self.user = Some(id);
         self
+    }
+
+    /// The same runtime with `args` before every verb.
+    pub fn with_global_args(self, global_args: Vec<String>) -> Self {
+        Runtime {
+            global_args,
+            ..self
+        }
+    }
+
+    /// Whether the runtime is driven on its systemd cgroup driver.
+    pub fn systemd_cgroup(&self) -> bool {
+        self.global_args.iter().any(|a| a == crate::systemd::FLAG)
     }
 
     /// Runs `RUNTIME --root ROOT ARGS...` with stdin from /dev/null, killing it after
@@ -131,6 +147,7 @@ impl Runtime {
         let mut cmd = Command::new(&self.path);
         cmd.arg("--root")
             .arg(&self.root)
+            .args(&self.global_args)
             .args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)

@@ -151,7 +151,8 @@ impl Cgroup {
     /// systemd driver: starts the transient unit holding `pid` with `resources` as its
     /// properties and waits (bounded) for systemd's job; then creates the directories
     /// systemd did not, writes the resources to the files and adds `pid` everywhere.
-    /// On failure the unit is stopped again. Without a unit: [`Error::NotSystemd`].
+    /// On failure the unit's processes (the init) are killed and the unit is stopped again.
+    /// Without a unit: [`Error::NotSystemd`].
     pub fn start_unit(&self, pid: i32, resources: &Resources) -> Result<Cgroup, Error> {
         let unit = self.systemd_unit().ok_or(Error::NotSystemd)?;
         let pid = u32::try_from(pid).map_err(|_| Error::InvalidValue {
@@ -167,6 +168,11 @@ impl Cgroup {
             .and_then(|cg| cg.apply(resources).map(|()| cg))
             .and_then(|cg| cg.add_process(pid as i32).map(|()| cg));
         if made.is_err() {
+            // The init is in the scope, blocked until create goes on: stopping the unit with it
+            // would wait out systemd's stop timeout (SIGTERM first, TimeoutStopSec=90s by
+            // default, systemd.kill(5)), longer than the job's bound. Killed, the scope empties
+            // and the stop is immediate.
+            let _ = self.signal_all(libc::SIGKILL);
             let _ = stop(&mut bus, unit);
         }
         made

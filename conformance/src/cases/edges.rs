@@ -164,6 +164,7 @@ fn private_mount_ns(b: &Bundle, seen: &std::path::Path) -> Result<Runtime> {
         kind: b.ctx().rt.kind,
         version: b.ctx().rt.version.clone(),
         user: b.ctx().rt.user.clone(),
+        global_args: b.ctx().rt.global_args.clone(),
     })
 }
 

@@ -6,9 +6,10 @@
 //! `[engine.runtimes]` (containers.conf(5)), docker's `runtimes` (dockerd(8), "daemon
 //! configuration file"), containerd's CRI runtime handler whose runc-shim options set
 //! `BinaryName` (containerd's docs/cri/config.md), and the Kubernetes `RuntimeClass` that names
-//! that handler. Each keeps the engine on the cgroupfs driver, the one the engine tests run: hako's
-//! systemd driver (`--systemd-cgroup`) is tested against runc on its own (vm/systemd.sh), not yet
-//! under an engine.
+//! that handler. The cgroup driver follows hako's global `--systemd-cgroup` (`hako
+//! --systemd-cgroup setup ENGINE`): containerd's `SystemdCgroup` and docker's
+//! `native.cgroupdriver` say systemd with it and cgroupfs without; podman chooses its own
+//! (`cgroup_manager`, systemd on a systemd host) and passes `--systemd-cgroup` to hako itself.
 //!
 //! `--write` edits TOML line by line (a TOML parser would grow every hako command's binary for
 //! this one verb): it finds the `[table]` header, replaces or adds the key under it, or appends
@@ -77,6 +78,8 @@ pub struct Registration {
     pub name: String,
     /// The absolute path of the hako binary.
     pub binary: PathBuf,
+    /// The engine's cgroup driver: systemd (`--systemd-cgroup`) or cgroupfs.
+    pub systemd_cgroup: bool,
 }
 
 /// What `--write` did.
@@ -141,20 +144,23 @@ pub enum SetupError {
         /// What it should be.
         expected: &'static str,
     },
-    /// docker is set to another cgroup driver than the cgroupfs one the snippet registers.
-    #[error("{}: exec-opts sets {driver}, but hako setup registers hako with native.cgroupdriver=cgroupfs, the driver the engine tests run (hako's systemd driver is not yet tested under docker)", path.display())]
+    /// docker is set to the other cgroup driver than the one asked for.
+    #[error("{}: exec-opts sets {driver}, not {wanted} (`hako --systemd-cgroup setup docker` registers hako for the systemd driver)", path.display())]
     CgroupDriver {
         /// The file.
         path: PathBuf,
         /// The exec-opts entry.
         driver: String,
+        /// The entry the registration wants.
+        wanted: &'static str,
     },
 }
 
 type Result<T> = std::result::Result<T, SetupError>;
 
 impl Registration {
-    /// Checks the name and the path before they go into an engine's configuration.
+    /// Checks the name and the path before they go into an engine's configuration; the engine
+    /// uses the cgroupfs driver (see [`Registration::systemd_cgroup`]).
     pub fn new(name: &str, binary: PathBuf) -> Result<Self> {
         let valid = !name.is_empty()
             && name
@@ -169,7 +175,25 @@ impl Registration {
         Ok(Registration {
             name: name.into(),
             binary,
+            systemd_cgroup: false,
         })
+    }
+
+    /// The same registration with the engine on the systemd cgroup driver (or not).
+    pub fn systemd_cgroup(self, systemd_cgroup: bool) -> Self {
+        Registration {
+            systemd_cgroup,
+            ..self
+        }
+    }
+
+    /// docker's `exec-opts` entry for the driver.
+    fn docker_driver(&self) -> &'static str {
+        if self.systemd_cgroup {
+            "native.cgroupdriver=systemd"
+        } else {
+            "native.cgroupdriver=cgroupfs"
+        }
     }
 
     /// The binary as a quoted string, valid in TOML and JSON alike.
@@ -211,7 +235,7 @@ fn containerd_tables(r: &Registration, existing: &str) -> Tables {
             format!("{handler}.options"),
             vec![
                 ("BinaryName".into(), r.quoted_binary()),
-                ("SystemdCgroup".into(), "false".into()),
+                ("SystemdCgroup".into(), r.systemd_cgroup.to_string()),
             ],
         ),
     ]
@@ -232,7 +256,7 @@ fn render_tables(tables: &Tables) -> String {
 fn docker_json(r: &Registration) -> Value {
     json!({
         "runtimes": { &r.name: { "path": r.binary } },
-        "exec-opts": ["native.cgroupdriver=cgroupfs"],
+        "exec-opts": [r.docker_driver()],
     })
 }
 
@@ -244,8 +268,7 @@ pub fn snippet(engine: Engine, r: &Registration, existing: &str) -> String {
     match engine {
         Engine::Podman => format!(
             "# containers.conf(5), e.g. /etc/containers/containers.conf: `podman --runtime {name} ...`\n\
-             # (with `--cgroup-manager cgroupfs`, or cgroup_manager = \"cgroupfs\" under [engine]:\n\
-             # the driver the engine tests run; hako's systemd driver is not yet tested under podman)\n{}",
+             # (either cgroup_manager: podman passes --systemd-cgroup to hako for \"systemd\")\n{}",
             render_tables(&podman_tables(r))
         ),
         // JSON has no comments: the snippet is the file's content, as docker reads it.
@@ -254,8 +277,9 @@ pub fn snippet(engine: Engine, r: &Registration, existing: &str) -> String {
         }
         Engine::Containerd => format!(
             "# containerd's config.toml, e.g. /etc/containerd/config.toml: the CRI runtime handler\n\
-             # {name:?} (Kubernetes: `hako setup kubernetes` prints its RuntimeClass; the kubelet must\n\
-             # use cgroupDriver: cgroupfs). With ctr: `ctr run --runc-binary {bin} ...`\n{}",
+             # {name:?} (Kubernetes: `hako setup kubernetes` prints its RuntimeClass; the kubelet's\n\
+             # cgroupDriver must be {}). With ctr: `ctr run --runc-binary {bin} ...`\n{}",
+            if r.systemd_cgroup { "systemd" } else { "cgroupfs (`hako --systemd-cgroup setup containerd` for systemd)" },
             render_tables(&containerd_tables(r, existing))
         ),
         Engine::Kubernetes => format!(
@@ -387,15 +411,17 @@ fn merge_docker(existing: &str, r: &Registration, path: &Path) -> Result<Option<
         .iter()
         .filter_map(Value::as_str)
         .find(|o| o.replace(' ', "").starts_with("native.cgroupdriver="));
+    let wanted = r.docker_driver();
     match driver {
-        Some(d) if d.replace(' ', "") != "native.cgroupdriver=cgroupfs" => {
+        Some(d) if d.replace(' ', "") != wanted => {
             return Err(SetupError::CgroupDriver {
                 path: path.to_path_buf(),
                 driver: d.to_string(),
+                wanted,
             })
         }
         Some(_) => {}
-        None => opts.push(json!("native.cgroupdriver=cgroupfs")),
+        None => opts.push(json!(wanted)),
     }
     if doc == before {
         return Ok(None);
@@ -510,6 +536,12 @@ mod tests {
         assert!(v2.contains(
             "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.hako.options]\n    BinaryName = \"/usr/sbin/hako\"\n    SystemdCgroup = false\n"
         ));
+        let systemd = snippet(Engine::Containerd, &r.clone().systemd_cgroup(true), "");
+        assert!(systemd.contains("    SystemdCgroup = true\n"), "{systemd}");
+        assert!(
+            systemd.contains("cgroupDriver must be systemd"),
+            "{systemd}"
+        );
         let v3 = snippet(Engine::Containerd, &r, "version = 3\n");
         assert!(v3.contains("[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.hako]"));
         let merged = merge_toml("version = 2\n", &containerd_tables(&r, "")).expect("changed");
@@ -518,7 +550,7 @@ mod tests {
     }
 
     #[test]
-    fn docker_keeps_other_settings_and_refuses_systemd() {
+    fn docker_keeps_other_settings_and_refuses_the_other_driver() {
         let r = reg("hako");
         let p = Path::new("daemon.json");
         let text = merge_docker(
@@ -541,6 +573,14 @@ mod tests {
         ));
         let snippet: Value = serde_json::from_str(&snippet(Engine::Docker, &r, "")).expect("json");
         assert_eq!(snippet, docker_json(&r));
+        // With --systemd-cgroup, systemd is the driver and cgroupfs the refused one.
+        let r = r.systemd_cgroup(true);
+        assert!(merge_docker(systemd, &r, p).expect("merge").is_some());
+        let cgroupfs = r#"{"exec-opts": ["native.cgroupdriver=cgroupfs"]}"#;
+        assert!(matches!(
+            merge_docker(cgroupfs, &r, p),
+            Err(SetupError::CgroupDriver { .. })
+        ));
     }
 
     #[test]

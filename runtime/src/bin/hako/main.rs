@@ -173,7 +173,7 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
                 .with_context(|| format!("write {}", path.display()))?;
         }
         Command::Features => print_json(&verb::features::features(&cli.criu), true)?,
-        Command::Setup(a) => setup(a)?,
+        Command::Setup(a) => setup(a, cli.systemd_cgroup)?,
         Command::Checkpoint(a) => {
             verb::checkpoint::checkpoint(&store, &criu_cli::checkpoint_options(cli, a)?)?
         }
@@ -187,15 +187,16 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
     Ok(0)
 }
 
-/// `setup ENGINE [--write]`: the snippet on stdout, or merged into the engine's file.
-fn setup(a: &cli::SetupArgs) -> Result<()> {
+/// `setup ENGINE [--write]`: the snippet on stdout, or merged into the engine's file; the
+/// global `--systemd-cgroup` puts the engine on the systemd cgroup driver.
+fn setup(a: &cli::SetupArgs, systemd_cgroup: bool) -> Result<()> {
     use verb::setup::{self, Engine, Registration, Written};
     let engine = Engine::from_name(&a.engine).context("unknown engine")?;
     let binary = match &a.binary {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("the path of this hako binary")?,
     };
-    let reg = Registration::new(&a.name, binary)?;
+    let reg = Registration::new(&a.name, binary)?.systemd_cgroup(systemd_cgroup);
     let path = a.config.as_deref().or(engine.default_config());
     if !a.write {
         // Only containerd's snippet depends on the file (its config version).
