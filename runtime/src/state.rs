@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -80,6 +80,10 @@ pub struct Persisted {
     pub pid: i32,
     /// The init's start time (`/proc/<pid>/stat` field 22), to tell it from a recycled pid.
     pub pid_start_time: u64,
+    /// The init's pidfs inode number (`pidfd::Identity`): with it, a command knows the init
+    /// without reading `/proc/<pid>/stat`. 0 where the kernel has no pidfs (before Linux 6.9).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pid_ino: u64,
     /// Absolute bundle path.
     pub bundle: PathBuf,
     /// Absolute rootfs path.
@@ -113,6 +117,10 @@ pub struct Persisted {
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// runc's `state` JSON (and each element of `list --format json`).
@@ -294,7 +302,7 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let mut container = read_container(dir, id)?;
+        let mut container = read_container(dir, id, None)?;
         container.held = true;
         Ok(Locked { container, lock })
     }
@@ -305,7 +313,28 @@ impl Store {
     /// only ever replaced by rename(2), so an unlocked reader sees a whole file.
     pub fn read(&self, id: &str) -> Result<Container> {
         validate_id(id)?;
-        read_container(self.dir(id), id)
+        read_container(self.dir(id), id, None)
+    }
+
+    /// Calls `f` with every container in id order, read as [`Store::read`] does (an `Err` for
+    /// one that could not be read, with its id). The store's directory is opened once and every
+    /// `state.json` read below it; one container is in memory at a time.
+    pub fn each<E>(
+        &self,
+        mut f: impl FnMut(String, Result<Container>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E>
+    where
+        E: From<Error>,
+    {
+        let ids = self.ids()?;
+        // Removed meanwhile: every read below then reports its container gone.
+        let root = fs::File::open(&self.root).ok();
+        let root = root.as_ref().map(|f| f.as_fd());
+        for id in ids {
+            let c = read_container(self.dir(&id), &id, root);
+            f(id, c)?;
+        }
+        Ok(())
     }
 
     /// Every container id in the store, sorted.
@@ -325,10 +354,44 @@ impl Store {
     }
 }
 
-/// Reads `dir/state.json`.
-fn read_container(dir: PathBuf, id: &str) -> Result<Container> {
+/// Reads a small file whole: open, read until end of file, close. Unlike `fs::read` it asks for
+/// no size first (a statx(2) per file, and for `/proc` and cgroup files, whose size reads 0, a
+/// string of reads growing from 32 bytes): what `list` does for every container.
+pub(crate) fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_small_at(None, path)
+}
+
+/// [`read_small`] of `path` relative to the directory `dir`.
+fn read_small_at(dir: Option<BorrowedFd<'_>>, path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = crate::sys::open_read(dir, path)?;
+    // Not `read_to_end`: on a `File` it asks fstat(2) and lseek(2) for a size hint first.
+    let mut buf = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Reads `dir/state.json`; with `root`, the store's directory open, as `<id>/state.json` below
+/// it (a walk of two components instead of the whole path: `list` reads one per container).
+fn read_container(dir: PathBuf, id: &str, root: Option<BorrowedFd<'_>>) -> Result<Container> {
     let path = dir.join(STATE_FILE);
-    let bytes = match fs::read(&path) {
+    let read = match root {
+        Some(fd) => read_small_at(Some(fd), &Path::new(id).join(STATE_FILE)),
+        None => read_small(&path),
+    };
+    let bytes = match read {
         Ok(b) => b,
         // The directory vanished (a concurrent delete), or create was killed before its first
         // write: both mean "no such container" to the caller, but the latter leaves a directory
@@ -371,12 +434,28 @@ fn lock_is_held(dir: &Path) -> bool {
 }
 
 impl Persisted {
+    /// What names the init (pid aside).
+    pub(crate) fn identity(&self) -> pidfd::Identity {
+        pidfd::Identity {
+            start_time: self.pid_start_time,
+            ino: self.pid_ino,
+        }
+    }
+
+    /// Records the init: its pid and what tells it from a later process with the same pid.
+    pub(crate) fn set_init(&mut self, pid: i32, id: pidfd::Identity) {
+        self.pid = pid;
+        self.pid_start_time = id.start_time;
+        self.pid_ino = id.ino;
+    }
+
     /// The state of a directory whose `create` died before writing anything.
     fn orphan(id: &str) -> Self {
         Persisted {
             id: id.to_string(),
             pid: 0,
             pid_start_time: 0,
+            pid_ino: 0,
             bundle: PathBuf::new(),
             rootfs: PathBuf::new(),
             created: String::new(),
@@ -431,7 +510,7 @@ impl Container {
 
     /// The init process, if it is still alive (and not a zombie).
     pub(crate) fn init(&self) -> Option<pidfd::Process> {
-        pidfd::Process::open(self.state.pid, self.state.pid_start_time)
+        pidfd::Process::open(self.state.pid, self.state.identity())
     }
 
     /// The status, derived from the init, the lock, the freezer and the exec fifo.

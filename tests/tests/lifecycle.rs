@@ -201,6 +201,22 @@ fn list_shows_containers(rt: Runtime) -> Result<()> {
 }
 both!(list_shows_containers);
 
+/// `list` of an empty root, byte for byte as runc prints it: the header alone, each column at
+/// least 12 wide (Go's tabwriter with minwidth 12), and JSON `null` (runc's nil slice). hako
+/// padded by 3 only and printed `[]` before issue 19.
+fn list_of_nothing_as_runc(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(rt, "listnone", &["true"])?;
+    let t = b.rt(&["list"])?.ok()?;
+    ensure!(
+        t.stdout == "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n",
+        "{t:?}"
+    );
+    let j = b.rt(&["list", "--format", "json"])?.ok()?;
+    ensure!(j.stdout == "null\n", "{j:?}");
+    Ok(())
+}
+both!(list_of_nothing_as_runc);
+
 fn ps_lists_container_pids(rt: Runtime) -> Result<()> {
     let b = Bundle::new(rt, "ps", &["sleep", "1000"])?;
     b.create()?.ok()?;

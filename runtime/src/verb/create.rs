@@ -195,6 +195,7 @@ pub(crate) fn create_with_console(
         id: opts.id.clone(),
         pid: 0,
         pid_start_time: 0,
+        pid_ino: 0,
         bundle: bundle.clone(),
         rootfs: config.rootfs.root_path().to_path_buf(),
         created: timestamp::now(),
@@ -527,8 +528,9 @@ fn parent_side(
 /// there) or not yet, and then it reads end-of-file on the sync socket and exits by itself.
 fn record_init(guard: &mut Teardown, pid: Pid, save: bool) -> Result<()> {
     let locked = guard.locked_mut()?;
-    locked.state.pid = pid.as_raw();
-    locked.state.pid_start_time = pidfd::start_time(pid.as_raw())?;
+    locked
+        .state
+        .set_init(pid.as_raw(), pidfd::identify(pid.as_raw())?);
     if save {
         locked.save()?;
     }
@@ -626,8 +628,9 @@ fn adopt_pid1(guard: &mut Teardown, child: Pid, sender: Option<i32>, save: bool)
         }
     }
     let locked = guard.locked_mut()?;
-    locked.state.pid = pid1.as_raw();
-    locked.state.pid_start_time = pidfd::start_time(pid1.as_raw())?;
+    locked
+        .state
+        .set_init(pid1.as_raw(), pidfd::identify(pid1.as_raw())?);
     if save {
         locked.save()?;
     }

@@ -171,6 +171,7 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
         id: c.id.clone(),
         pid: 0,
         pid_start_time: 0,
+        pid_ino: 0,
         bundle: bundle.clone(),
         rootfs: rootfs.clone(),
         created: timestamp::now(),
@@ -266,9 +267,12 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
                     }
                 }
                 "post-restore" => {
-                    locked.state.pid = n.pid;
-                    locked.state.pid_start_time =
-                        pidfd::stat(n.pid).map(|s| s.start_time).unwrap_or(0);
+                    // A restored init that is gone already reads `stopped` (start time 0).
+                    let id = pidfd::identify(n.pid).unwrap_or(pidfd::Identity {
+                        start_time: 0,
+                        ino: 0,
+                    });
+                    locked.state.set_init(n.pid, id);
                     locked.state.created = timestamp::now();
                     locked.state.created_done = true;
                     locked.save()?;
