@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -316,25 +316,20 @@ impl Store {
         read_container(self.dir(id), id, None)
     }
 
-    /// Calls `f` with every container in id order, read as [`Store::read`] does (an `Err` for
-    /// one that could not be read, with its id). The store's directory is opened once and every
-    /// `state.json` read below it; one container is in memory at a time.
-    pub fn each<E>(
+    /// Calls `f` with every container's view in id order, as [`Container::view`] derives it
+    /// (an `Err` for one that could not be read, with its id); see `scan.rs`.
+    pub fn each_view<E>(
         &self,
-        mut f: impl FnMut(String, Result<Container>) -> std::result::Result<(), E>,
+        f: impl FnMut(String, Result<StateView>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E>
     where
         E: From<Error>,
     {
-        let ids = self.ids()?;
-        // Removed meanwhile: every read below then reports its container gone.
-        let root = fs::File::open(&self.root).ok();
-        let root = root.as_ref().map(|f| f.as_fd());
-        for id in ids {
-            let c = read_container(self.dir(&id), &id, root);
-            f(id, c)?;
-        }
-        Ok(())
+        crate::scan::each_view(self, self.ids()?, f)
+    }
+
+    pub(crate) fn dir_of(&self, id: &str) -> PathBuf {
+        self.dir(id)
     }
 
     /// Every container id in the store, sorted.
@@ -385,7 +380,11 @@ fn read_small_at(dir: Option<BorrowedFd<'_>>, path: &Path) -> std::io::Result<Ve
 
 /// Reads `dir/state.json`; with `root`, the store's directory open, as `<id>/state.json` below
 /// it (a walk of two components instead of the whole path: `list` reads one per container).
-fn read_container(dir: PathBuf, id: &str, root: Option<BorrowedFd<'_>>) -> Result<Container> {
+pub(crate) fn read_container(
+    dir: PathBuf,
+    id: &str,
+    root: Option<BorrowedFd<'_>>,
+) -> Result<Container> {
     let path = dir.join(STATE_FILE);
     let read = match root {
         Some(fd) => read_small_at(Some(fd), &Path::new(id).join(STATE_FILE)),
@@ -415,6 +414,28 @@ fn read_container(dir: PathBuf, id: &str, root: Option<BorrowedFd<'_>>) -> Resul
         state,
         held: false,
     })
+}
+
+/// How [`Container::status`] looks at the files it derives the status from: by their paths
+/// ([`Direct`]), or below directories opened once for many containers (`scan::Scan`).
+pub(crate) trait Lookup {
+    /// Whether the cgroup whose freezer file is `file` is frozen.
+    fn is_frozen(&mut self, file: &Path) -> Result<bool>;
+    /// Whether the container's exec fifo exists (it is `created`).
+    fn fifo_exists(&self, c: &Container) -> bool;
+}
+
+/// Every file looked up by its path.
+struct Direct;
+
+impl Lookup for Direct {
+    fn is_frozen(&mut self, file: &Path) -> Result<bool> {
+        Ok(hako_cgroups::is_frozen_at(file)?)
+    }
+
+    fn fifo_exists(&self, c: &Container) -> bool {
+        c.fifo_path().exists()
+    }
 }
 
 /// Whether another process holds the container directory's lock right now (a probe that never
@@ -515,6 +536,11 @@ impl Container {
 
     /// The status, derived from the init, the lock, the freezer and the exec fifo.
     pub fn status(&self) -> Result<Status> {
+        self.status_by(&mut Direct)
+    }
+
+    /// [`Container::status`], the files looked up through `files`.
+    pub(crate) fn status_by(&self, files: &mut dyn Lookup) -> Result<Status> {
         if !self.state.created_done {
             // `create` is at work for as long as it holds the lock (before the clone there is no
             // init yet); a `create` that was killed holds nothing, and its init (if any) reads
@@ -534,12 +560,12 @@ impl Container {
         // refuses it) until it is resumed. One read of the recorded freezer file, no
         // mountinfo; a file that cannot be read is an error, never "not paused".
         let frozen = match &self.state.freezer {
-            Some(file) => hako_cgroups::is_frozen_at(file)?,
+            Some(file) => files.is_frozen(file)?,
             None => false,
         };
         Ok(if frozen {
             Status::Paused
-        } else if self.fifo_path().exists() {
+        } else if files.fifo_exists(self) {
             Status::Created
         } else {
             Status::Running
@@ -562,7 +588,12 @@ impl Container {
 
     /// runc's `state` JSON view.
     pub fn view(&self) -> Result<StateView> {
-        let status = self.status()?;
+        self.view_by(&mut Direct)
+    }
+
+    /// [`Container::view`], the files looked up through `files`.
+    pub(crate) fn view_by(&self, files: &mut dyn Lookup) -> Result<StateView> {
+        let status = self.status_by(files)?;
         Ok(StateView {
             oci_version: OCI_VERSION,
             id: self.state.id.clone(),

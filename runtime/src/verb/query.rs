@@ -23,8 +23,8 @@ pub fn each_state(
     store: &Store,
     mut f: impl FnMut(StateView) -> std::io::Result<()>,
 ) -> Result<()> {
-    store.each(|id, container| -> Result<()> {
-        match container.and_then(|c| c.view()) {
+    store.each_view(|id, view| -> Result<()> {
+        match view {
             Ok(v) => f(v).map_err(|source| Error::Output { source })?,
             Err(source) => crate::warn(&Error::LoadContainer {
                 id,
