@@ -110,27 +110,17 @@ const PID_FS_MAGIC: i64 = 0x5049_4446;
 /// The inode number of a pidfd on pidfs; `None` before Linux 6.9, where every pidfd is the same
 /// anonymous inode and its number names nothing.
 fn pidfs_ino(fd: &OwnedFd) -> Option<u64> {
-    let fs = nix::sys::statfs::fstatfs(fd).ok()?;
-    if fs.filesystem_type().0 as i64 != PID_FS_MAGIC {
-        return None;
+    match crate::sys::fs_magic_and_ino(fd.as_fd()) {
+        Ok((PID_FS_MAGIC, ino)) => Some(ino),
+        _ => None,
     }
-    nix::sys::stat::fstat(fd.as_raw_fd())
-        .ok()
-        .map(|st| st.st_ino)
 }
 
 /// Whether the process a pidfd refers to has exited (it may be a zombie nobody reaped yet): a
 /// pidfd polls readable then (pidfd_open(2)).
 fn has_exited(fd: &OwnedFd) -> bool {
-    let mut fds = [nix::poll::PollFd::new(
-        fd.as_fd(),
-        nix::poll::PollFlags::POLLIN,
-    )];
-    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
-        Ok(n) => n > 0,
-        // A poll that fails says nothing: fall back on /proc (the caller's slow path).
-        Err(_) => false,
-    }
+    // A poll that fails says nothing: the caller falls back on /proc.
+    crate::sys::readable_now(fd.as_fd()).unwrap_or(false)
 }
 
 /// Waits until `fd` is readable (for a pidfd: the process exited), at most `timeout`; whether

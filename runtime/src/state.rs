@@ -594,29 +594,35 @@ impl Container {
     /// [`Container::view`], the files looked up through `files`.
     pub(crate) fn view_by(&self, files: &mut dyn Lookup) -> Result<StateView> {
         let status = self.status_by(files)?;
-        Ok(StateView {
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.state.pid
+        };
+        Ok(self.view_as(status, pid))
+    }
+
+    /// The view with a status and pid the caller knows.
+    fn view_as(&self, status: Status, pid: i32) -> StateView {
+        StateView {
             oci_version: OCI_VERSION,
             id: self.state.id.clone(),
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                self.state.pid
-            },
+            pid,
             status,
             bundle: self.state.bundle.clone(),
             rootfs: self.state.rootfs.clone(),
             created: self.state.created.clone(),
             annotations: self.state.annotations.clone(),
             owner: self.state.owner.clone(),
-        })
+        }
     }
 
     /// The state JSON that hooks read on stdin (runtime-spec "State"), with `status` forced to
     /// the lifecycle point the hook runs at.
     pub(crate) fn hook_state(&self, status: Status) -> Result<String> {
-        let mut view = self.view()?;
-        view.status = status;
-        view.pid = self.state.pid;
+        // Not `view`: the status is the caller's to say, so deriving it (the init's pidfd, the
+        // freezer file, the fifo) would be work thrown away, on every create, start and delete.
+        let view = self.view_as(status, self.state.pid);
         serde_json::to_string(&view).map_err(|source| Error::Encode {
             what: "hook state",
             source,

@@ -473,6 +473,33 @@ pub(crate) fn poll_one_until(
     poll_until(&mut [nix::poll::PollFd::new(fd, events)], Some(deadline))
 }
 
+/// fstatfs(2) and fstat(2) of `fd`: its file system's magic number and its inode number. Raw
+/// calls rather than nix's: these run in every command that looks at a container, and small
+/// inlined calls keep them from faulting in another stretch of program text (peak RSS).
+pub(crate) fn fs_magic_and_ino(fd: BorrowedFd<'_>) -> nix::Result<(i64, u64)> {
+    // SAFETY: an all-zero statfs/stat is a valid value of these plain C structs, which the
+    // kernel fills in; `fd` is a valid descriptor for the duration of the calls.
+    unsafe {
+        let mut fs: libc::statfs = std::mem::zeroed();
+        check(libc::fstatfs(fd.as_raw_fd(), &mut fs).into())?;
+        let mut st: libc::stat = std::mem::zeroed();
+        check(libc::fstat(fd.as_raw_fd(), &mut st).into())?;
+        Ok((fs.f_type as i64, st.st_ino as u64))
+    }
+}
+
+/// Whether `fd` polls readable right now (poll(2) with a zero timeout).
+pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> nix::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a count of 1 and a zero timeout.
+    let n = check(unsafe { libc::poll(&mut p, 1, 0) }.into())?;
+    Ok(n > 0 && p.revents & libc::POLLIN != 0)
+}
+
 /// pidfd_open(2) (Linux 5.3): a descriptor that refers to the process `pid` itself.
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
