@@ -383,3 +383,30 @@ impl Cgroup {
             .map(|h| h.dir.as_path())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::mkdir_p;
+
+    /// mkdir first, the parents only when missing: each directory made is recorded, outermost
+    /// first (what a failed `create` removes), and nothing that existed before.
+    #[test]
+    fn mkdir_p_records_what_it_made() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let leaf = tmp.path().join("a/b/c");
+        let mut made = Vec::new();
+        mkdir_p(&leaf, &mut made).expect("mkdir -p");
+        let want: Vec<_> = ["a", "a/b", "a/b/c"]
+            .iter()
+            .map(|p| tmp.path().join(p))
+            .collect();
+        assert_eq!(made, want);
+        assert!(leaf.is_dir());
+        let mut again = Vec::new();
+        mkdir_p(&leaf, &mut again).expect("exists");
+        mkdir_p(&tmp.path().join("a/b/d"), &mut again).expect("sibling");
+        assert_eq!(again, vec![tmp.path().join("a/b/d")]);
+        std::fs::write(tmp.path().join("f"), "").expect("file");
+        assert!(mkdir_p(&tmp.path().join("f/x"), &mut Vec::new()).is_err());
+    }
+}
