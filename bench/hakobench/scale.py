@@ -39,6 +39,7 @@ def _log_tail(path: str) -> str:
     except FileNotFoundError:
         return ""
 
+
 QUERIES = {
     "state": lambda c: ["state", c.id],
     "list": lambda _c: ["list"],
@@ -65,6 +66,10 @@ class Population:
         self.live: list[Container] = []
         self.log = os.path.join(ws.dir, f"scale-{rt.name}.log")
 
+    def _create_step(self, c: Container) -> list[str]:
+        create = ["create", "--bundle", c.bundle, "--pid-file", c.pid_file, c.id]
+        return ["run", *self.rt.argv(*create)]
+
     def grow_to(self, n: int) -> None:
         """Creates containers until there are `n`."""
         while len(self.live) < n:
@@ -72,10 +77,7 @@ class Population:
                 self.ws.new_container(self.rt, verbs.SLEEP, netns=False)
                 for _ in range(min(BATCH, n - len(self.live)))
             ]
-            steps = [
-                ["run", *self.rt.argv("create", "--bundle", c.bundle, "--pid-file", c.pid_file, c.id)]
-                for c in batch
-            ]
+            steps = [self._create_step(c) for c in batch]
             got = proc.run_steps(steps, self.log)
             for c in batch:
                 verbs.try_read_pid(c)

@@ -164,4 +164,5 @@ class Bench:
         """100 lifecycles at 16 in parallel: each one's verbs, and the total."""
         n = self.n
         names = [*self.rts, FLOOR]
-        scale.wide(self.ws, names, self._one, n.wide_width, n.wide_total, n.wide_rounds, res.at_scale)
+        width, total, rounds = n.wide_width, n.wide_total, n.wide_rounds
+        scale.wide(self.ws, names, self._one, width, total, rounds, res.at_scale)
