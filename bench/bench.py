@@ -66,6 +66,8 @@ def main() -> int:
         bench.execs(res)
         bench.sequential(res)
         bench.parallel(res)
+        bench.wide(res)
+        bench.scale_queries(res)
     except KeyboardInterrupt:
         print("\nbench: interrupted, cleaning up", file=sys.stderr)
         status = 130
@@ -86,7 +88,10 @@ def main() -> int:
         "quick": a.quick,
         "counts": f"lifecycle {counts.lifecycle}, run {counts.run}, exec {counts.exec}, "
         f"{counts.seq_len} in a row ×{counts.seq_rounds}, "
-        f"{counts.par_width} in parallel ×{counts.par_rounds}",
+        f"{counts.par_width} in parallel ×{counts.par_rounds}, "
+        f"{counts.wide_total} at {counts.wide_width} in parallel ×{counts.wide_rounds}, "
+        f"state and list ×{counts.scale_reps} at each of "
+        f"{', '.join(str(c) for c in counts.scale_counts)} containers",
         "leaks": ", ".join(f"{k}: {v}" for k, v in sorted(ws.leaked_cgroups.items())),
         "strays": ws.stray_processes,
         "hako_source": _source_state(os.path.dirname(here)),

@@ -136,50 +136,54 @@ def _binary_facts(binaries: dict[str, str]) -> list[str]:
     return lines
 
 
+def _check(ok: bool | None) -> str:
+    return "–" if ok is None else ("✅" if ok else "❌")
+
+
+def _le(a: float | None, b: float | None, k: float) -> bool | None:
+    return None if a is None or b is None else a <= k * b
+
+
+Target = tuple[str, float | None, float | None, bool | None]
+
+
 def _targets(t: Table) -> list[str]:
+    """This issue's targets and every earlier one, each measured in this run."""
     m = t.medians
-    lc_wall = m["lifecycle wall, ms"]
-    lc_cpu = m["lifecycle CPU (user+sys), ms"]
 
-    def check(ok: bool | None) -> str:
-        return "–" if ok is None else ("✅" if ok else "❌")
+    def vs(label: str, metric: str, ref: str, k: float) -> Target:
+        a, b = m.get(metric, {}).get("hako"), m.get(metric, {}).get(ref)
+        return (label, a, b, _le(a, b, k))
 
-    def le(a: float | None, b: float | None, k: float) -> bool | None:
-        return None if a is None or b is None else a <= k * b
+    def under(label: str, metric: str, bound: float) -> Target:
+        a = m.get(metric, {}).get("hako")
+        return (label, a, bound, None if a is None else a < bound)
 
-    def lt(a: float | None, b: float | None) -> bool | None:
-        return None if a is None or b is None else a < b
-
-    rows = [
-        (
-            "lifecycle wall ≤ 0.6× crun",
-            lc_wall.get("hako"),
-            lc_wall.get("crun"),
-            le(lc_wall.get("hako"), lc_wall.get("crun"), 0.6),
-        ),
-        (
-            "lifecycle CPU ≤ 0.6× crun",
-            lc_cpu.get("hako"),
-            lc_cpu.get("crun"),
-            le(lc_cpu.get("hako"), lc_cpu.get("crun"), 0.6),
-        ),
-        (
-            "lifecycle wall ≤ 2.5× floor",
-            lc_wall.get("hako"),
-            lc_wall.get(FLOOR),
-            le(lc_wall.get("hako"), lc_wall.get(FLOOR), 2.5),
-        ),
+    rows: list[Target] = [
+        vs("lifecycle wall ≤ 0.6× crun", "lifecycle wall, ms", "crun", 0.6),
+        vs("lifecycle CPU ≤ 0.6× crun", "lifecycle CPU (user+sys), ms", "crun", 0.6),
+        vs("lifecycle wall ≤ 2.5× floor", "lifecycle wall, ms", FLOOR, 2.5),
+        vs("lifecycle wall ≤ 1.8× floor", "lifecycle wall, ms", FLOOR, 1.8),
+        vs("`exec` wall ≤ 0.4× crun", "`exec` wall, ms", "crun", 0.4),
+        vs("10 lifecycles in parallel ≤ 2× floor", PAR10, FLOOR, 2.0),
     ]
+    create = m.get(WIDE_CREATE_MEDIAN, {}).get("hako")
+    p95 = m.get(WIDE_CREATE_P95, {}).get("hako")
+    rows.append((f"{WIDE}: `create` p95 ≤ 3× its median", p95, create, _le(p95, create, 3.0)))
+    for n in _state_counts(m):
+        rows.append(under(f"`state` with {n} containers < 1 ms", _scale_label("state", n), 1.0))
+    rows.append(under("`list` with 1000 containers < 30 ms", _scale_label("list", 1000), 30.0))
+    rows.append(
+        under(
+            "`list --format json` with 1000 containers < 30 ms",
+            _scale_label("list --format json", 1000),
+            30.0,
+        )
+    )
     for label, vals in m.items():
         if "peak RSS" in label and vals.get("crun") is not None:
-            rows.append(
-                (
-                    f"{label} < crun",
-                    vals.get("hako"),
-                    vals.get("crun"),
-                    lt(vals.get("hako"), vals.get("crun")),
-                )
-            )
+            a, b = vals.get("hako"), vals.get("crun")
+            rows.append((f"{label} < crun", a, b, None if a is None or b is None else a < b))
     init = m["waiting init VmRSS (created)"].get("hako")
     rows.append(("waiting init < 1 MiB", init, 1024.0, None if init is None else init < 1024))
     out = [
@@ -190,9 +194,71 @@ def _targets(t: Table) -> list[str]:
         "|---|---|---|---|",
     ]
     for label, a, b, ok in rows:
-        unit = "KiB" if "RSS" in label or "init" in label else "ms"
-        out.append(f"| {label} | {_fmt(a, unit)} | {_fmt(b, unit)} | {check(ok)} |")
+        unit = "KiB" if "RSS" in label or "init <" in label else "ms"
+        out.append(f"| {label} | {_fmt(a, unit)} | {_fmt(b, unit)} | {_check(ok)} |")
+    met = sum(1 for r in rows if r[3])
+    out += ["", f"{met} of {len(rows)} targets met."]
     return out
+
+
+PAR10 = "10 lifecycles in parallel, total ms"
+WIDE = "100 lifecycles at 16 in parallel"
+WIDE_CREATE_MEDIAN = f"{WIDE}: `create` wall, median, ms"
+WIDE_CREATE_P95 = f"{WIDE}: `create` wall, 95th percentile, ms"
+
+
+def _scale_label(query: str, n: int) -> str:
+    return f"`{query}` with {n} containers, wall ms"
+
+
+def _state_counts(m: dict[str, dict[str, float | None]]) -> list[int]:
+    """The container counts the scale scenario measured `state` at (from the row labels)."""
+    out = []
+    for label in m:
+        if label.startswith("`state` with ") and label.endswith("containers, wall ms"):
+            out.append(int(label.split()[2]))
+    return out
+
+
+def _scale_rows(t: Table, res: Results) -> None:
+    sc = res.at_scale
+    t.section("At scale: `state` and `list` with N created containers on the node")
+    for n, by_query in sorted(sc.query.items()):
+        for q, by_rt in by_query.items():
+            t.row(_scale_label(q, n), "ms", _per_rt(by_rt, lambda s: s.wall_ms))
+    if sc.query:
+        n = max(sc.query)
+        for q in ("state", "list"):
+            by_rt = sc.query[n][q]
+            t.row(f"`{q}` with {n} containers, CPU ms", "ms", _per_rt(by_rt, lambda s: s.cpu_ms))
+            t.row(
+                f"`{q}` with {n} containers, peak RSS",
+                "KiB",
+                _per_rt(by_rt, lambda s: s.maxrss_kb),
+            )
+    t.section(WIDE)
+
+    def split(d: dict[str, list[float]]) -> tuple[dict[str, float | None], float | None]:
+        return ({k: med(v) for k, v in d.items() if k != FLOOR}, med(d.get(FLOOR, [])))
+
+    t.row(f"{WIDE}, total ms", "ms", *split(sc.wide_ms))
+    for verb in ("create", "start", "delete"):
+
+        def walls(xs: list[verbs.Lifecycle], v: str = verb) -> list[float]:
+            return [getattr(x, v).wall_ms for x in xs]
+
+        label = f"{WIDE}: `{verb}` wall"
+        t.row(f"{label}, median, ms", "ms", {n: med(walls(xs)) for n, xs in sc.wide.items()})
+        t.row(
+            f"{label}, 95th percentile, ms",
+            "ms",
+            {n: pct(walls(xs), 0.95) for n, xs in sc.wide.items()},
+        )
+    t.row(
+        f"{WIDE}: lifecycle wall, 95th percentile, ms",
+        "ms",
+        {n: pct([x.total_ms for x in xs], 0.95) for n, xs in sc.wide.items()},
+    )
 
 
 def table(res: Results, names: list[str], binaries: dict[str, str], info: dict) -> str:
@@ -225,7 +291,8 @@ def table(res: Results, names: list[str], binaries: dict[str, str], info: dict) 
         return ({k: med(v) for k, v in d.items() if k != FLOOR}, med(d.get(FLOOR, [])))
 
     t.row("50 lifecycles in a row, total", "s", *split(res.seq_ms))
-    t.row("10 lifecycles in parallel, total ms", "ms", *split(res.par_ms))
+    t.row(PAR10, "ms", *split(res.par_ms))
+    _scale_rows(t, res)
     lines = t.lines + _targets(t) + _binary_facts(binaries)
     leaks = info.get("leaks")
     lines += [
@@ -254,9 +321,23 @@ def plot(res: Results, names: list[str], path: str) -> None:
     panels.append(("run: wall ms", {n: [s.wall_ms for s in res.run[n]] for n in names}))
     panels.append(("exec: wall ms", {n: [s.wall_ms for s in res.exec[n]] for n in names}))
     panels.append(("10 in parallel: wall ms", dict(res.par_ms)))
+    sc = res.at_scale
+    if sc.wide:
+        d = {n: [x.create.wall_ms for x in sc.wide[n]] for n in names if n in sc.wide}
+        panels.append(("100 at 16 in parallel: create ms", d))
+    if sc.query:
+        n = max(sc.query)
+        d = {r: [s.wall_ms for s in sc.query[n]["list"][r]] for r in names}
+        panels.append((f"list, {n} containers: wall ms", d))
+        d = {r: [s.wall_ms for s in sc.query[n]["state"][r]] for r in names}
+        panels.append((f"state, {n} containers: wall ms", d))
 
-    fig, axes = plt.subplots(2, 3, figsize=(10.5, 5.2), dpi=72)
-    for ax, (title, data) in zip(axes.flat, panels, strict=True):
+    cols = 3
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(10.5, 2.6 * rows), dpi=72)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, data) in zip(axes.flat, panels, strict=False):
         labels = [n for n in data if data[n]]
         bp = ax.boxplot(
             [data[n] for n in labels],
@@ -324,6 +405,14 @@ def dump(res: Results, path: str, info: dict) -> None:
         "exec": {n: [s(x) for x in v] for n, v in res.exec.items()},
         "seq50_ms": {n: [round(x, 1) for x in v] for n, v in res.seq_ms.items()},
         "par10_ms": {n: [round(x, 1) for x in v] for n, v in res.par_ms.items()},
+        "wide100x16": {
+            "total_ms": {n: [round(x, 1) for x in v] for n, v in res.at_scale.wide_ms.items()},
+            "lifecycles": {n: [lc(x) for x in v] for n, v in res.at_scale.wide.items()},
+        },
+        "scale": {
+            str(count): {q: {n: [s(x) for x in v] for n, v in d.items()} for q, d in byq.items()}
+            for count, byq in res.at_scale.query.items()
+        },
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(out, f, separators=(",", ":"))

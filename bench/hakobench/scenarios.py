@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from collections.abc import Callable
 
-from . import proc, verbs
+from . import proc, scale, verbs
 from .workspace import Runtime, Workspace
 
 T = TypeVar("T")
@@ -31,12 +31,28 @@ class Counts:
     exec: int
     seq_rounds: int
     par_rounds: int
+    scale_reps: int
+    wide_rounds: int
     seq_len: int = 50
     par_width: int = 10
+    scale_counts: tuple[int, ...] = (10, 100, 1000)
+    wide_total: int = 100
+    wide_width: int = 16
 
 
-QUICK = Counts(warmup=2, lifecycle=15, run=10, exec=10, seq_rounds=1, par_rounds=3)
-FULL = Counts(warmup=5, lifecycle=200, run=100, exec=100, seq_rounds=5, par_rounds=30)
+QUICK = Counts(
+    warmup=2, lifecycle=15, run=10, exec=10, seq_rounds=1, par_rounds=3, scale_reps=5, wide_rounds=1
+)
+FULL = Counts(
+    warmup=5,
+    lifecycle=200,
+    run=100,
+    exec=100,
+    seq_rounds=5,
+    par_rounds=30,
+    scale_reps=30,
+    wide_rounds=3,
+)
 
 
 @dataclass
@@ -49,6 +65,7 @@ class Results:
     exec: dict[str, list[proc.Sample]] = field(default_factory=dict)
     seq_ms: dict[str, list[float]] = field(default_factory=dict)
     par_ms: dict[str, list[float]] = field(default_factory=dict)
+    at_scale: scale.ScaleResults = field(default_factory=scale.ScaleResults)
 
 
 def interleave(names: list[str], n: int, fn: Callable[[str], T], label: str) -> dict[str, list[T]]:
@@ -138,3 +155,14 @@ class Bench:
 
         names = [*self.rts, FLOOR]
         res.par_ms = interleave(names, self.n.par_rounds, batch, f"{self.n.par_width} in parallel")
+
+    def scale_queries(self, res: Results) -> None:
+        """`state`, `list`, `list --format json` with 10, 100 and 1,000 containers."""
+        scale.queries(self.ws, self.rts, list(self.n.scale_counts), self.n.scale_reps, res.at_scale)
+
+    def wide(self, res: Results) -> None:
+        """100 lifecycles at 16 in parallel: each one's verbs, and the total."""
+        n = self.n
+        names = [*self.rts, FLOOR]
+        width, total, rounds = n.wide_width, n.wide_total, n.wide_rounds
+        scale.wide(self.ws, names, self._one, width, total, rounds, res.at_scale)

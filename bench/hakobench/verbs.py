@@ -11,6 +11,7 @@ is a separate Go process that `create` never reaps).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import proc
@@ -38,6 +39,10 @@ class Lifecycle:
         return verbs + self.init.cpu_ms
 
 
+#: A lifecycle of a runtime (or of the floor, which gives one Sample), by name; the bool: netns.
+LifecycleFn = Callable[[str, bool], "Lifecycle | proc.Sample"]
+
+
 def _verb(c: Container, *args: str, timeout_s: float = 30.0) -> proc.Sample:
     s = proc.run(c.runtime.argv(*args), c.log_path, timeout_s)
     if s.status != 0:
@@ -56,7 +61,8 @@ def _failed(c: Container, got: proc.Steps, names: list[str]) -> proc.BenchError:
     return proc.BenchError(f"{c.runtime.name} {last} {c.id}: exit {status}\n{c.log_tail()}")
 
 
-def _try_read_pid(c: Container) -> None:
+def try_read_pid(c: Container) -> None:
+    """Notes the init's pid from the pid file, if there is one by now (for cleanup)."""
     try:
         c.init_pid = _read_pid(c)
     except (OSError, ValueError):
@@ -79,7 +85,7 @@ def lifecycle(
     ]
     names = ["create", "start", "init (/bin/true)", "delete"]
     got = proc.run_steps(steps, c.log_path, prefix=prefix)
-    _try_read_pid(c)
+    try_read_pid(c)
     if len(got.samples) != len(names) or got.samples[-1].status != 0:
         raise _failed(c, got, names)
     create, start, init, delete = got.samples
@@ -131,7 +137,7 @@ class ExecTarget:
             ],
             c.log_path,
         )
-        _try_read_pid(c)
+        try_read_pid(c)
         if len(got.samples) != 2 or got.samples[-1].status != 0:
             raise _failed(c, got, ["create", "start"])
 

@@ -154,7 +154,35 @@ impl Cgroup {
 /// [`Cgroup::is_frozen`] says; a file that does not exist (no freezer cgroup) is not frozen,
 /// any other failure to read it is an error.
 pub fn is_frozen_at(file: &Path) -> Result<bool, Error> {
-    let text = match std::fs::read_to_string(file) {
+    is_frozen_opened(file, || std::fs::File::open(file))
+}
+
+/// [`is_frozen_at`] of `file` opened by `open` (`list` opens it below a directory it keeps
+/// open for every container: the walk of `/sys/fs/cgroup/...` through kernfs is most of the
+/// cost of an open there).
+pub fn is_frozen_opened(
+    file: &Path,
+    open: impl FnOnce() -> std::io::Result<std::fs::File>,
+) -> Result<bool, Error> {
+    // One read into a buffer that fits either file: `fs::read_to_string` would ask fstat(2)
+    // and lseek(2) for a size (a cgroup file reads as size 0) and then read in growing steps
+    // from 32 bytes, and `list` reads this file for every live container.
+    let read = || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut f = open()?;
+        let mut buf = [0u8; 512];
+        let mut len = 0;
+        while len < buf.len() {
+            match f.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
+    };
+    let text = match read() {
         Ok(t) => t,
         Err(source) => {
             let e = Error::Read {

@@ -86,7 +86,7 @@ pub use cgroup::{Cgroup, Hierarchy};
 pub use convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};
 pub use device_filter::PROG_NAME as DEVICE_FILTER_PROG_NAME;
 pub use error::Error;
-pub use freezer::is_frozen_at;
+pub use freezer::{is_frozen_at, is_frozen_opened};
 pub use mode::{detect_mode, Mode};
 pub use path::CgroupPath;
 pub use resources::Resources;

@@ -19,7 +19,7 @@ pub enum Mode {
 /// Read /proc/self/mountinfo.
 pub(crate) fn read_mounts() -> Result<Vec<CgroupMount>, Error> {
     let file = "/proc/self/mountinfo";
-    let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+    let text = crate::files::read_whole(file.as_ref()).map_err(|source| Error::Read {
         path: file.into(),
         source,
     })?;

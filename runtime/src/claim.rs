@@ -50,6 +50,7 @@ impl Claim {
             id: id.to_string(),
             pid: 0,
             pid_start_time: 0,
+            pid_ino: 0,
             bundle: bundle.to_path_buf(),
             rootfs: config.rootfs.root_path().to_path_buf(),
             created: timestamp::now(),
@@ -156,12 +157,13 @@ impl Claim {
         Ok(())
     }
 
-    /// Records the container's first process in the state (its pid and start time); `save`
-    /// writes the state now rather than with [`Claim::finish`].
+    /// Records the container's first process in the state (its pid, start time and pidfs
+    /// inode); `save` writes the state now rather than with [`Claim::finish`].
     pub(crate) fn record_pid(&mut self, pid: Pid, save: bool) -> Result<()> {
         let locked = self.locked_mut()?;
-        locked.state.pid = pid.as_raw();
-        locked.state.pid_start_time = pidfd::start_time(pid.as_raw())?;
+        locked
+            .state
+            .set_init(pid.as_raw(), pidfd::identify(pid.as_raw())?);
         if save {
             locked.save()?;
         }

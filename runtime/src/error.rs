@@ -166,6 +166,13 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Writing a verb's output (`list`) to stdout.
+    #[error("write output")]
+    Output {
+        /// Why it failed (a closed pipe, a full disk).
+        #[source]
+        source: std::io::Error,
+    },
     /// Serialising JSON for output, hooks or the sync socket.
     #[error("encode {what}")]
     Encode {

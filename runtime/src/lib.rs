@@ -32,6 +32,7 @@ mod process;
 mod resctrl;
 pub mod rootless;
 mod rtnetlink;
+mod scan;
 mod scheduling;
 mod seccomp;
 mod spawn;

@@ -11,6 +11,13 @@
 //! time alone, as runc does: a container must not read `stopped` because its caller is filtered.
 //! The start time is checked again right before each signal, which narrows pid reuse to the
 //! instant between that check and kill(2).
+//!
+//! Since Linux 6.9 a pidfd lives on pidfs, whose inode number names one process for the whole
+//! boot (a 64-bit counter that is never reused, unlike a pid or a start time in clock ticks).
+//! `create` records it next to the start time ([`Identity`]); a later command then knows the
+//! process by fstat(2) of a fresh pidfd, and whether it exited (a zombie) by poll(2) on it,
+//! without reading `/proc/<pid>/stat` at all: five cheap system calls instead of a path walk and
+//! the kernel formatting fifty-two fields (`do_task_stat`), which is what `list` paid per container.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -49,8 +56,8 @@ pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
 
 /// Reads the stat of `pid`, `None` when there is no such process.
 pub(crate) fn stat(pid: i32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
+    let text = crate::state::read_small(format!("/proc/{pid}/stat").as_ref()).ok()?;
+    parse_stat(std::str::from_utf8(&text).ok()?)
 }
 
 /// The start time of the live process `pid`: what, with the pid, names it in `state.json`. An
@@ -58,7 +65,8 @@ pub(crate) fn stat(pid: i32) -> Option<ProcStat> {
 /// `stopped` for a live container).
 pub(crate) fn start_time(pid: i32) -> Result<u64> {
     let path = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
-    let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+    let text = crate::state::read_small(&path).map_err(Error::io("read", &path))?;
+    let text = String::from_utf8_lossy(&text);
     parse_stat(&text).map(|s| s.start_time).ok_or_else(|| {
         Error::io("parse", &path)(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -70,6 +78,49 @@ pub(crate) fn start_time(pid: i32) -> Result<u64> {
 /// pidfd_open(2).
 fn open_pidfd(pid: i32) -> nix::Result<OwnedFd> {
     crate::sys::pidfd_open(pid)
+}
+
+/// What names a process in `state.json`: its pid's start time, and its pidfs inode number where
+/// the kernel has pidfs (0 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// `/proc/<pid>/stat` field 22.
+    pub(crate) start_time: u64,
+    /// The pidfd's inode number on pidfs (Linux 6.9), 0 without pidfs.
+    pub(crate) ino: u64,
+}
+
+/// The identity of the live process `pid`. An error when its start time cannot be read (fail
+/// closed: a start time of 0 would make `status` read `stopped` for a live container).
+pub(crate) fn identify(pid: i32) -> Result<Identity> {
+    let fd = open_pidfd(pid).ok();
+    let start_time = start_time(pid)?;
+    // The start time was read while the pidfd was open; if the pidfd's process has not exited
+    // since, the pid was still its own when the start time was read: both name one process.
+    let ino = match &fd {
+        Some(fd) if !has_exited(fd) => pidfs_ino(fd).unwrap_or(0),
+        _ => 0,
+    };
+    Ok(Identity { start_time, ino })
+}
+
+/// `PID_FS_MAGIC` (include/uapi/linux/magic.h).
+const PID_FS_MAGIC: i64 = 0x5049_4446;
+
+/// The inode number of a pidfd on pidfs; `None` before Linux 6.9, where every pidfd is the same
+/// anonymous inode and its number names nothing.
+fn pidfs_ino(fd: &OwnedFd) -> Option<u64> {
+    match crate::sys::fs_magic_and_ino(fd.as_fd()) {
+        Ok((PID_FS_MAGIC, ino)) => Some(ino),
+        _ => None,
+    }
+}
+
+/// Whether the process a pidfd refers to has exited (it may be a zombie nobody reaped yet): a
+/// pidfd polls readable then (pidfd_open(2)).
+fn has_exited(fd: &OwnedFd) -> bool {
+    // A poll that fails says nothing: the caller falls back on /proc.
+    crate::sys::readable_now(fd.as_fd()).unwrap_or(false)
 }
 
 /// Waits until `fd` is readable (for a pidfd: the process exited), at most `timeout`; whether
@@ -93,17 +144,31 @@ pub(crate) struct Process {
 }
 
 impl Process {
-    /// Opens `pid` if it is still the process that started at `start_time` and is not a zombie.
-    pub(crate) fn open(pid: i32, start_time: u64) -> Option<Self> {
+    /// Opens `pid` if it is still the process `id` names and is not a zombie.
+    pub(crate) fn open(pid: i32, id: Identity) -> Option<Self> {
         if pid <= 0 {
             return None;
         }
+        let start_time = id.start_time;
         let fd = match open_pidfd(pid) {
             Ok(fd) => Some(fd),
             Err(nix::Error::ESRCH) => return None,
             // ENOSYS, EPERM, EACCES: no pidfds for us here; fall back (see the module doc).
             Err(_) => None,
         };
+        if let Some(known) = fd.as_ref().filter(|_| id.ino != 0) {
+            // pidfs (module doc): the inode names the process; a reused pid has another one.
+            if let Some(ino) = pidfs_ino(known) {
+                if ino != id.ino || has_exited(known) {
+                    return None;
+                }
+                return Some(Process {
+                    fd,
+                    pid,
+                    start_time,
+                });
+            }
+        }
         stat(pid)
             .filter(|s| s.is_live(start_time))
             .map(|_| Process {
@@ -249,8 +314,37 @@ mod tests {
     fn own_process_opens_and_stale_start_time_does_not() {
         let me = std::process::id() as i32;
         let st = stat(me).expect("own stat");
-        assert!(Process::open(me, st.start_time).is_some());
-        assert!(Process::open(me, st.start_time + 1).is_none());
+        let id = |start_time, ino| Identity { start_time, ino };
+        assert!(Process::open(me, id(st.start_time, 0)).is_some());
+        assert!(Process::open(me, id(st.start_time + 1, 0)).is_none());
+        let known = identify(me).expect("identify");
+        assert_eq!(known.start_time, st.start_time);
+        assert!(Process::open(me, known).is_some());
+        if known.ino != 0 {
+            // pidfs: the inode decides, whatever the start time says.
+            assert!(Process::open(me, id(st.start_time + 1, known.ino)).is_some());
+            assert!(Process::open(me, id(st.start_time, known.ino + 1)).is_none());
+        }
+    }
+
+    /// A zombie is not live: by pidfs inode and poll, as by the `Z` of /proc/<pid>/stat.
+    #[test]
+    fn zombie_is_not_live() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .expect("spawn");
+        let pid = child.id() as i32;
+        let known = identify(pid).expect("identify a live child");
+        assert!(Process::open(pid, known).is_some());
+        // Kill it and wait for the exit without reaping: the child stays a zombie.
+        let fd = open_pidfd(pid).expect("pidfd");
+        child.kill().expect("kill");
+        assert!(poll_readable(&fd, Duration::from_secs(10)).expect("poll"));
+        let open_with = |ino| Process::open(pid, Identity { ino, ..known }).is_some();
+        assert!(!open_with(known.ino), "a zombie read live");
+        assert!(!open_with(0), "a zombie read live through /proc");
+        child.wait().expect("reap");
     }
 
     /// Review of issue 12, finding 1: a child that cannot act on its SIGKILL (frozen in a v1

@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 
 /// Fails unless this process has exactly one thread (`/proc/self/stat` field 20).
 pub(crate) fn assert_single_threaded() -> Result<()> {
-    let stat =
-        std::fs::read_to_string("/proc/self/stat").map_err(Error::io("read", "/proc/self/stat"))?;
+    let stat = crate::state::read_small("/proc/self/stat".as_ref())
+        .map_err(Error::io("read", "/proc/self/stat"))?;
+    let stat = String::from_utf8_lossy(&stat);
     let threads = stat
         .rfind(')')
         .and_then(|i| stat[i + 1..].split_whitespace().nth(17))

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -80,6 +80,10 @@ pub struct Persisted {
     pub pid: i32,
     /// The init's start time (`/proc/<pid>/stat` field 22), to tell it from a recycled pid.
     pub pid_start_time: u64,
+    /// The init's pidfs inode number (`pidfd::Identity`): with it, a command knows the init
+    /// without reading `/proc/<pid>/stat`. 0 where the kernel has no pidfs (before Linux 6.9).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pid_ino: u64,
     /// Absolute bundle path.
     pub bundle: PathBuf,
     /// Absolute rootfs path.
@@ -113,6 +117,10 @@ pub struct Persisted {
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// runc's `state` JSON (and each element of `list --format json`).
@@ -294,7 +302,7 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let mut container = read_container(dir, id)?;
+        let mut container = read_container(dir, id, None)?;
         container.held = true;
         Ok(Locked { container, lock })
     }
@@ -305,7 +313,23 @@ impl Store {
     /// only ever replaced by rename(2), so an unlocked reader sees a whole file.
     pub fn read(&self, id: &str) -> Result<Container> {
         validate_id(id)?;
-        read_container(self.dir(id), id)
+        read_container(self.dir(id), id, None)
+    }
+
+    /// Calls `f` with every container's view in id order, as [`Container::view`] derives it
+    /// (an `Err` for one that could not be read, with its id); see `scan.rs`.
+    pub fn each_view<E>(
+        &self,
+        f: impl FnMut(String, Result<StateView>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E>
+    where
+        E: From<Error>,
+    {
+        crate::scan::each_view(self, self.ids()?, f)
+    }
+
+    pub(crate) fn dir_of(&self, id: &str) -> PathBuf {
+        self.dir(id)
     }
 
     /// Every container id in the store, sorted.
@@ -325,10 +349,48 @@ impl Store {
     }
 }
 
-/// Reads `dir/state.json`.
-fn read_container(dir: PathBuf, id: &str) -> Result<Container> {
+/// Reads a small file whole: open, read until end of file, close. Unlike `fs::read` it asks for
+/// no size first (a statx(2) per file, and for `/proc` and cgroup files, whose size reads 0, a
+/// string of reads growing from 32 bytes): what `list` does for every container.
+pub(crate) fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_small_at(None, path)
+}
+
+/// [`read_small`] of `path` relative to the directory `dir`.
+fn read_small_at(dir: Option<BorrowedFd<'_>>, path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = crate::sys::open_read(dir, path)?;
+    // Not `read_to_end`: on a `File` it asks fstat(2) and lseek(2) for a size hint first.
+    let mut buf = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Reads `dir/state.json`; with `root`, the store's directory open, as `<id>/state.json` below
+/// it (a walk of two components instead of the whole path: `list` reads one per container).
+pub(crate) fn read_container(
+    dir: PathBuf,
+    id: &str,
+    root: Option<BorrowedFd<'_>>,
+) -> Result<Container> {
     let path = dir.join(STATE_FILE);
-    let bytes = match fs::read(&path) {
+    let read = match root {
+        Some(fd) => read_small_at(Some(fd), &Path::new(id).join(STATE_FILE)),
+        None => read_small(&path),
+    };
+    let bytes = match read {
         Ok(b) => b,
         // The directory vanished (a concurrent delete), or create was killed before its first
         // write: both mean "no such container" to the caller, but the latter leaves a directory
@@ -354,6 +416,28 @@ fn read_container(dir: PathBuf, id: &str) -> Result<Container> {
     })
 }
 
+/// How [`Container::status`] looks at the files it derives the status from: by their paths
+/// ([`Direct`]), or below directories opened once for many containers (`scan::Scan`).
+pub(crate) trait Lookup {
+    /// Whether the cgroup whose freezer file is `file` is frozen.
+    fn is_frozen(&mut self, file: &Path) -> Result<bool>;
+    /// Whether the container's exec fifo exists (it is `created`).
+    fn fifo_exists(&self, c: &Container) -> bool;
+}
+
+/// Every file looked up by its path.
+struct Direct;
+
+impl Lookup for Direct {
+    fn is_frozen(&mut self, file: &Path) -> Result<bool> {
+        Ok(hako_cgroups::is_frozen_at(file)?)
+    }
+
+    fn fifo_exists(&self, c: &Container) -> bool {
+        c.fifo_path().exists()
+    }
+}
+
 /// Whether another process holds the container directory's lock right now (a probe that never
 /// waits: flock(2) `LOCK_SH | LOCK_NB`).
 fn lock_is_held(dir: &Path) -> bool {
@@ -371,12 +455,28 @@ fn lock_is_held(dir: &Path) -> bool {
 }
 
 impl Persisted {
+    /// What names the init (pid aside).
+    pub(crate) fn identity(&self) -> pidfd::Identity {
+        pidfd::Identity {
+            start_time: self.pid_start_time,
+            ino: self.pid_ino,
+        }
+    }
+
+    /// Records the init: its pid and what tells it from a later process with the same pid.
+    pub(crate) fn set_init(&mut self, pid: i32, id: pidfd::Identity) {
+        self.pid = pid;
+        self.pid_start_time = id.start_time;
+        self.pid_ino = id.ino;
+    }
+
     /// The state of a directory whose `create` died before writing anything.
     fn orphan(id: &str) -> Self {
         Persisted {
             id: id.to_string(),
             pid: 0,
             pid_start_time: 0,
+            pid_ino: 0,
             bundle: PathBuf::new(),
             rootfs: PathBuf::new(),
             created: String::new(),
@@ -431,11 +531,16 @@ impl Container {
 
     /// The init process, if it is still alive (and not a zombie).
     pub(crate) fn init(&self) -> Option<pidfd::Process> {
-        pidfd::Process::open(self.state.pid, self.state.pid_start_time)
+        pidfd::Process::open(self.state.pid, self.state.identity())
     }
 
     /// The status, derived from the init, the lock, the freezer and the exec fifo.
     pub fn status(&self) -> Result<Status> {
+        self.status_by(&mut Direct)
+    }
+
+    /// [`Container::status`], the files looked up through `files`.
+    pub(crate) fn status_by(&self, files: &mut dyn Lookup) -> Result<Status> {
         if !self.state.created_done {
             // `create` is at work for as long as it holds the lock (before the clone there is no
             // init yet); a `create` that was killed holds nothing, and its init (if any) reads
@@ -455,12 +560,12 @@ impl Container {
         // refuses it) until it is resumed. One read of the recorded freezer file, no
         // mountinfo; a file that cannot be read is an error, never "not paused".
         let frozen = match &self.state.freezer {
-            Some(file) => hako_cgroups::is_frozen_at(file)?,
+            Some(file) => files.is_frozen(file)?,
             None => false,
         };
         Ok(if frozen {
             Status::Paused
-        } else if self.fifo_path().exists() {
+        } else if files.fifo_exists(self) {
             Status::Created
         } else {
             Status::Running
@@ -483,30 +588,41 @@ impl Container {
 
     /// runc's `state` JSON view.
     pub fn view(&self) -> Result<StateView> {
-        let status = self.status()?;
-        Ok(StateView {
+        self.view_by(&mut Direct)
+    }
+
+    /// [`Container::view`], the files looked up through `files`.
+    pub(crate) fn view_by(&self, files: &mut dyn Lookup) -> Result<StateView> {
+        let status = self.status_by(files)?;
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.state.pid
+        };
+        Ok(self.view_as(status, pid))
+    }
+
+    /// The view with a status and pid the caller knows.
+    fn view_as(&self, status: Status, pid: i32) -> StateView {
+        StateView {
             oci_version: OCI_VERSION,
             id: self.state.id.clone(),
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                self.state.pid
-            },
+            pid,
             status,
             bundle: self.state.bundle.clone(),
             rootfs: self.state.rootfs.clone(),
             created: self.state.created.clone(),
             annotations: self.state.annotations.clone(),
             owner: self.state.owner.clone(),
-        })
+        }
     }
 
     /// The state JSON that hooks read on stdin (runtime-spec "State"), with `status` forced to
     /// the lifecycle point the hook runs at.
     pub(crate) fn hook_state(&self, status: Status) -> Result<String> {
-        let mut view = self.view()?;
-        view.status = status;
-        view.pid = self.state.pid;
+        // Not `view`: the status is the caller's to say, so deriving it (the init's pidfd, the
+        // freezer file, the fifo) would be work thrown away, on every create, start and delete.
+        let view = self.view_as(status, self.state.pid);
         serde_json::to_string(&view).map_err(|source| Error::Encode {
             what: "hook state",
             source,

@@ -201,6 +201,51 @@ fn list_shows_containers(rt: Runtime) -> Result<()> {
 }
 both!(list_shows_containers);
 
+/// `list` of an empty root, byte for byte as runc prints it: the header alone, each column at
+/// least 12 wide (Go's tabwriter with minwidth 12), and JSON `null` (runc's nil slice). hako
+/// padded by 3 only and printed `[]` before issue 19.
+fn list_of_nothing_as_runc(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(rt, "listnone", &["true"])?;
+    let t = b.rt(&["list"])?.ok()?;
+    ensure!(
+        t.stdout == "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n",
+        "{t:?}"
+    );
+    let j = b.rt(&["list", "--format", "json"])?.ok()?;
+    ensure!(j.stdout == "null\n", "{j:?}");
+    Ok(())
+}
+both!(list_of_nothing_as_runc);
+
+/// `list` derives each status as `state` does, through its own lookups (the store and cgroup
+/// directories opened once, the init known by its pidfs inode): created, running, paused, and
+/// stopped the moment the init is killed, never a stale `running`.
+fn list_status_follows_the_container(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(rt, "liststatus", &["sleep", "1000"])?;
+    let listed = || -> Result<(String, i64)> {
+        let j = b.rt(&["list", "--format", "json"])?.ok()?;
+        let v: serde_json::Value = serde_json::from_str(&j.stdout)?;
+        ensure!(v[0]["id"] == b.id.as_str(), "{v}");
+        let status = v[0]["status"].as_str().unwrap_or_default().to_string();
+        Ok((status, v[0]["pid"].as_i64().unwrap_or(-1)))
+    };
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().unwrap_or(0);
+    ensure!(listed()? == ("created".into(), pid));
+    b.rt(&["start", &b.id])?.ok()?;
+    ensure!(listed()? == ("running".into(), pid));
+    b.rt(&["pause", &b.id])?.ok()?;
+    ensure!(listed()? == ("paused".into(), pid));
+    b.rt(&["resume", &b.id])?.ok()?;
+    ensure!(listed()? == ("running".into(), pid));
+    b.rt(&["kill", &b.id, "KILL"])?.ok()?;
+    b.wait_exit()?;
+    ensure!(listed()? == ("stopped".into(), 0));
+    b.rt(&["delete", &b.id])?.ok()?;
+    Ok(())
+}
+both!(list_status_follows_the_container);
+
 fn ps_lists_container_pids(rt: Runtime) -> Result<()> {
     let b = Bundle::new(rt, "ps", &["sleep", "1000"])?;
     b.create()?.ok()?;

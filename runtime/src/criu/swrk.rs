@@ -248,9 +248,12 @@ impl Swrk {
     /// Waits (bounded) for CRIU to exit and reaps it; its exit status as text.
     fn wait_exit(&mut self) -> Result<String> {
         let pid = self.pid();
-        let start = crate::pidfd::stat(pid).map(|s| s.start_time).unwrap_or(0);
+        let id = crate::pidfd::Identity {
+            start_time: crate::pidfd::stat(pid).map(|s| s.start_time).unwrap_or(0),
+            ino: 0,
+        };
         // None: already a zombie (or gone), so wait() below returns at once.
-        if let Some(p) = crate::pidfd::Process::open(pid, start) {
+        if let Some(p) = crate::pidfd::Process::open(pid, id) {
             if !p.wait_exit(EXIT_TIMEOUT)? {
                 let _ = self.child.kill();
                 let _ = self.child.wait();

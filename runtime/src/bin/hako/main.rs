@@ -121,16 +121,16 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
             return Ok(verb::exec::exec(&store, &opts)?);
         }
         Command::List(a) => {
-            let states = verb::query::list(&store)?;
+            // One write(2) per buffer, not one per line (stdout is line-buffered).
+            let mut out = std::io::BufWriter::with_capacity(16 * 1024, std::io::stdout().lock());
             if a.quiet {
-                for s in &states {
-                    println!("{}", s.id);
-                }
+                verb::query::list_quiet(&store, &mut out)?;
             } else if a.format == "json" {
-                print_json(&states, false)?;
+                verb::query::list_json(&store, &mut out)?;
             } else {
-                verb::query::list_table(&states, &mut std::io::stdout().lock())?;
+                verb::query::list_table(&store, &mut out)?;
             }
+            out.flush()?;
         }
         Command::Ps(a) => {
             let pids = verb::query::pids(&store, &a.id)?;
