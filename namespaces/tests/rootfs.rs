@@ -986,12 +986,42 @@ fn a_pinned_joined_namespace_is_reached_through_its_path() {
             !inside.contains(&format!(" {} ", point.display())),
             "unmounted in the pinned namespace",
         )?;
-        // Unpinned, the namespace is out of reach: an error, not a silent success.
+        // Unpinned, the namespace is out of reach: an error, not a silent success. Also when
+        // a new mount namespace has taken its freed nsfs inode number (the kernel reuses them):
+        // it must not be mistaken for the recorded one.
+        let recorded_ino = std::fs::metadata(&pin).map_err(|e| e.to_string())?.ino();
         drop(slot);
-        match hako_namespaces::unmount_recorded(&record, &b.rootfs()) {
+        let mut reuser = std::process::Command::new("unshare")
+            .args(["--mount", "cat"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let reused = wait_for_mnt_ns(reuser.id()).map(|ino| ino == recorded_ino);
+        let result = hako_namespaces::unmount_recorded(&record, &b.rootfs());
+        drop(reuser.stdin.take());
+        let _ = reuser.wait();
+        eprintln!("the recorded namespace's inode number taken by a new one: {reused:?}");
+        match result {
             Err(Error::MountNamespaceUnreachable { path }) => check(path == pin, "the path"),
             other => Err(format!("unreachable namespace: {other:?}")),
         }
     })
     .unwrap();
+}
+
+/// The mount namespace inode of `pid` once it has left its parent's (unshare(1) has run), or
+/// `None` after a bounded wait.
+fn wait_for_mnt_ns(pid: u32) -> Option<u64> {
+    let mine = std::fs::metadata("/proc/self/ns/mnt").ok()?.ino();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        // Polled: unshare(1) gives no signal when it has unshared, before exec'ing cat.
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/mnt")) {
+            if m.ino() != mine {
+                return Some(m.ino());
+            }
+        }
+        std::thread::yield_now();
+    }
+    None
 }
