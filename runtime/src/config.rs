@@ -13,9 +13,10 @@ use crate::lsm::{HostLsm, LsmConfig};
 use crate::process::ProcessConfig;
 use crate::seccomp::SeccompProgram;
 
-/// Validates the LSM labels against the host (also used by `exec`).
-pub(crate) fn lsm_of(spec: &Spec) -> Result<LsmConfig> {
-    Ok(LsmConfig::from_spec(spec, &HostLsm::host())?)
+/// Validates the LSM labels against `host` (also used by `exec`, which checks its own labels
+/// against the same `host` and so reads sysfs once).
+pub(crate) fn lsm_of(spec: &Spec, host: &HostLsm) -> Result<LsmConfig> {
+    Ok(LsmConfig::from_spec(spec, host)?)
 }
 
 /// Compiles `linux.seccomp`, if any (also used by `exec`, which applies the container's filter).
@@ -347,7 +348,7 @@ impl ContainerConfig {
         let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
         namespaces.check_uts(hostname.as_deref(), domainname.as_deref())?;
         let net_devices = crate::netdev::NetDevices::from_spec(linux, &namespaces)?;
-        let lsm = lsm_of(spec)?;
+        let lsm = lsm_of(spec, &HostLsm::host())?;
         let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
         Ok(ContainerConfig {
             bundle: bundle.to_path_buf(),

@@ -220,11 +220,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             .as_ref()
             .and_then(|p| p.selinux_label().clone())
     });
-    let lsm = config::lsm_of(&spec)?.for_exec(
-        apparmor.as_deref(),
-        label.as_deref(),
-        &crate::lsm::HostLsm::host(),
-    )?;
+    let host = crate::lsm::HostLsm::host();
+    let lsm =
+        config::lsm_of(&spec, &host)?.for_exec(apparmor.as_deref(), label.as_deref(), &host)?;
     drop(spec);
     let state_json = locked.hook_state(status)?;
     if opts.tty != p.terminal && opts.process.is_none() {
