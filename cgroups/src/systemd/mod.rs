@@ -258,6 +258,36 @@ impl Cgroup {
         bus.call(&manager("SetUnitProperties", &args)).map(drop)
     }
 
+    /// Adds `pid` (an `exec`'d process) to the cgroup. In a unit of a user's manager, a caller
+    /// whose own cgroup lies outside the user's delegated subtree may not move it there
+    /// (EACCES: cgroup v2 wants write access to the common ancestor, cgroup(7)); then the
+    /// manager is asked, `AttachProcessesToUnit` (org.freedesktop.systemd1(5)), which the
+    /// user's manager hands to the system's as it did for the unit's first process. Any other
+    /// failure is an error: the process is never left outside.
+    pub fn join(&self, pid: i32) -> Result<(), Error> {
+        let denied = |e: &Error| {
+            matches!(e, Error::AddProcess { source, .. }
+                if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)))
+        };
+        match (self.add_process(pid), self.systemd_unit()) {
+            (Err(e), Some(unit)) if unit.user.is_some() && denied(&e) => {
+                let pid = u32::try_from(pid).map_err(|_| Error::InvalidValue {
+                    field: "pid",
+                    value: pid.to_string(),
+                    reason: "not a process id",
+                })?;
+                let mut bus = connect(unit)?;
+                let args = [
+                    Value::str(&unit.name),
+                    Value::str(""),
+                    Value::Array("u".into(), vec![Value::U32(pid)]),
+                ];
+                bus.call(&manager("AttachProcessesToUnit", &args)).map(drop)
+            }
+            (r, _) => r,
+        }
+    }
+
     /// systemd driver: stops the unit (waiting for the job) and resets it if it failed, so
     /// that no unit is left; a unit systemd already dropped is fine. Nothing to do without
     /// a unit. The caller removes the directories afterwards with [`Cgroup::destroy`].
