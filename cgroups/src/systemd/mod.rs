@@ -17,7 +17,7 @@
 //!
 //! D-Bus is spoken by the small blocking client in modules `bus` and `wire` (EXTERNAL
 //! authentication over the bus socket, a handful of message signatures) rather than
-//! a general D-Bus crate: the driver needs five methods and one signal, and the default
+//! a general D-Bus crate: the driver needs seven methods and one signal, and the default
 //! cgroupfs path must not grow (see ARCHITECTURE.md).
 
 mod bus;
