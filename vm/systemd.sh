@@ -12,7 +12,8 @@
 # cgroup2 beside them). Environment: CARGO_TARGET_DIR, HAKO_VM_CACHE (default
 # /var/cache/hako-vm; the root file system image is built there once by
 # systemd-image.sh), HAKO_VM_KERNEL, HAKO_VM_TIMEOUT (default 1200 s, per boot),
-# HAKO_VM_SYSTEMD_PARTS (default "checks engines conformance": systemd-checks.sh, then
+# HAKO_VM_SYSTEMD_PARTS (default "checks rootless engines conformance": systemd-checks.sh,
+# systemd-rootless.sh (an unprivileged user's systemd --user; on hybrid only the refusal), then
 # systemd-engines.sh, podman and containerd's CRI, and systemd-conformance.sh, the suite's
 # cgroups/ and lifecycle/ with --systemd-cgroup, both on the unified boot only), HAKO_VM_SCRIPT (a bash
 # script run in the VM after the parts; HAKO_VM_SYSTEMD_PARTS= runs it alone).
@@ -23,7 +24,7 @@ target_dir=${CARGO_TARGET_DIR:-$repo/target}
 cache=${HAKO_VM_CACHE:-/var/cache/hako-vm}
 timeout_s=${HAKO_VM_TIMEOUT:-1200}
 modes=${HAKO_VM_SYSTEMD_MODES:-unified hybrid}
-parts=${HAKO_VM_SYSTEMD_PARTS-checks engines conformance}
+parts=${HAKO_VM_SYSTEMD_PARTS-checks rootless engines conformance}
 vm_lane=vm/systemd.sh
 . "$repo/vm/lib.sh"
 start=$(date +%s.%N)
@@ -78,6 +79,7 @@ cp "$hako" "$lane/hako"
 cp "$repo/vm/systemd-boot.sh" "$lane/boot.sh"
 cp "$repo/vm/systemd-lib.sh" "$lane/lib.sh"
 cp "$repo/vm/systemd-checks.sh" "$lane/checks.sh"
+cp "$repo/vm/systemd-rootless.sh" "$lane/rootless.sh"
 cp "$repo/vm/systemd-engines.sh" "$lane/engines.sh"
 cp "$repo/vm/cri.py" "$lane/cri.py"
 cp "$repo/vm/systemd-conformance.sh" "$lane/conformance.sh"

@@ -115,6 +115,25 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Rootless `--systemd-cgroup`: connecting to the user's session bus failed.
+    #[error("rootless --systemd-cgroup: connect to the user's D-Bus session bus at {path} (is `systemd --user` running for this user, e.g. `loginctl enable-linger`?)")]
+    DbusUserConnect {
+        /// The bus socket.
+        path: PathBuf,
+        /// Underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Rootless `--systemd-cgroup` with no way to find the user's session bus.
+    #[error("rootless --systemd-cgroup: no user bus: $DBUS_SESSION_BUS_ADDRESS has no unix:path= and $XDG_RUNTIME_DIR is not set")]
+    NoUserBus,
+    /// Rootless `--systemd-cgroup` outside the unified hierarchy: systemd delegates cgroups to
+    /// users only on cgroup v2 (runc refuses it too).
+    #[error("rootless --systemd-cgroup needs the unified cgroup hierarchy (cgroup v2 only); this host is {mode:?}")]
+    RootlessSystemdNotUnified {
+        /// The host's layout.
+        mode: crate::Mode,
+    },
     /// Reading from or writing to the bus failed (or timed out).
     #[error("D-Bus: {what}")]
     Dbus {

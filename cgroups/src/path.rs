@@ -163,6 +163,21 @@ impl CgroupPath {
         self.systemd.as_ref()
     }
 
+    /// For a rootless container under the systemd driver: the same unit in the user's manager
+    /// (`systemd --user`, reached over the user's session bus, see [`crate::systemd`]), whose
+    /// cgroup lies below the manager's. Without a unit: unchanged.
+    pub fn in_user_manager(&self) -> Result<Self, Error> {
+        let Some(unit) = &self.systemd else {
+            return Ok(self.clone());
+        };
+        let unit = crate::systemd::user_unit(unit.clone())?;
+        Ok(Self {
+            inner: PathBuf::from(unit.cgroup()),
+            parents: self.parents.clone(),
+            systemd: Some(unit),
+        })
+    }
+
     /// The cleaned cgroupsPath (absolute, or relative to hako's own cgroup).
     pub fn as_path(&self) -> &Path {
         &self.inner

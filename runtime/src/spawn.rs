@@ -124,6 +124,12 @@ fn clone_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<(Forke
             | nix::Error::E2BIG
             | nix::Error::EINVAL
             | nix::Error::EOPNOTSUPP => Ok((clone(flags)?, false)),
+            // The caller may not move a process from its own cgroup to that one (cgroup v2
+            // wants write access to their common ancestor's cgroup.procs, cgroup(7)
+            // "Cgroups v2 delegation"): a rootless caller outside its delegated subtree, e.g.
+            // under the systemd driver. Cloned outside; the caller must then add the child
+            // (its join still fails closed, see `Cgroup::join`).
+            nix::Error::EACCES | nix::Error::EPERM => Ok((clone(flags)?, false)),
             e => Err(Error::sys("clone3(CLONE_INTO_CGROUP)")(e)),
         },
     }

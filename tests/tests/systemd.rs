@@ -1,6 +1,6 @@
 //! `--systemd-cgroup` on this host, which has no systemd and no system bus: a create fails with
 //! an error that says why and leaves nothing; malformed paths are refused before anything is
-//! made. The driver itself is tested with systemd as PID 1 in `vm/systemd.sh`.
+//! made; rootless, the driver is refused on this cgroup v1 host. The driver itself is tested with systemd as PID 1 in `vm/systemd.sh`.
 
 use anyhow::{ensure, Result};
 use hako_tests::{both, Bundle, Run, Runtime};
@@ -40,6 +40,37 @@ fn create_without_a_bus_fails_cleanly(rt: Runtime) -> Result<()> {
     Ok(())
 }
 both!(create_without_a_bus_fails_cleanly);
+
+/// Rootless, the unit would belong to the user's manager, which systemd delegates cgroups to on
+/// cgroup v2 only: on this hybrid host create is refused before anything is made.
+fn rootless_needs_the_unified_hierarchy(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "sdrootless", &["true"])?;
+    b.config["linux"]["cgroupsPath"] = ":hakotest:x".into();
+    b.write_config()?;
+    let bundle = b.path().to_string_lossy().into_owned();
+    let r = b.rt(&[
+        "--rootless",
+        "true",
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        &bundle,
+        &b.id,
+    ])?;
+    ensure!(
+        r.code != 0,
+        "rootless systemd create on v1 succeeded: {r:?}"
+    );
+    if rt == Runtime::Hako {
+        ensure!(
+            r.stderr.contains("needs the unified cgroup hierarchy"),
+            "the error says why: {r:?}"
+        );
+    }
+    ensure!(b.rt(&["state", &b.id])?.code != 0, "state left");
+    Ok(())
+}
+both!(rootless_needs_the_unified_hierarchy);
 
 fn malformed_systemd_path_is_refused(rt: Runtime) -> Result<()> {
     for bad in [

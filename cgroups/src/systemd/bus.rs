@@ -1,10 +1,11 @@
-//! A blocking D-Bus connection to the system bus, for the few calls the driver makes
-//! (D-Bus specification: "Authentication Protocol" EXTERNAL over a unix socket, then
-//! `Hello`). Every read has a deadline: nothing here waits forever.
+//! A blocking D-Bus connection to the system bus, or for a rootless container to the user's
+//! session bus, for the few calls the driver makes (D-Bus specification: "Authentication
+//! Protocol" EXTERNAL over a unix socket, then `Hello`). Every read has a deadline: nothing
+//! here waits forever.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::wire::{self, Call, Message, Value};
@@ -32,24 +33,77 @@ fn protocol(what: &'static str, detail: impl Into<String>) -> Error {
     }
 }
 
+/// The socket of the first `unix:path=...` entry of a D-Bus address list (D-Bus
+/// specification, "Server Addresses"; other transports, e.g. `unix:abstract=`, are not spoken).
+fn unix_path(address: &str) -> Option<PathBuf> {
+    address.split(';').find_map(|one| {
+        one.strip_prefix("unix:")?
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("path=").map(PathBuf::from))
+    })
+}
+
 /// The socket of `DBUS_SYSTEM_BUS_ADDRESS=unix:path=...`, else the well-known one.
 fn address() -> PathBuf {
     std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
         .ok()
-        .and_then(|a| {
-            a.split(';').find_map(|one| {
-                one.strip_prefix("unix:")?
-                    .split(',')
-                    .find_map(|kv| kv.strip_prefix("path=").map(PathBuf::from))
-            })
-        })
+        .and_then(|a| unix_path(&a))
         .unwrap_or_else(|| PathBuf::from(SYSTEM_BUS))
+}
+
+/// The user's session bus as runc finds it (libcontainer/cgroups/systemd/user.go): the
+/// `unix:path=` of `$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus` (where
+/// `systemd --user`'s dbus.socket listens, user@.service(5)). `None` when neither says.
+pub(crate) fn user_address(session: Option<&str>, runtime_dir: Option<&str>) -> Option<PathBuf> {
+    session.and_then(unix_path).or_else(|| {
+        runtime_dir
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join("bus"))
+    })
+}
+
+/// The uid the bus sees for a caller whose effective uid is `euid` in a user namespace with
+/// the map `uid_map` (/proc/self/uid_map: `inside outside count` lines, user_namespaces(7)):
+/// the bus daemon reads the peer's uid with SO_PEERCRED in its own (the host's) namespace, and
+/// EXTERNAL succeeds only when the claimed uid is that one (runc's user.go `DetectUID` finds
+/// the same uid). An unmapped `euid` is `None`.
+pub(crate) fn host_uid(uid_map: &str, euid: u32) -> Option<u32> {
+    uid_map.lines().find_map(|line| {
+        let mut f = line.split_whitespace().map(str::parse::<u32>);
+        let (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) = (f.next(), f.next(), f.next())
+        else {
+            return None;
+        };
+        let offset = euid.checked_sub(inside).filter(|o| *o < count)?;
+        outside.checked_add(offset)
+    })
+}
+
+/// The uid to claim in EXTERNAL: the effective uid as the host sees it.
+fn caller_uid() -> Result<u32, Error> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let map = std::fs::read_to_string("/proc/self/uid_map").map_err(|source| Error::Read {
+        path: "/proc/self/uid_map".into(),
+        source,
+    })?;
+    host_uid(&map, euid).ok_or(Error::DbusProtocol {
+        what: "authenticate",
+        detail: format!("uid {euid} that /proc/self/uid_map does not map"),
+    })
 }
 
 impl Bus {
     /// Connects to the system bus with the given timeout for each step.
     pub(crate) fn system(timeout: Duration) -> Result<Self, Error> {
         Self::at(address(), timeout)
+    }
+
+    /// Connects to the user's session bus at `path` (see [`user_address`]).
+    pub(crate) fn user(path: PathBuf, timeout: Duration) -> Result<Self, Error> {
+        Self::at(path, timeout).map_err(|e| match e {
+            Error::DbusConnect { path, source } => Error::DbusUserConnect { path, source },
+            other => other,
+        })
     }
 
     /// Connects to the bus listening on `path`.
@@ -79,7 +133,7 @@ impl Bus {
 
     /// SASL EXTERNAL: the server checks our uid on the socket (SO_PEERCRED).
     fn authenticate(&mut self) -> Result<(), Error> {
-        let uid = nix::unistd::geteuid().as_raw().to_string();
+        let uid = caller_uid()?.to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         self.sock
             .write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())
@@ -244,6 +298,47 @@ mod tests {
         let mut byte = [0u8; 1];
         while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {}
         (Daemon { child, _dir: dir }, sock)
+    }
+
+    #[test]
+    fn the_user_bus_is_the_session_address_else_the_runtime_dir() {
+        let p = |s, r| user_address(s, r);
+        assert_eq!(
+            p(Some("unix:path=/run/user/1000/bus"), Some("/x")),
+            Some("/run/user/1000/bus".into())
+        );
+        // The first unix:path= of a list; its other keys ignored.
+        assert_eq!(
+            p(
+                Some("unix:abstract=/tmp/a,guid=1;unix:guid=2,path=/tmp/b"),
+                None
+            ),
+            Some("/tmp/b".into())
+        );
+        // No unix:path= in it (abstract only) or unset: $XDG_RUNTIME_DIR/bus.
+        assert_eq!(
+            p(Some("unix:abstract=/tmp/a"), Some("/run/user/1000")),
+            Some("/run/user/1000/bus".into())
+        );
+        assert_eq!(p(None, Some("/run/user/7")), Some("/run/user/7/bus".into()));
+        assert_eq!(p(None, Some("")), None);
+        assert_eq!(p(None, None), None);
+    }
+
+    #[test]
+    fn external_claims_the_uid_the_host_sees() {
+        // The host's own namespace: the identity map.
+        assert_eq!(
+            host_uid("         0          0 4294967295\n", 1000),
+            Some(1000)
+        );
+        // Rootless podman's namespace: 0 is the user, 1.. its subordinate range.
+        let map = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(host_uid(map, 0), Some(1000));
+        assert_eq!(host_uid(map, 1), Some(100000));
+        assert_eq!(host_uid(map, 65536), Some(165535));
+        assert_eq!(host_uid(map, 65537), None);
+        assert_eq!(host_uid("", 0), None);
     }
 
     #[test]

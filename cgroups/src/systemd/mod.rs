@@ -7,9 +7,17 @@
 //! `SetUnitProperties`. Once made, the unit's cgroup is an ordinary directory at the path
 //! [`Unit::cgroup`]: freeze, kill, stats and `ps` work on it unchanged.
 //!
+//! A rootless container's unit belongs to the user's manager (`systemd --user`), as runc's
+//! (libcontainer/cgroups/systemd/user.go): reached over the user's session bus, found in
+//! `$DBUS_SESSION_BUS_ADDRESS` else at `$XDG_RUNTIME_DIR/bus`; the slice defaults to
+//! `user.slice` of that manager and the unit's cgroup lies below the manager's own
+//! (its `ControlGroup` property, read once at `create` and kept in the state with the bus);
+//! cgroup v2 only, where systemd delegates to users; the device rules are not applied (as
+//! the cgroupfs driver's rootless mode, see `crate::rootless`).
+//!
 //! D-Bus is spoken by the small blocking client in modules `bus` and `wire` (EXTERNAL
-//! authentication over the system bus socket, a handful of message signatures) rather than
-//! a general D-Bus crate: the driver needs five methods and one signal, and the default
+//! authentication over the bus socket, a handful of message signatures) rather than
+//! a general D-Bus crate: the driver needs seven methods and one signal, and the default
 //! cgroupfs path must not grow (see ARCHITECTURE.md).
 
 mod bus;
@@ -19,7 +27,7 @@ mod wire;
 
 use std::time::Duration;
 
-pub use unit::Unit;
+pub use unit::{Unit, UserManager};
 
 use bus::Bus;
 use wire::{Call, Value};
@@ -55,9 +63,61 @@ fn props_value(props: Vec<properties::Property>) -> Value {
     )
 }
 
+/// The bus of the manager that owns `unit`: the user's for a rootless container.
+fn connect(unit: &Unit) -> Result<Bus, Error> {
+    match &unit.user {
+        Some(user) => Bus::user(user.bus.clone(), BUS_TIMEOUT),
+        None => Bus::system(BUS_TIMEOUT),
+    }
+}
+
+/// `unit` in the user's manager, for a rootless container: finds the user's bus, asks the
+/// manager for its cgroup (`ControlGroup`, org.freedesktop.systemd1(5)) and records both.
+pub(crate) fn user_unit(unit: Unit) -> Result<Unit, Error> {
+    let mode = crate::detect_mode()?;
+    if mode != Mode::Unified {
+        return Err(Error::RootlessSystemdNotUnified { mode });
+    }
+    let env = |k| std::env::var(k).ok();
+    let path = bus::user_address(
+        env("DBUS_SESSION_BUS_ADDRESS").as_deref(),
+        env("XDG_RUNTIME_DIR").as_deref(),
+    )
+    .ok_or(Error::NoUserBus)?;
+    let mut bus = Bus::user(path.clone(), BUS_TIMEOUT)?;
+    let args = [Value::str(MANAGER), Value::str("ControlGroup")];
+    let reply = bus.call(&Call {
+        destination: SYSTEMD,
+        path: MANAGER_PATH,
+        interface: "org.freedesktop.DBus.Properties",
+        member: "Get",
+        args: &args,
+    })?;
+    let cgroup = match reply.first() {
+        Some(Value::Variant(v)) => v.as_str().filter(|c| c.starts_with('/')),
+        _ => None,
+    }
+    .ok_or_else(|| Error::DbusProtocol {
+        what: "the user manager's ControlGroup",
+        detail: format!("{reply:?}"),
+    })?
+    .to_string();
+    Ok(unit.for_user(UserManager { bus: path, cgroup }))
+}
+
+/// What a unit's manager may apply: a user's has no device rules (they need CAP_SYS_ADMIN
+/// in the host, as in the cgroupfs driver's rootless mode).
+fn applicable(unit: &Unit, r: &Resources) -> Resources {
+    if unit.user.is_some() {
+        r.without_devices()
+    } else {
+        r.clone()
+    }
+}
+
 /// A bus connection that receives systemd's job signals.
-fn subscribed() -> Result<Bus, Error> {
-    let mut bus = Bus::system(BUS_TIMEOUT)?;
+fn subscribed(unit: &Unit) -> Result<Bus, Error> {
+    let mut bus = connect(unit)?;
     let rule = format!(
         "type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobRemoved'"
     );
@@ -160,9 +220,10 @@ impl Cgroup {
             value: pid.to_string(),
             reason: "not a process id",
         })?;
+        let resources = &applicable(unit, resources);
         let mut props = properties::unit(unit, &unit.name, pid, unified(self));
         props.extend(unit_properties(self, resources)?);
-        let mut bus = subscribed()?;
+        let mut bus = subscribed(unit)?;
         start(&mut bus, unit, props_value(props))?;
         let made = Cgroup::create(self.path())
             .and_then(|cg| cg.apply(resources).map(|()| cg))
@@ -184,17 +245,47 @@ impl Cgroup {
         let Some(unit) = self.systemd_unit() else {
             return Ok(());
         };
-        let props = unit_properties(self, resources)?;
+        let props = unit_properties(self, &applicable(unit, resources))?;
         if props.is_empty() {
             return Ok(());
         }
-        let mut bus = Bus::system(BUS_TIMEOUT)?;
+        let mut bus = connect(unit)?;
         let args = [
             Value::str(&unit.name),
             Value::Bool(true),
             props_value(props),
         ];
         bus.call(&manager("SetUnitProperties", &args)).map(drop)
+    }
+
+    /// Adds `pid` (an `exec`'d process) to the cgroup. In a unit of a user's manager, a caller
+    /// whose own cgroup lies outside the user's delegated subtree may not move it there
+    /// (EACCES: cgroup v2 wants write access to the common ancestor, cgroup(7)); then the
+    /// manager is asked, `AttachProcessesToUnit` (org.freedesktop.systemd1(5)), which the
+    /// user's manager hands to the system's as it did for the unit's first process. Any other
+    /// failure is an error: the process is never left outside.
+    pub fn join(&self, pid: i32) -> Result<(), Error> {
+        let denied = |e: &Error| {
+            matches!(e, Error::AddProcess { source, .. }
+                if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)))
+        };
+        match (self.add_process(pid), self.systemd_unit()) {
+            (Err(e), Some(unit)) if unit.user.is_some() && denied(&e) => {
+                let pid = u32::try_from(pid).map_err(|_| Error::InvalidValue {
+                    field: "pid",
+                    value: pid.to_string(),
+                    reason: "not a process id",
+                })?;
+                let mut bus = connect(unit)?;
+                let args = [
+                    Value::str(&unit.name),
+                    Value::str(""),
+                    Value::Array("u".into(), vec![Value::U32(pid)]),
+                ];
+                bus.call(&manager("AttachProcessesToUnit", &args)).map(drop)
+            }
+            (r, _) => r,
+        }
     }
 
     /// systemd driver: stops the unit (waiting for the job) and resets it if it failed, so
@@ -204,7 +295,7 @@ impl Cgroup {
         let Some(unit) = self.systemd_unit() else {
             return Ok(());
         };
-        let mut bus = subscribed()?;
+        let mut bus = subscribed(unit)?;
         stop(&mut bus, unit)
     }
 }

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// The default slice of a system container (runc: `system.slice`; rootless would be `user.slice`).
+/// The default slice of a system container (runc: `system.slice`).
 pub(crate) const DEFAULT_SLICE: &str = "system.slice";
+/// The default slice of a rootless container, in the user's manager (runc: `user.slice`).
+pub(crate) const DEFAULT_USER_SLICE: &str = "user.slice";
 /// The default prefix when cgroupsPath is empty (runc uses "runc"; hako names itself).
 pub(crate) const DEFAULT_PREFIX: &str = "hako";
 
@@ -20,6 +22,25 @@ pub struct Unit {
     pub slice: String,
     /// The unit's name: `<prefix>-<name>.scope`, or `<name>` when it ends with `.slice`.
     pub name: String,
+    /// For a rootless container: the user's manager that owns the unit (see [`UserManager`]);
+    /// `None`: the system's manager on the system bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserManager>,
+    /// Whether `slice` is the default one (cgroupsPath named none): a rootless container's
+    /// default is [`DEFAULT_USER_SLICE`] instead. Only needed until [`Unit::for_user`].
+    #[serde(skip)]
+    slice_defaulted: bool,
+}
+
+/// The user's `systemd --user` instance a rootless container's unit belongs to, recorded at
+/// `create` so that later verbs (run with another environment) reach the same manager.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserManager {
+    /// The user's session bus socket (see `bus::user_address`).
+    pub bus: std::path::PathBuf,
+    /// The manager's own cgroup, its `ControlGroup` property, e.g.
+    /// `/user.slice/user-1000.slice/user@1000.service`: its slices live below it.
+    pub cgroup: String,
 }
 
 fn invalid(path: &str, reason: &'static str) -> Error {
@@ -63,7 +84,8 @@ impl Unit {
     pub(crate) fn parse(cgroups_path: Option<&str>, id: &str) -> Result<Self, Error> {
         let given = cgroups_path.unwrap_or("");
         let (slice, prefix, name) = if given.is_empty() {
-            (DEFAULT_SLICE, DEFAULT_PREFIX, id)
+            // The slice is defaulted below.
+            ("", DEFAULT_PREFIX, id)
         } else {
             let parts: Vec<&str> = given.split(':').collect();
             let [slice, prefix, name] = parts[..] else {
@@ -74,7 +96,8 @@ impl Unit {
             };
             (slice, prefix, name)
         };
-        let slice = if slice.is_empty() {
+        let slice_defaulted = slice.is_empty();
+        let slice = if slice_defaulted {
             DEFAULT_SLICE
         } else {
             slice
@@ -97,18 +120,48 @@ impl Unit {
         Ok(Self {
             slice: slice.to_string(),
             name,
+            user: None,
+            slice_defaulted,
         })
     }
 
-    /// The unit's cgroup, relative to each hierarchy's root: `/system.slice/docker-ID.scope`.
+    /// The same unit in the user's manager `user` (a rootless container, runc's user.go): a
+    /// defaulted slice becomes [`DEFAULT_USER_SLICE`], and the cgroup lies below the manager's.
+    pub(crate) fn for_user(mut self, user: UserManager) -> Self {
+        if self.slice_defaulted {
+            self.slice = DEFAULT_USER_SLICE.into();
+        }
+        self.user = Some(user);
+        self
+    }
+
+    /// The unit's cgroup, relative to each hierarchy's root: `/system.slice/docker-ID.scope`;
+    /// in a user's manager below the manager's own cgroup, as runc joins them (its v2.go
+    /// `initPaths`): `/user.slice/user-1000.slice/user@1000.service/user.slice/p-c.scope`.
     pub fn cgroup(&self) -> String {
         // Both were validated by `parse`. A slice sits where its own name says.
-        if self.is_slice() {
-            return expand_slice(&self.name).unwrap_or_else(|_| "/".into());
+        let own = if self.is_slice() {
+            expand_slice(&self.name).unwrap_or_else(|_| "/".into())
+        } else {
+            let slice = expand_slice(&self.slice).unwrap_or_else(|_| "/".into());
+            let slice = slice.trim_end_matches('/');
+            format!("{slice}/{}", self.name)
+        };
+        match &self.user {
+            Some(u) => {
+                let base = u.cgroup.trim_end_matches('/');
+                if own == "/" {
+                    if base.is_empty() {
+                        "/".into()
+                    } else {
+                        base.to_string()
+                    }
+                } else {
+                    format!("{base}{own}")
+                }
+            }
+            None => own,
         }
-        let slice = expand_slice(&self.slice).unwrap_or_else(|_| "/".into());
-        let slice = slice.trim_end_matches('/');
-        format!("{slice}/{}", self.name)
     }
 
     /// Whether the unit is a slice (runc creates a slice when the name ends with `.slice`).
@@ -174,6 +227,51 @@ mod tests {
             let u = Unit::parse(p, "ctr").unwrap();
             assert_eq!(u.cgroup(), "/system.slice/hako-ctr.scope");
         }
+    }
+
+    fn user(cgroup: &str) -> UserManager {
+        UserManager {
+            bus: "/run/user/1000/bus".into(),
+            cgroup: cgroup.into(),
+        }
+    }
+
+    #[test]
+    fn user_units_live_below_the_users_manager() {
+        let manager = "/user.slice/user-1000.slice/user@1000.service";
+        // No slice given: user.slice, as runc's rootless default.
+        for p in [None, Some(""), Some(":hako:ctr")] {
+            let u = Unit::parse(p, "ctr").unwrap().for_user(user(manager));
+            assert_eq!(u.slice, "user.slice", "{p:?}");
+            assert_eq!(
+                u.cgroup(),
+                "/user.slice/user-1000.slice/user@1000.service/user.slice/hako-ctr.scope"
+            );
+        }
+        // A slice given stays, below the manager.
+        let u = Unit::parse(Some("app-x.slice:p:c"), "id")
+            .unwrap()
+            .for_user(user(&format!("{manager}/")));
+        assert_eq!(u.slice, "app-x.slice");
+        assert_eq!(
+            u.cgroup(),
+            format!("{manager}/app.slice/app-x.slice/p-c.scope")
+        );
+        let u = Unit::parse(Some("-.slice:p:c"), "id")
+            .unwrap()
+            .for_user(user(manager));
+        assert_eq!(u.cgroup(), format!("{manager}/p-c.scope"));
+        let u = Unit::parse(Some("user.slice:p:user-k.slice"), "id")
+            .unwrap()
+            .for_user(user(manager));
+        assert_eq!(u.cgroup(), format!("{manager}/user.slice/user-k.slice"));
+        // The system's units are unchanged, and the user part survives the state file.
+        let u = Unit::parse(None, "ctr").unwrap();
+        assert_eq!(u.cgroup(), "/system.slice/hako-ctr.scope");
+        let u = Unit::parse(None, "ctr").unwrap().for_user(user(manager));
+        let back: Unit = serde_json::from_str(&serde_json::to_string(&u).unwrap()).unwrap();
+        assert_eq!(back.cgroup(), u.cgroup());
+        assert_eq!(back.user, u.user);
     }
 
     #[test]

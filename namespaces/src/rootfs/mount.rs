@@ -366,22 +366,36 @@ fn mount_cgroup2(
     let dest = m.destination.as_path();
     let flags = m.opts.flags;
     let dest_fd = open_dest(root, m, Create::Dir)?;
-    match cgroups.iter().find(|c| c.fs_type == "cgroup2") {
-        Some(c) if !cgroupns => bind_host(
+    let host = cgroups.iter().find(|c| c.fs_type == "cgroup2");
+    let bind_own = |c: &CgroupMount| {
+        bind_host(
             root,
             &c.host_dir,
             dest_fd.as_fd(),
             dest,
             flags | MsFlags::MS_REC,
-        ),
-        _ => sys_mount(
+        )
+    };
+    match host {
+        Some(c) if !cgroupns => bind_own(c),
+        _ => match sys_mount(
             Some(Path::new("cgroup2")),
             &sys::fd_path(dest_fd.as_fd()),
             dest,
             "cgroup2",
             flags,
             &m.opts.data,
-        ),
+        ) {
+            // A user namespace may be refused a fresh cgroup2 (EPERM), and one made over the
+            // same cgroup2 root already mounted there (the host's, under a bind of /sys) is
+            // EBUSY (mount(2)): bind the container's own cgroup instead, the view a cgroup
+            // namespace would give (runc's mountCgroupV2 falls back so, for rootless).
+            Err(Error::Mount {
+                source: Errno::EPERM | Errno::EBUSY,
+                ..
+            }) if host.is_some() => host.map_or(Ok(()), bind_own),
+            other => other,
+        },
     }
 }
 

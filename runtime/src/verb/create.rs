@@ -85,6 +85,12 @@ pub(crate) fn create_with_console(
         "loaded and validated {}/config.json",
         bundle.display()
     ));
+    if opts.rootless {
+        // Rootless under the systemd driver: the unit belongs to the user's manager, over the
+        // user's bus (runc's systemd user.go); before anything is made, so a missing user bus
+        // fails `create` with nothing to undo. Without a unit nothing changes.
+        config.cgroup_path = config.cgroup_path.in_user_manager()?;
+    }
     let cgroup_need = rootless::CgroupNeed::of(opts.rootless, &spec);
     for field in config.resources.ignored_fields() {
         crate::log::line(

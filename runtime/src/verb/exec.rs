@@ -328,7 +328,7 @@ fn parent(
         e
     };
     if let Some(cg) = ctx.cgroup {
-        cg.add_process(pid.as_raw()).map_err(|e| fail(e.into()))?;
+        cg.join(pid.as_raw()).map_err(|e| fail(e.into()))?;
     }
     sock.send(&Message::Go {
         state: String::new(),

@@ -121,7 +121,7 @@ pub fn features(criu: &std::path::Path) -> Value {
                 "v1": true,
                 "v2": true,
                 "systemd": true,
-                "systemdUser": false,
+                "systemdUser": true,
                 // Applied by the cgroups crate where the host has the controller.
                 "rdma": host_has_rdma_controller()
             },
