@@ -4,6 +4,7 @@
 
 mod cli;
 mod criu_cli;
+mod hot_argv;
 
 use std::io::Write;
 
@@ -273,7 +274,8 @@ fn print_version() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The hot verbs' usual command lines skip clap's command tree (hot_argv.rs says why).
+    let cli = hot_argv::parse(std::env::args_os().skip(1)).unwrap_or_else(Cli::parse);
     hako::log::init(hako::log::LogConfig {
         path: cli.log.clone(),
         json: cli.log_format == "json",
