@@ -6,8 +6,11 @@
  * it. Whatever a runtime spends above this program's time is the runtime's own overhead.
  *
  *   clone(2) with CLONE_NEW{PID,NS,UTS,IPC}[,NET]                       (namespaces(7))
- *   [--cgroup NAME] mkdir /sys/fs/cgroup/<every hierarchy>/NAME, the parent writes the child's
- *   pid to each cgroup.procs, and rmdir(2)s them after the child exited   (cgroups(7))
+ *   [--cgroup NAME] mkdir /sys/fs/cgroup/<every hierarchy>/NAME; the child is born in the
+ *   cgroup2 one (clone3 CLONE_INTO_CGROUP) and moves itself into the v1 ones by writing 0 to
+ *   their `tasks` files, which the parent opened; rmdir(2) after the child exited (cgroups(7);
+ *   as hako since issue 19: a pid written to cgroup.procs costs an RCU grace period, see
+ *   cgroups/src/self_join.rs, which a floor must not pay if a runtime need not)
  *   make / rprivate, bind the rootfs onto itself, mount proc, tmpfs /dev, devpts, tmpfs
  *   /dev/shm, mqueue, sysfs ro; mknod the six default devices and the /dev symlinks
  *   (runtime-spec config-linux.md "Default Devices")                     (mount(2), mknod(2))
@@ -38,7 +41,18 @@ static const char *hierarchies[] = {"blkio",   "cpu",  "cpuacct", "cpuset", "dev
 #define NHIER (sizeof(hierarchies) / sizeof(hierarchies[0]))
 
 static const char *rootfs;
-static int sync_pipe[2];
+/* The v1 hierarchies' `tasks` files, opened by the parent, written by the child; -1 if unused. */
+static int join_fd[NHIER];
+
+/* struct clone_args (linux/sched.h, Linux 5.7 for `cgroup`), spelt out to keep glibc's
+ * <sched.h> and the kernel's header apart. */
+struct clone3_args {
+    unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 
 static void die(const char *what) {
     fprintf(stderr, "floor: %s: %s\n", what, strerror(errno));
@@ -58,13 +72,13 @@ static void mnt_if_exists(const char *src, const char *dst, const char *type, un
         die(dst);
 }
 
-static int child(void *arg) {
-    (void)arg;
-    char c;
-    close(sync_pipe[1]);
-    if (read(sync_pipe[0], &c, 1) != 1) /* the parent has put us in the cgroups */
-        die("sync read");
-    close(sync_pipe[0]);
+static int child(void) {
+    for (size_t h = 0; h < NHIER; h++)
+        if (join_fd[h] >= 0) {
+            if (write(join_fd[h], "0", 1) != 1)
+                die("join a v1 hierarchy");
+            close(join_fd[h]);
+        }
 
     mnt(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     mnt(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL);
@@ -127,7 +141,7 @@ static void cgroup_path(char *buf, size_t len, size_t i, const char *name, const
 }
 
 int main(int argc, char **argv) {
-    int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+    unsigned long long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
     const char *cgroup = NULL;
     int i = 1;
     for (; i < argc - 1; i++) {
@@ -166,26 +180,34 @@ int main(int argc, char **argv) {
                     close(fd);
                 }
         }
-    if (pipe2(sync_pipe, O_CLOEXEC) < 0)
-        die("pipe2");
-    static char stack[64 * 1024] __attribute__((aligned(16)));
-    pid_t pid = clone(child, stack + sizeof(stack), flags, NULL);
-    if (pid < 0)
-        die("clone");
-    close(sync_pipe[0]);
-    if (cgroup)
-        for (size_t h = 0; h < NHIER; h++) {
-            char pidbuf[16];
-            int n = snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
-            cgroup_path(path, sizeof(path), h, cgroup, "cgroup.procs");
-            int fd = open(path, O_WRONLY | O_CLOEXEC);
-            if (fd < 0 || write(fd, pidbuf, n) != n)
-                die(path);
-            close(fd);
+    struct clone3_args args = {.flags = flags, .exit_signal = SIGCHLD};
+    for (size_t h = 0; h < NHIER; h++) {
+        join_fd[h] = -1;
+        if (!cgroup)
+            continue;
+        int unified = !strcmp(hierarchies[h], "unified");
+        cgroup_path(path, sizeof(path), h, cgroup, unified ? NULL : "tasks");
+        int fd = open(path, unified ? O_RDONLY | O_DIRECTORY | O_CLOEXEC : O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            die(path);
+        if (unified) {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = (unsigned long long)fd;
+        } else {
+            join_fd[h] = fd;
         }
-    if (write(sync_pipe[1], "g", 1) != 1)
-        die("sync write");
-    close(sync_pipe[1]);
+    }
+    /* Fork semantics (no stack): the child returns 0 and runs on a copy of this stack. */
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid < 0)
+        die("clone3");
+    if (pid == 0)
+        _exit(child());
+    for (size_t h = 0; h < NHIER; h++)
+        if (join_fd[h] >= 0)
+            close(join_fd[h]);
+    if (args.flags & CLONE_INTO_CGROUP)
+        close((int)args.cgroup);
     int status;
     if (waitpid(pid, &status, 0) < 0)
         die("waitpid");

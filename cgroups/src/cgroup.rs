@@ -43,6 +43,17 @@ impl Hierarchy {
     }
 }
 
+/// A selection of a cgroup's hierarchies, for [`Cgroup::add_process_in`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hierarchies {
+    /// Every hierarchy.
+    All,
+    /// The v1 hierarchies (none on a unified host).
+    V1,
+    /// The cgroup2 one (unified, or a hybrid host's controller-less tree; none on legacy v1).
+    Cgroup2,
+}
+
 /// A container's cgroup: knows the mode and its directory in each hierarchy.
 #[derive(Clone, Debug)]
 pub struct Cgroup {
@@ -278,7 +289,19 @@ impl Cgroup {
     /// Writes `pid` to cgroup.procs in every hierarchy. Apply resources first:
     /// on v1 a realtime task cannot join a cgroup without cpu.rt_runtime_us.
     pub fn add_process(&self, pid: i32) -> Result<(), Error> {
-        for h in &self.hierarchies {
+        self.add_process_in(pid, Hierarchies::All)
+    }
+
+    /// [`Cgroup::add_process`] in the hierarchies `which` selects: what is left of a child's
+    /// placement after clone3 put it in the cgroup2 directory, or it moved itself into the v1
+    /// ones ([`Cgroup::self_join`]).
+    pub fn add_process_in(&self, pid: i32, which: Hierarchies) -> Result<(), Error> {
+        let selected = self.hierarchies.iter().filter(|h| match which {
+            Hierarchies::All => true,
+            Hierarchies::V1 => !h.is_v2(),
+            Hierarchies::Cgroup2 => h.is_v2(),
+        });
+        for h in selected {
             let path = h.dir.join("cgroup.procs");
             let mut backoff = Backoff::new(
                 Duration::from_millis(1),

@@ -27,6 +27,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A new process could not move itself into a v1 hierarchy (`SelfJoin::enter`).
+    #[error("move the new process into {path}")]
+    SelfJoin {
+        /// The hierarchy's `tasks` file.
+        path: PathBuf,
+        /// Underlying cause (ENOSPC: an empty cpuset; EAGAIN: the pids limit).
+        #[source]
+        source: std::io::Error,
+    },
     /// Creating a cgroup directory failed.
     #[error("create cgroup directory {path}")]
     Mkdir {

@@ -79,10 +79,11 @@ mod proc_cgroup;
 mod procs;
 mod resources;
 mod rootless;
+mod self_join;
 mod stats;
 pub mod systemd;
 
-pub use cgroup::{Cgroup, Hierarchy};
+pub use cgroup::{Cgroup, Hierarchies, Hierarchy};
 pub use convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};
 pub use device_filter::PROG_NAME as DEVICE_FILTER_PROG_NAME;
 pub use error::Error;
@@ -90,6 +91,7 @@ pub use freezer::{is_frozen_at, is_frozen_opened};
 pub use mode::{detect_mode, Mode};
 pub use path::CgroupPath;
 pub use resources::Resources;
+pub use self_join::SelfJoin;
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,
 };

@@ -139,14 +139,20 @@ impl Claim {
 
     /// Puts `pid` (the init, or CRIU before it restores the tree) where the container's
     /// processes belong: its systemd unit, started now with the resources as properties; its
-    /// cgroup (`add`: where the clone could not place it there); its `linux.intelRdt` group
-    /// (resctrl groups are inherited on fork, so a restored tree lands in it too).
-    pub(crate) fn place(&mut self, config: &ContainerConfig, pid: Pid, add: bool) -> Result<()> {
-        match self.cgroup.as_ref() {
-            Some(cg) if cg.systemd_unit().is_some() => {
+    /// cgroup (`add`: the hierarchies the clone did not place it in, nor it moved itself
+    /// into); its `linux.intelRdt` group (resctrl groups are inherited on fork, so a restored
+    /// tree lands in it too).
+    pub(crate) fn place(
+        &mut self,
+        config: &ContainerConfig,
+        pid: Pid,
+        add: Option<hako_cgroups::Hierarchies>,
+    ) -> Result<()> {
+        match (self.cgroup.as_ref(), add) {
+            (Some(cg), _) if cg.systemd_unit().is_some() => {
                 cg.start_unit(pid.as_raw(), &config.resources)?;
             }
-            Some(cg) if add => cg.add_process(pid.as_raw())?,
+            (Some(cg), Some(which)) => cg.add_process_in(pid.as_raw(), which)?,
             _ => {}
         }
         if let Some(rdt) = &config.intel_rdt {

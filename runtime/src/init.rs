@@ -34,6 +34,8 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) keyring: Option<CString>,
     /// `create` runs without privilege (rootless): the child stays dumpable until `Go`.
     pub(crate) unprivileged_parent: bool,
+    /// The v1 hierarchies this process moves itself into once released (see `spawn::ForCgroup`).
+    pub(crate) self_join: Option<hako_cgroups::SelfJoin>,
 }
 
 /// Resets what the Rust runtime and the parent changed that a program expects at its defaults:
@@ -95,6 +97,12 @@ fn setup_and_exec(args: &mut InitArgs<'_>) -> Result<Never> {
     }
     parent_death::tie(&args.sync)?;
     let mut state = released(wait_for_go(&args.sync)?);
+    // Into the container's cgroups before anything they limit, and before the cgroup namespace
+    // (unshared late) takes its root from where this process is. After `Go`, not before: an
+    // error then reaches a parent that is reading, not one still sending.
+    if let Some(join) = args.self_join.take() {
+        join.enter()?;
+    }
     // Rootless and joining nothing, we stay dumpable (our /proc files the user's) through the
     // namespace set-up: the time namespace's offsets go through /proc/self/timens_offsets,
     // which a non-dumpable process's owner, root of the initial user namespace, would refuse

@@ -103,10 +103,10 @@ fn set_affinity(field: &'static str, cpus: &[u32]) -> Result<()> {
 
 /// Runs `clone` with the calling process's affinity set to `initial` (if any), restoring the
 /// old one in the parent afterwards; the child keeps `initial` until its cgroup join.
-pub(crate) fn with_initial_affinity<T>(
+pub(crate) fn with_initial_affinity(
     affinity: Option<&ExecCpuAffinity>,
-    clone: impl FnOnce() -> Result<(crate::spawn::Forked, T)>,
-) -> Result<(crate::spawn::Forked, T)> {
+    clone: impl FnOnce() -> Result<crate::spawn::ForCgroup>,
+) -> Result<crate::spawn::ForCgroup> {
     let Some(initial) = affinity.and_then(|a| a.initial.as_deref()) else {
         return clone();
     };
@@ -114,7 +114,11 @@ pub(crate) fn with_initial_affinity<T>(
     let old = nix::sched::sched_getaffinity(me).map_err(Error::sys("sched_getaffinity"))?;
     set_affinity("process.execCPUAffinity.initial", initial)?;
     let result = clone();
-    if let Ok((crate::spawn::Forked::Child, _)) = &result {
+    if let Ok(crate::spawn::ForCgroup {
+        forked: crate::spawn::Forked::Child,
+        ..
+    }) = &result
+    {
         return result;
     }
     nix::sched::sched_setaffinity(me, &old).map_err(Error::sys("sched_setaffinity"))?;

@@ -135,15 +135,37 @@ fn clone_into_cgroup(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> Result<(Forke
     }
 }
 
+/// A child cloned for a cgroup, and what is left of its placement.
+pub(crate) struct ForCgroup {
+    pub(crate) forked: Forked,
+    /// In the parent: the hierarchies it must still add the child to (`None`: nothing left).
+    pub(crate) parent_adds: Option<hako_cgroups::Hierarchies>,
+    /// In the child: its move into the v1 hierarchies, to make before anything else
+    /// ([`hako_cgroups::SelfJoin`] says why the child moves itself). Dropped in the parent.
+    pub(crate) self_join: Option<hako_cgroups::SelfJoin>,
+}
+
 /// Clones a process that belongs in `cgroup`: born in its cgroup2 directory where the kernel
-/// allows it. Returns whether the caller must still add the child to the cgroup (always on
-/// v1 and hybrid hosts, whose v1 hierarchies clone3 cannot reach).
+/// allows it (clone3 `CLONE_INTO_CGROUP`), and, with `self_join`, given the v1 hierarchies'
+/// `tasks` files to move itself with (a cgroupfs cgroup; a systemd unit's processes are
+/// placed by the parent, as its manager expects).
 pub(crate) fn clone_for_cgroup(
     flags: CloneFlags,
     cgroup: Option<&hako_cgroups::Cgroup>,
-) -> Result<(Forked, bool)> {
+    self_join: bool,
+) -> Result<ForCgroup> {
+    use hako_cgroups::Hierarchies;
     let Some(cgroup) = cgroup else {
-        return Ok((clone(flags)?, false));
+        return Ok(ForCgroup {
+            forked: clone(flags)?,
+            parent_adds: None,
+            self_join: None,
+        });
+    };
+    let mut joins = if self_join {
+        Some(cgroup.self_join()?)
+    } else {
+        None
     };
     let unified_dir = cgroup
         .hierarchies()
@@ -157,14 +179,27 @@ pub(crate) fn clone_for_cgroup(
                 .ok()
         })
         .map(OwnedFd::from);
-    let (forked, born_in_cgroup) = match &unified_dir {
+    let (forked, born_in_cgroup2) = match &unified_dir {
         Some(dir) => clone_into_cgroup(flags, dir.as_fd())?,
         None => (clone(flags)?, false),
     };
     // Closed in both processes: the child must not carry a host directory into the container.
     drop(unified_dir);
-    let unified_host = cgroup.mode() == hako_cgroups::Mode::Unified;
-    Ok((forked, !(born_in_cgroup && unified_host)))
+    let v1_left = cgroup.mode() != hako_cgroups::Mode::Unified && joins.is_none();
+    let parent_adds = match (born_in_cgroup2, v1_left) {
+        (true, false) => None,
+        (true, true) => Some(Hierarchies::V1),
+        (false, false) => Some(Hierarchies::Cgroup2),
+        (false, true) => Some(Hierarchies::All),
+    };
+    if matches!(forked, Forked::Parent(_)) {
+        joins = None;
+    }
+    Ok(ForCgroup {
+        forked,
+        parent_adds,
+        self_join: joins,
+    })
 }
 
 /// First thing in every child of a raw clone. musl caches the thread id in its thread

@@ -304,3 +304,78 @@ fn memory_check_before_update_refuses_a_limit_below_usage(rt: Runtime) -> Result
     Ok(())
 }
 both!(memory_check_before_update_refuses_a_limit_below_usage);
+
+/// Every line of `/proc/self/cgroup` as a process in the container reads it, checked against
+/// `want` (the path the host gives the container's cgroup, or `/` inside a cgroup namespace).
+fn in_every_hierarchy(text: &str, want: &str) -> Result<()> {
+    let lines: Vec<&str> = text.lines().collect();
+    ensure!(lines.len() >= 2, "too few hierarchies: {text:?}");
+    for line in lines {
+        let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+        ensure!(path == want, "{line:?} is not in {want}: {text:?}");
+    }
+    Ok(())
+}
+
+/// The init and an `exec`'d process are in the container's cgroup in every hierarchy, v1 and
+/// cgroup2 alike: hako's processes move themselves into the v1 ones (`tasks`, see
+/// cgroups/src/self_join.rs) and are born in the cgroup2 one.
+fn init_and_exec_are_in_every_hierarchy(rt: Runtime) -> Result<()> {
+    let b = Bundle::new(
+        rt,
+        "everyh",
+        &["sh", "-c", "cat /proc/self/cgroup; sleep 1000"],
+    )?;
+    b.create()?.ok()?;
+    let pid = b.state()?["pid"].as_i64().unwrap_or(0);
+    let init = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    in_every_hierarchy(&init, &b.cgroup_path())?;
+    b.rt(&["start", &b.id])?.ok()?;
+    let exec = b.rt(&["exec", &b.id, "cat", "/proc/self/cgroup"])?.ok()?;
+    in_every_hierarchy(&exec.stdout, &b.cgroup_path())
+}
+both!(init_and_exec_are_in_every_hierarchy);
+
+/// With a cgroup namespace, the container sees its own cgroup as `/` in every hierarchy: the
+/// init joined the cgroup before it unshared the namespace, whose root is where the process
+/// was at that moment (cgroup_namespaces(7)).
+fn cgroup_namespace_root_is_the_container_s(rt: Runtime) -> Result<()> {
+    let mut b = Bundle::new(rt, "cgns", &["cat", "/proc/self/cgroup"])?;
+    if let Some(ns) = b.config["linux"]["namespaces"].as_array_mut() {
+        ns.push(json!({"type": "cgroup"}));
+    }
+    let r = b.run()?.ok()?;
+    in_every_hierarchy(&r.stdout, "/")
+}
+both!(cgroup_namespace_root_is_the_container_s);
+
+/// A process that cannot join one of the container's hierarchies fails `create` with the
+/// kernel's reason, naming the file, and leaves nothing: a realtime (SCHED_RR) task may not
+/// join a v1 cpu cgroup without realtime runtime (sched-rt-group.rst, 2.3: EINVAL). hako only:
+/// runc reports the same failure in its own words.
+#[test]
+fn a_process_that_cannot_join_fails_create_and_leaves_nothing() -> Result<()> {
+    if !std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        eprintln!("no realtime group scheduling (CONFIG_RT_GROUP_SCHED): skipped");
+        return Ok(());
+    }
+    let mut b = Bundle::new(Runtime::Hako, "rtjoin", &["true"])?;
+    b.wrapper = ["chrt", "--rr", "1"].map(String::from).to_vec();
+    let r = b.create()?;
+    ensure!(
+        r.code != 0,
+        "a realtime init joined a cpu cgroup without rt runtime: {r:?}"
+    );
+    ensure!(
+        r.stderr.contains("cpu") && r.stderr.contains("Invalid argument"),
+        "the error names the hierarchy and the reason: {r:?}"
+    );
+    ensure!(
+        b.cgroup_dirs().is_empty(),
+        "cgroups left: {:?}",
+        b.cgroup_dirs()
+    );
+    let left: Vec<_> = std::fs::read_dir(b.state_root())?.flatten().collect();
+    ensure!(left.is_empty(), "state left: {left:?}");
+    Ok(())
+}

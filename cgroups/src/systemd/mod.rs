@@ -264,12 +264,12 @@ impl Cgroup {
     /// manager is asked, `AttachProcessesToUnit` (org.freedesktop.systemd1(5)), which the
     /// user's manager hands to the system's as it did for the unit's first process. Any other
     /// failure is an error: the process is never left outside.
-    pub fn join(&self, pid: i32) -> Result<(), Error> {
+    pub fn join(&self, pid: i32, which: crate::Hierarchies) -> Result<(), Error> {
         let denied = |e: &Error| {
             matches!(e, Error::AddProcess { source, .. }
                 if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)))
         };
-        match (self.add_process(pid), self.systemd_unit()) {
+        match (self.add_process_in(pid, which), self.systemd_unit()) {
             (Err(e), Some(unit)) if unit.user.is_some() && denied(&e) => {
                 let pid = u32::try_from(pid).map_err(|_| Error::InvalidValue {
                     field: "pid",

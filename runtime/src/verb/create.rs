@@ -203,10 +203,15 @@ fn spawn_init(
         .process
         .as_ref()
         .and_then(|p| p.cpu_affinity.as_ref());
-    let (forked, needs_add) = crate::placement::with_initial_affinity(affinity, || {
-        spawn::clone_for_cgroup(config.namespaces.clone_flags(), cgroup.filter(|_| !systemd))
+    let cloned = crate::placement::with_initial_affinity(affinity, || {
+        spawn::clone_for_cgroup(
+            config.namespaces.clone_flags(),
+            cgroup.filter(|_| !systemd),
+            true,
+        )
     })?;
-    match forked {
+    let parent_adds = cloned.parent_adds;
+    match cloned.forked {
         Forked::Child => {
             drop(parent_sock);
             // Close the state lock (without unlocking it: see `close_inherited`) and forget the
@@ -225,6 +230,7 @@ fn spawn_init(
                 preserved,
                 keyring,
                 unprivileged_parent: opts.rootless,
+                self_join: cloned.self_join,
             })
         }
         Forked::Parent(pid) => {
@@ -239,7 +245,7 @@ fn spawn_init(
                 "cloned the init (pid {pid}, {:?})",
                 config.namespaces.clone_flags()
             ));
-            parent_side(guard, config, &parent_sock, pid, needs_add)
+            parent_side(guard, config, &parent_sock, pid, parent_adds)
         }
     }
 }
@@ -289,13 +295,13 @@ fn parent_side(
     config: &ContainerConfig,
     sock: &sync::SyncSocket,
     mut pid: Pid,
-    needs_add: bool,
+    parent_adds: Option<hako_cgroups::Hierarchies>,
 ) -> Result<Pid> {
     let hooks = &config.hooks;
     let runtime_hooks = hooks::any(&[hooks.prestart(), hooks.create_runtime()]);
     let child_hooks = hooks::any(&[hooks.create_container()]);
     record_init(guard, pid, runtime_hooks || child_hooks)?;
-    let mut state_json = release_init(guard, config, sock, pid, needs_add)?;
+    let mut state_json = release_init(guard, config, sock, pid, parent_adds)?;
     // Every wait for the child is bounded. The child runs the createContainer hooks right after
     // `HooksDone` (or, with no prestart/createRuntime hooks to wait for, after `Go`): from that
     // point each wait also spans them (see `sync::child_hooks_bound`).
@@ -383,7 +389,7 @@ fn release_init(
     config: &ContainerConfig,
     sock: &sync::SyncSocket,
     pid: Pid,
-    needs_add: bool,
+    parent_adds: Option<hako_cgroups::Hierarchies>,
 ) -> Result<String> {
     if let Some(maps) = config
         .id_mappings
@@ -396,7 +402,7 @@ fn release_init(
     if let Some(p) = &config.process {
         crate::process::write_oom_score_adj(p, &pid.as_raw().to_string())?;
     }
-    guard.place(config, pid, needs_add)?;
+    guard.place(config, pid, parent_adds)?;
     if !config.net_devices.is_empty() {
         let netns = crate::netdev::open_netns(&config.namespaces, pid.as_raw())?;
         config.net_devices.move_into(netns.as_fd())?;

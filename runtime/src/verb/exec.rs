@@ -266,14 +266,16 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     };
     let (parent_sock, child_sock) = sync::pair()?;
     let child_sock = child_sock.move_above(high)?;
-    let (forked, needs_add) =
-        crate::placement::with_initial_affinity(p.cpu_affinity.as_ref(), || {
-            spawn::clone_for_cgroup(nix::sched::CloneFlags::empty(), cgroup.as_ref())
-        })?;
-    match forked {
+    // A systemd unit's process is placed by hako (`Cgroup::join`), as its manager expects.
+    let self_join = cgroup.as_ref().is_some_and(|c| c.systemd_unit().is_none());
+    let cloned = crate::placement::with_initial_affinity(p.cpu_affinity.as_ref(), || {
+        spawn::clone_for_cgroup(nix::sched::CloneFlags::empty(), cgroup.as_ref(), self_join)
+    })?;
+    match cloned.forked {
         Forked::Child => {
             drop(parent_sock);
             let err = match child(
+                cloned.self_join,
                 namespaces,
                 &p,
                 &lsm,
@@ -295,7 +297,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             drop(console);
             drop(namespaces);
             let ctx = ParentContext {
-                cgroup: cgroup.as_ref().filter(|_| needs_add),
+                cgroup: cgroup.as_ref().zip(cloned.parent_adds),
                 seccomp: seccomp.as_ref(),
                 state_json: &state_json,
             };
@@ -306,7 +308,8 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
 
 /// What the parent of an exec needs besides the child itself.
 struct ParentContext<'a> {
-    cgroup: Option<&'a hako_cgroups::Cgroup>,
+    /// The cgroup, and the hierarchies the child still has to be added to.
+    cgroup: Option<(&'a hako_cgroups::Cgroup, hako_cgroups::Hierarchies)>,
     seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     state_json: &'a str,
 }
@@ -327,8 +330,8 @@ fn parent(
         }
         e
     };
-    if let Some(cg) = ctx.cgroup {
-        cg.join(pid.as_raw()).map_err(|e| fail(e.into()))?;
+    if let Some((cg, which)) = ctx.cgroup {
+        cg.join(pid.as_raw(), which).map_err(|e| fail(e.into()))?;
     }
     sock.send(&Message::Go {
         state: String::new(),
@@ -376,6 +379,7 @@ fn parent(
 enum Never {}
 
 fn child(
+    self_join: Option<hako_cgroups::SelfJoin>,
     namespaces: hako_namespaces::ProcessNamespaces,
     p: &ProcessConfig,
     lsm: &crate::lsm::LsmConfig,
@@ -393,6 +397,10 @@ fn child(
         Some(Message::Go { .. }) => {}
         // The parent is gone: nobody to report to.
         _ => crate::sys::exit_now(1),
+    }
+    // Into the container's v1 hierarchies before anything else (see `spawn::ForCgroup`).
+    if let Some(join) = self_join {
+        join.enter()?;
     }
     namespaces.join()?;
     if !nix::unistd::getuid().is_root() {

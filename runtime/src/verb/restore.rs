@@ -312,7 +312,11 @@ fn restore_detached(store: &Store, opts: &RestoreOptions, foreground: bool) -> R
     let mut swrk = Swrk::spawn(&opts.criu, &extra, work_path.join("restore.log"))?;
     // CRIU, and so the tree it restores, goes where `create` puts the init: the cgroup (or the
     // systemd unit, started with CRIU in it, as runc's cgroup manager does) and the resctrl group.
-    claim.place(&config, Pid::from_raw(swrk.pid()), true)?;
+    claim.place(
+        &config,
+        Pid::from_raw(swrk.pid()),
+        Some(hako_cgroups::Hierarchies::All),
+    )?;
     claim.steps.step(format_args!(
         "started criu swrk (pid {}) in the container's cgroup",
         swrk.pid()
