@@ -274,9 +274,12 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     match cloned.forked {
         Forked::Child => {
             drop(parent_sock);
-            let err = match child(
-                cloned.self_join,
+            let into = Destination {
+                self_join: cloned.self_join,
                 namespaces,
+            };
+            let err = match child(
+                into,
                 &p,
                 &lsm,
                 seccomp.as_ref(),
@@ -378,9 +381,15 @@ fn parent(
 
 enum Never {}
 
-fn child(
+/// Where the child goes, in this order: the v1 hierarchies it moves itself into (see
+/// `spawn::ForCgroup`), then the container's namespaces.
+struct Destination {
     self_join: Option<hako_cgroups::SelfJoin>,
     namespaces: hako_namespaces::ProcessNamespaces,
+}
+
+fn child(
+    into: Destination,
     p: &ProcessConfig,
     lsm: &crate::lsm::LsmConfig,
     seccomp: Option<&crate::seccomp::SeccompProgram>,
@@ -399,10 +408,10 @@ fn child(
         _ => crate::sys::exit_now(1),
     }
     // Into the container's v1 hierarchies before anything else (see `spawn::ForCgroup`).
-    if let Some(join) = self_join {
+    if let Some(join) = into.self_join {
         join.enter()?;
     }
-    namespaces.join()?;
+    into.namespaces.join()?;
     if !nix::unistd::getuid().is_root() {
         // Root on the host, unmapped in the container's user namespace we just joined (the
         // overflow uid): become its root before making anything (the trampoline's file under
