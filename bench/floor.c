@@ -12,7 +12,8 @@
  *   as hako since issue 19: a pid written to cgroup.procs costs an RCU grace period, see
  *   cgroups/src/self_join.rs, which a floor must not pay if a runtime need not)
  *   make / rprivate, bind the rootfs onto itself, mount proc, tmpfs /dev, devpts, tmpfs
- *   /dev/shm, mqueue, sysfs ro; mknod the six default devices and the /dev symlinks
+ *   /dev/shm, mqueue, sysfs ro, and with --cgroup the bundle's read-only /sys/fs/cgroup (a
+ *   tmpfs with a read-only bind of the container's cgroup in each hierarchy); mknod the six default devices and the /dev symlinks
  *   (runtime-spec config-linux.md "Default Devices")                     (mount(2), mknod(2))
  *   pivot_root(".", ".") then umount2(".", MNT_DETACH)                   (pivot_root(2))
  *   masked paths (bind /dev/null) and read-only paths (bind, remount ro)
@@ -41,6 +42,9 @@ static const char *hierarchies[] = {"blkio",   "cpu",  "cpuacct", "cpuset", "dev
 #define NHIER (sizeof(hierarchies) / sizeof(hierarchies[0]))
 
 static const char *rootfs;
+/* --cgroup NAME, or NULL. */
+static const char *cgroup_name;
+static void cgroup_path(char *buf, size_t len, size_t i, const char *name, const char *file);
 /* The v1 hierarchies' `tasks` files, opened by the parent, written by the child; -1 if unused. */
 static int join_fd[NHIER];
 
@@ -94,6 +98,23 @@ static int child(void) {
     mkdir("dev/mqueue", 0755);
     mnt("mqueue", "dev/mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL);
     mnt("sysfs", "sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL);
+    if (cgroup_name) {
+        /* The bundle's read-only cgroup mount on v1: a tmpfs holding a bind of the container's
+         * own directory in each hierarchy, each made read-only, then the tmpfs (runc's
+         * mountCgroupV1; hako's namespaces/src/rootfs/mount.rs). */
+        const unsigned long ro = MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY;
+        mnt("tmpfs", "sys/fs/cgroup", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=755");
+        for (size_t h = 0; h < NHIER; h++) {
+            char host[512], dest[512];
+            cgroup_path(host, sizeof(host), h, cgroup_name, NULL);
+            snprintf(dest, sizeof(dest), "sys/fs/cgroup/%s", hierarchies[h]);
+            if (mkdir(dest, 0755) < 0)
+                die(dest);
+            mnt(host, dest, NULL, MS_BIND | MS_REC, NULL);
+            mnt(NULL, dest, NULL, MS_BIND | MS_REMOUNT | MS_REC | ro, NULL);
+        }
+        mnt(NULL, "sys/fs/cgroup", NULL, MS_REMOUNT | ro, "mode=755");
+    }
 
     static const struct { const char *path; unsigned maj, min; } devs[] = {
         {"dev/null", 1, 3}, {"dev/zero", 1, 5},    {"dev/full", 1, 7},
@@ -148,7 +169,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--net"))
             flags |= CLONE_NEWNET;
         else if (!strcmp(argv[i], "--cgroup") && i + 1 < argc - 1)
-            cgroup = argv[++i];
+            cgroup = cgroup_name = argv[++i];
         else
             break;
     }

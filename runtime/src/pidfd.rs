@@ -110,10 +110,20 @@ const PID_FS_MAGIC: i64 = 0x5049_4446;
 /// The inode number of a pidfd on pidfs; `None` before Linux 6.9, where every pidfd is the same
 /// anonymous inode and its number names nothing.
 fn pidfs_ino(fd: &OwnedFd) -> Option<u64> {
-    match crate::sys::fs_magic_and_ino(fd.as_fd()) {
-        Ok((PID_FS_MAGIC, ino)) => Some(ino),
-        _ => None,
+    // Every pidfd of a kernel lives on the same file system, so it is asked once per command
+    // (fstatfs(2)); `list` then needs only the fstat(2) per container.
+    static ON_PIDFS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on_pidfs = match ON_PIDFS.get() {
+        Some(known) => *known,
+        None => {
+            let magic = crate::sys::fs_magic(fd.as_fd()).ok()?;
+            *ON_PIDFS.get_or_init(|| magic == PID_FS_MAGIC)
+        }
+    };
+    if !on_pidfs {
+        return None;
     }
+    crate::sys::ino(fd.as_fd()).ok()
 }
 
 /// Whether the process a pidfd refers to has exited (it may be a zombie nobody reaped yet): a

@@ -360,9 +360,21 @@ pub(crate) fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
 fn read_small_at(dir: Option<BorrowedFd<'_>>, path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut file = crate::sys::open_read(dir, path)?;
-    // Not `read_to_end`: on a `File` it asks fstat(2) and lseek(2) for a size hint first.
-    let mut buf = vec![0; 4096];
+    // Not `read_to_end`: on a `File` it asks fstat(2) and lseek(2) for a size hint first. On the
+    // stack first: a 4 KiB heap buffer per file is a fresh mapping each time from musl's
+    // mallocng (an mmap(2), four zeroed pages, a munmap(2)), per container in `list`.
+    let mut first = [0u8; 4096];
     let mut len = 0;
+    while len < first.len() {
+        match file.read(&mut first[len..]) {
+            Ok(0) => return Ok(first[..len].to_vec()),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Larger: on the heap, doubling.
+    let mut buf = first.to_vec();
     loop {
         if len == buf.len() {
             buf.resize(len * 2, 0);

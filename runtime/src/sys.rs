@@ -473,18 +473,27 @@ pub(crate) fn poll_one_until(
     poll_until(&mut [nix::poll::PollFd::new(fd, events)], Some(deadline))
 }
 
-/// fstatfs(2) and fstat(2) of `fd`: its file system's magic number and its inode number. Raw
-/// calls rather than nix's: these run in every command that looks at a container, and small
-/// inlined calls keep them from faulting in another stretch of program text (peak RSS).
-pub(crate) fn fs_magic_and_ino(fd: BorrowedFd<'_>) -> nix::Result<(i64, u64)> {
-    // SAFETY: an all-zero statfs/stat is a valid value of these plain C structs, which the
-    // kernel fills in; `fd` is a valid descriptor for the duration of the calls.
+/// fstatfs(2) of `fd`: its file system's magic number. Raw calls rather than nix's (here and
+/// in [`ino`]): these run in every command that looks at a container, and small inlined calls
+/// keep them from faulting in another stretch of program text (peak RSS).
+pub(crate) fn fs_magic(fd: BorrowedFd<'_>) -> nix::Result<i64> {
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct, which the kernel
+    // fills in; `fd` is a valid descriptor for the duration of the call.
     unsafe {
         let mut fs: libc::statfs = std::mem::zeroed();
         check(libc::fstatfs(fd.as_raw_fd(), &mut fs).into())?;
+        Ok(fs.f_type as i64)
+    }
+}
+
+/// fstat(2) of `fd`: its inode number.
+pub(crate) fn ino(fd: BorrowedFd<'_>) -> nix::Result<u64> {
+    // SAFETY: an all-zero stat is a valid value of this plain C struct, which the kernel fills
+    // in; `fd` is a valid descriptor for the duration of the call.
+    unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         check(libc::fstat(fd.as_raw_fd(), &mut st).into())?;
-        Ok((fs.f_type as i64, st.st_ino as u64))
+        Ok(st.st_ino as u64)
     }
 }
 
