@@ -226,6 +226,62 @@ fn signal_all_other_signal_freezes_and_thaws() {
     ));
 }
 
+/// A cgroup the container nested in its own (two levels, in every hierarchy) goes with it: the
+/// first rmdir(2) fails with EBUSY and the children are removed first.
+#[test]
+fn destroy_removes_child_cgroups_first() {
+    if !can_run(false) {
+        return;
+    }
+    let (_guard, cg) = Guard::new(&unique("nested"));
+    for h in cg.hierarchies() {
+        std::fs::create_dir_all(h.dir.join("a/b")).unwrap();
+        std::fs::create_dir(h.dir.join("c")).unwrap();
+    }
+    cg.destroy().unwrap();
+    for h in cg.hierarchies() {
+        assert!(!h.dir.exists(), "{} left", h.dir.display());
+    }
+}
+
+/// A process that moved itself in ([`Cgroup::self_join`], `0` to `tasks`) is in the cgroup in
+/// every v1 hierarchy, and the cgroup2 one is left to its parent.
+#[test]
+fn a_child_that_self_joins_is_in_every_v1_hierarchy() {
+    if !can_run(true) {
+        return;
+    }
+    let (mut guard, cg) = Guard::new(&unique("selfjoin"));
+    let join = cg.self_join().unwrap();
+    assert!(!join.is_empty());
+    // A single-threaded child that enters, then waits: std's Command runs `pre_exec` in the
+    // child after fork, before exec.
+    let mut slot = Some(join);
+    let mut cmd = Command::new("sleep");
+    cmd.arg("1000").stdin(Stdio::null());
+    // SAFETY: the closure runs in the forked child, which is single-threaded; `enter` writes to
+    // descriptors opened before the fork (it allocates only for an error).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            slot.take()
+                .map_or(Ok(()), |j| j.enter().map_err(std::io::Error::other))
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    guard.children.push(child);
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let want = cg.path().as_path().display().to_string();
+    for line in text.lines() {
+        let (ids, path) = line.split_once(':').unwrap().1.split_once(':').unwrap();
+        if ids.is_empty() {
+            assert_ne!(path, want, "the cgroup2 move is the parent's: {text}");
+        } else {
+            assert_eq!(path, want, "{line}: {text}");
+        }
+    }
+}
+
 #[test]
 fn destroy_busy_cgroup_fails_boundedly_then_succeeds() {
     if !can_run(false) {
