@@ -184,6 +184,7 @@ fn build_process(
 pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     // Before hako opens anything that could fill a hole in the range (see fds.rs).
     fds::check_preserved(opts.preserve_fds)?;
+    let mut steps = crate::log::Steps::start("exec");
     let locked = store.load(&opts.id)?;
     let status = locked.status()?;
     match status {
@@ -204,7 +205,9 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     // The config `create` validated (kept in the state directory, never re-read from the
     // bundle, which may have changed): the base of the process, and the container's seccomp
     // filter, which applies to every process in it (runc: setns_init_linux.go).
+    steps.step(format_args!("loaded the state: {status:?}"));
     let spec = locked.config()?;
+    steps.step(format_args!("read the kept config"));
     let process_json = read_process_file(opts)?;
     let mut p = build_process(opts, process_json.as_ref(), &spec)?;
     let seccomp = config::seccomp_of(&spec)?;
@@ -224,6 +227,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     let lsm =
         config::lsm_of(&spec, &host)?.for_exec(apparmor.as_deref(), label.as_deref(), &host)?;
     drop(spec);
+    steps.step(format_args!("built the process"));
     let state_json = locked.hook_state(status)?;
     if opts.tty != p.terminal && opts.process.is_none() {
         p.terminal = opts.tty;
@@ -236,6 +240,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
         Some(path) => Some(hako_cgroups::Cgroup::open(path)?),
         None => None,
     };
+    steps.step(format_args!("opened the init's namespaces and the cgroup"));
     // The state lock is not needed while the process runs (and `delete` must be able to take it).
     drop(locked);
     let high = 3 + opts.preserve_fds as i32;
@@ -296,6 +301,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             crate::sys::exit_now(1)
         }
         Forked::Parent(pid) => {
+            steps.step(format_args!("cloned the process (pid {pid})"));
             drop(child_sock);
             drop(console);
             drop(namespaces);
@@ -304,7 +310,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
                 seccomp: seccomp.as_ref(),
                 state_json: &state_json,
             };
-            parent(pid, &parent_sock, &ctx, opts, forwarder, own_console)
+            parent(pid, &parent_sock, &ctx, opts, forwarder, own_console, steps)
         }
     }
 }
@@ -324,6 +330,7 @@ fn parent(
     opts: &ExecOptions,
     forwarder: Option<SignalForwarder>,
     own_console: Option<OwnedFd>,
+    mut steps: crate::log::Steps,
 ) -> Result<i32> {
     // Bounded: a child that joined a container paused meanwhile stays frozen with its SIGKILL
     // pending (thawing is the user's `resume`, not hako's): the wait gives up and says so.
@@ -360,6 +367,7 @@ fn parent(
             }))
         }
     }
+    steps.step(format_args!("the process is set up and exec'd"));
     if let Some(f) = &opts.pid_file {
         write_pid_file(f, pid)?;
     }
@@ -376,6 +384,8 @@ fn parent(
     if let Some(p) = proxy {
         p.finish();
     }
+    steps.step(format_args!("the process exited"));
+    steps.done();
     code
 }
 
