@@ -551,21 +551,40 @@ impl Container {
         self.status_by(&mut Direct)
     }
 
+    /// [`Container::status`] and the init it found alive (`None` when stopped, or when a `create`
+    /// at work has not cloned it yet), for a verb that goes on to act on the init: one pidfd,
+    /// not a second lookup.
+    pub(crate) fn status_and_init(&self) -> Result<(Status, Option<pidfd::Process>)> {
+        let init = self.init();
+        let alive = init.is_some();
+        let status = self.status_given(&mut Direct, &|| alive)?;
+        Ok((status, init))
+    }
+
     /// [`Container::status`], the files looked up through `files`.
     pub(crate) fn status_by(&self, files: &mut dyn Lookup) -> Result<Status> {
+        self.status_given(files, &|| self.init().is_some())
+    }
+
+    /// The status, `init_alive` saying (when asked) whether the init is alive.
+    fn status_given(
+        &self,
+        files: &mut dyn Lookup,
+        init_alive: &dyn Fn() -> bool,
+    ) -> Result<Status> {
         if !self.state.created_done {
             // `create` is at work for as long as it holds the lock (before the clone there is no
             // init yet); a `create` that was killed holds nothing, and its init (if any) reads
             // end-of-file and exits: what is left is stopped, for `delete --force`. (A caller
             // that holds the lock itself knows that no `create` runs.)
             let creating = !self.held && lock_is_held(&self.dir);
-            return Ok(if creating || self.init().is_some() {
+            return Ok(if creating || init_alive() {
                 Status::Creating
             } else {
                 Status::Stopped
             });
         }
-        if self.init().is_none() {
+        if !init_alive() {
             return Ok(Status::Stopped);
         }
         // A `created` container can be paused too: runc then reports it `paused` (and `start`

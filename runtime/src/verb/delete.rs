@@ -31,7 +31,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let status = locked.status()?;
+    let (status, init) = locked.status_and_init()?;
     if status != Status::Stopped && !force {
         return Err(Error::BadStatus {
             verb: "delete",
@@ -39,7 +39,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             status,
         });
     }
-    destroy(locked)
+    destroy_with(locked, init)
 }
 
 /// SIGKILLs the container `id` without its lock (its init, when `create` saved it, and its
@@ -59,6 +59,12 @@ fn kill_unlocked(store: &Store, id: &str) -> Result<()> {
 /// Kills whatever is left of the container, removes its cgroup, runs poststop hooks and removes
 /// its state. Used by `delete`, `run` and failed creates alike.
 pub(crate) fn destroy(locked: Locked) -> Result<()> {
+    let init = locked.init();
+    destroy_with(locked, init)
+}
+
+/// [`destroy`] with the init already looked up (`None`: none alive).
+fn destroy_with(locked: Locked, init: Option<crate::pidfd::Process>) -> Result<()> {
     // None when a create was killed before it recorded the cgroup (it records the path before
     // its first mkdir). `open` does not need the directories to exist, and the kill, thaw and
     // removal below each take the hierarchies that do: a create killed between two mkdirs, or a
@@ -69,7 +75,6 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
         .as_ref()
         .map(hako_cgroups::Cgroup::open)
         .transpose()?;
-    let init = locked.init();
     if let Some(cg) = &cgroup {
         // Also reaches descendants the init left behind when it has no pid namespace of its own.
         cg.signal_all(libc::SIGKILL)?;
@@ -100,19 +105,20 @@ pub(crate) fn destroy(locked: Locked) -> Result<()> {
         dirs: locked.state.resctrl_dirs.clone(),
     }
     .remove()?;
-    let run_poststop = locked.state.created_done;
-    let poststop = locked
-        .state
-        .hooks
-        .as_ref()
-        .and_then(|h| h.poststop().clone());
-    let state = locked.hook_state(Status::Stopped)?;
+    // poststop hooks run only for a container that was made; the state they read is built only
+    // for them.
+    let poststop = match &locked.state.hooks {
+        Some(h) if locked.state.created_done => h.poststop().clone(),
+        _ => None,
+    };
+    let state = match &poststop {
+        Some(_) => locked.hook_state(Status::Stopped)?,
+        None => String::new(),
+    };
     locked.remove()?;
-    if run_poststop {
-        if let Some(h) = poststop {
-            for e in hooks::run_all_warn("poststop", &h, &state) {
-                crate::warn(&e);
-            }
+    if let Some(h) = poststop {
+        for e in hooks::run_all_warn("poststop", &h, &state) {
+            crate::warn(&e);
         }
     }
     Ok(())

@@ -186,7 +186,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
     fds::check_preserved(opts.preserve_fds)?;
     let mut steps = crate::log::Steps::start("exec");
     let locked = store.load(&opts.id)?;
-    let status = locked.status()?;
+    let (status, init) = locked.status_and_init()?;
     match status {
         Status::Created | Status::Running => {}
         Status::Stopped => {
@@ -228,11 +228,15 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
         config::lsm_of(&spec, &host)?.for_exec(apparmor.as_deref(), label.as_deref(), &host)?;
     drop(spec);
     steps.step(format_args!("built the process"));
-    let state_json = locked.hook_state(status)?;
+    // What a seccomp listener is sent with the notify fd; nobody else reads it.
+    let state_json = match seccomp.as_ref().and_then(|s| s.listener_path()) {
+        Some(_) => locked.hook_state(status)?,
+        None => String::new(),
+    };
     if opts.tty != p.terminal && opts.process.is_none() {
         p.terminal = opts.tty;
     }
-    let init = locked.init().ok_or_else(|| Error::NotRunning {
+    let init = init.ok_or_else(|| Error::NotRunning {
         id: opts.id.clone(),
     })?;
     let mut namespaces = hako_namespaces::ProcessNamespaces::open(init.pid())?;

@@ -228,13 +228,24 @@ fn create(words: &mut Words<'_>) -> Option<CreateArgs> {
     })
 }
 
-fn delete(words: &mut Words<'_>) -> Option<DeleteArgs> {
-    let mut force = false;
-    let ops = operands(words, 1, |word, _| match word {
-        Word::Long("force", inline) => switch(&mut force, inline),
-        Word::Short('f') => switch(&mut force, None),
+/// A verb with one boolean flag (`--long`, `-short`) and up to `max` operands.
+fn switch_and_operands<'a>(
+    words: &mut Words<'a>,
+    long: &str,
+    short: char,
+    max: usize,
+) -> Option<(bool, Vec<&'a str>)> {
+    let mut on = false;
+    let ops = operands(words, max, |word, _| match word {
+        Word::Long(name, inline) if name == long => switch(&mut on, inline),
+        Word::Short(c) if c == short => switch(&mut on, None),
         _ => None,
     })?;
+    Some((on, ops))
+}
+
+fn delete(words: &mut Words<'_>) -> Option<DeleteArgs> {
+    let (force, ops) = switch_and_operands(words, "force", 'f', 1)?;
     let [id] = ops.as_slice() else { return None };
     Some(DeleteArgs {
         force,
@@ -243,12 +254,7 @@ fn delete(words: &mut Words<'_>) -> Option<DeleteArgs> {
 }
 
 fn kill(words: &mut Words<'_>) -> Option<KillArgs> {
-    let mut all = false;
-    let ops = operands(words, 2, |word, _| match word {
-        Word::Long("all", inline) => switch(&mut all, inline),
-        Word::Short('a') => switch(&mut all, None),
-        _ => None,
-    })?;
+    let (all, ops) = switch_and_operands(words, "all", 'a', 2)?;
     let (id, signal) = match ops.as_slice() {
         [id] => (*id, "SIGTERM"),
         [id, signal] => (*id, *signal),
