@@ -1,9 +1,9 @@
 //! The command lines engines send on every container's lifecycle, parsed without clap.
 //!
-//! Building clap's command tree costs every run about 0.2 ms of CPU and 45 page faults (program
-//! text, and musl's mallocng mapping fresh zeroed pages as the tree's vectors grow): a
-//! `hako --version` takes 0.31 ms of CPU where a static hello world takes 0.08 ms, and a
-//! lifecycle pays it three times (bench/README.md, "Page faults"). The verbs containerd, docker,
+//! Building clap's command tree costs every run about 0.1 ms of CPU and 30 page faults (program
+//! text, and musl's mallocng mapping fresh zeroed pages as the tree's vectors grow): measured,
+//! `hako --version` went from 0.27 to 0.16 ms of CPU and 60 to 30 faults without it, and a
+//! lifecycle pays it three times (bench/README.md, "Page faults" and "Session 5"). The verbs containerd, docker,
 //! CRI and podman send per container (`../shared/reference/clients/ARGV-SUMMARY.txt`) are few
 //! and simple, so this module recognises exactly those shapes and fills the same [`Cli`] that
 //! clap would.
