@@ -43,6 +43,25 @@ impl Hierarchy {
     }
 }
 
+/// Where a cgroup's directories are ([`Cgroup::located`]), serializable for a caller to keep.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Located {
+    mode: Mode,
+    hierarchies: Vec<LocatedHierarchy>,
+}
+
+/// One [`Hierarchy`] as [`Located`] keeps it (its name is the mount point's last component).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LocatedHierarchy {
+    mount_point: PathBuf,
+    dir: PathBuf,
+    #[serde(default)]
+    v2: bool,
+    #[serde(default)]
+    options: String,
+}
+
 /// A selection of a cgroup's hierarchies, for [`Cgroup::add_process_in`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hierarchies {
@@ -293,6 +312,51 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Where this cgroup's directories are, for a caller to keep (hako's state) and hand to
+    /// [`Cgroup::open_located`] later.
+    pub fn located(&self) -> Located {
+        Located {
+            mode: self.mode,
+            hierarchies: self
+                .hierarchies
+                .iter()
+                .map(|h| LocatedHierarchy {
+                    mount_point: h.mount_point.clone(),
+                    dir: h.dir.clone(),
+                    v2: h.is_v2(),
+                    options: h.options.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The cgroup at `path` whose directories [`Cgroup::located`] gave: no read of
+    /// /proc/self/mountinfo, whose formatting by the kernel (a line per mount, each path
+    /// resolved) is the larger part of [`Cgroup::open`]'s cost, paid by every `exec`,
+    /// `kill --all` and `delete`. The directories were made (or found) by the command that
+    /// located them, so they name the cgroup even if the host's mounts changed since.
+    pub fn open_located(path: &CgroupPath, at: &Located) -> Self {
+        Self {
+            mode: at.mode,
+            path: path.clone(),
+            hierarchies: at
+                .hierarchies
+                .iter()
+                .map(|h| Hierarchy {
+                    name: h
+                        .mount_point
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    mount_point: h.mount_point.clone(),
+                    dir: h.dir.clone(),
+                    fs_type: if h.v2 { "cgroup2" } else { "cgroup" },
+                    options: h.options.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// An existing cgroup (for later verbs), from the path stored in state.
     /// Directories that are already gone are not an error (a half-deleted
     /// container must still be destroyable).
@@ -416,7 +480,23 @@ impl Cgroup {
 
 #[cfg(test)]
 mod tests {
-    use super::mkdir_p;
+    use super::{mkdir_p, Cgroup, Located};
+    use crate::CgroupPath;
+
+    /// A cgroup opened from where it was located, after a trip through JSON (hako's state), is
+    /// the one `open` finds from this host's mounts: same mode, same hierarchies, same names.
+    #[test]
+    fn a_located_cgroup_reopens_as_found() {
+        let path = CgroupPath::absolute("/hako-unit/located".as_ref()).expect("path");
+        let found = Cgroup::open(&path).expect("open from mountinfo");
+        assert!(!found.hierarchies().is_empty());
+        let json = serde_json::to_string(&found.located()).expect("encode");
+        let kept: Located = serde_json::from_str(&json).expect("decode");
+        let reopened = Cgroup::open_located(&path, &kept);
+        assert_eq!(reopened.mode(), found.mode());
+        assert_eq!(reopened.hierarchies(), found.hierarchies());
+        assert_eq!(reopened.path, found.path);
+    }
 
     /// mkdir first, the parents only when missing: each directory made is recorded, outermost
     /// first (what a failed `create` removes), and nothing that existed before.

@@ -133,8 +133,19 @@ pub(crate) fn key_values(text: &str) -> impl Iterator<Item = (&str, u64)> {
 pub(crate) fn read_whole(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0; 4096];
+    // On the stack first: a heap buffer of a page is a fresh mapping from musl's mallocng each
+    // time (mmap(2), then munmap(2) and its TLB shootdown), and a typical host's mountinfo fits.
+    let mut first = [0u8; 4096];
     let mut len = 0;
+    while len < first.len() {
+        match file.read(&mut first[len..]) {
+            Ok(0) => return utf8(first[..len].to_vec()),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut buf = first.to_vec();
     loop {
         if len == buf.len() {
             buf.resize(len * 2, 0);
@@ -147,7 +158,11 @@ pub(crate) fn read_whole(path: &Path) -> std::io::Result<String> {
         }
     }
     buf.truncate(len);
-    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    utf8(buf)
+}
+
+fn utf8(bytes: Vec<u8>) -> std::io::Result<String> {
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ mod self_join;
 mod stats;
 pub mod systemd;
 
-pub use cgroup::{Cgroup, Hierarchies, Hierarchy};
+pub use cgroup::{Cgroup, Hierarchies, Hierarchy, Located};
 pub use convert::{blkio_weight_to_io_weight, cpu_shares_to_weight, memory_swap_to_v2};
 pub use device_filter::PROG_NAME as DEVICE_FILTER_PROG_NAME;
 pub use error::Error;

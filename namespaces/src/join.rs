@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::{setns, unshare};
-use nix::sys::stat::fstat;
+use nix::sys::stat::{fstat, Mode};
 
 use crate::kind::Kind;
 use crate::ns::Namespaces;
@@ -227,39 +227,66 @@ impl ProcessNamespaces {
     /// Opens `/proc/<pid>/ns/*` for every namespace that is not also ours
     /// (same device and inode as `/proc/self/ns/*`). Kinds the kernel does
     /// not have are skipped.
+    ///
+    /// Both `ns` directories are opened once and each file below them: a
+    /// walk of `/proc/<pid>/ns/<kind>` looks the pid up again for every kind
+    /// (part of every `hako exec`'s latency). The files of `/proc/<pid>/ns`
+    /// need no type check: procfs names each by its kind.
     pub fn open(pid: i32) -> Result<Self, Error> {
+        let theirs_dir = PathBuf::from(format!("/proc/{pid}"));
+        let open_dir = |path: &Path| {
+            sys::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|source| Error::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let theirs = open_dir(&theirs_dir)?;
+        let ours = open_dir(Path::new("/proc/self/ns"))?;
         let mut fds = Vec::new();
         for k in Kind::JOIN_ORDER {
-            let theirs = PathBuf::from(format!("/proc/{pid}/ns/{}", k.name()));
-            let fd = match open_ns(k, &theirs) {
-                Ok(fd) => fd,
-                Err(Error::OpenNamespace {
-                    source: Errno::ENOENT,
-                    ..
-                }) if Path::new(&format!("/proc/{pid}")).exists() => continue,
-                Err(e) => return Err(e),
+            // Our own file is missing only for a kind this kernel does not have; theirs must
+            // then be there (fail closed: a process that died meanwhile is an error, never
+            // "nothing to join").
+            let b = match nix::sys::stat::fstatat(
+                Some(std::os::fd::AsRawFd::as_raw_fd(&ours)),
+                k.name(),
+                nix::fcntl::AtFlags::empty(),
+            ) {
+                Ok(b) => b,
+                Err(Errno::ENOENT) => continue,
+                Err(source) => {
+                    return Err(Error::StatNamespace {
+                        path: Path::new("/proc/self/ns").join(k.name()),
+                        source,
+                    })
+                }
             };
-            let ours = PathBuf::from(format!("/proc/self/ns/{}", k.name()));
+            let name = Path::new("ns").join(k.name());
+            let fd = sys::openat(Some(theirs.as_fd()), &name, OFlag::O_RDONLY, Mode::empty())
+                .map_err(|source| Error::OpenNamespace {
+                    ns: k.name(),
+                    path: theirs_dir.join(&name),
+                    source,
+                })?;
             let a = fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|source| {
                 Error::StatNamespace {
-                    path: theirs.clone(),
+                    path: theirs_dir.join(&name),
                     source,
                 }
-            })?;
-            let b = nix::sys::stat::stat(&ours).map_err(|source| Error::StatNamespace {
-                path: ours.clone(),
-                source,
             })?;
             if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
                 fds.push((k, fd));
             }
         }
-        let root_path = PathBuf::from(format!("/proc/{pid}/root"));
-        let root = sys::open(&root_path, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|source| {
-            Error::Open {
-                path: root_path,
-                source,
-            }
+        let root = sys::openat(
+            Some(theirs.as_fd()),
+            Path::new("root"),
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .map_err(|source| Error::Open {
+            path: theirs_dir.join("root"),
+            source,
         })?;
         Ok(ProcessNamespaces {
             fds: JoinFds { fds },

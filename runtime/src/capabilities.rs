@@ -147,9 +147,9 @@ impl CapabilitySets {
 /// one file read in the parent, where probing each capability with PR_CAPBSET_READ in the
 /// child costs a prctl apiece); the probe is the fallback.
 fn last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    crate::state::read_small("/proc/sys/kernel/cap_last_cap".as_ref())
         .ok()
-        .and_then(|t| t.trim().parse().ok())
+        .and_then(|t| std::str::from_utf8(&t).ok()?.trim().parse().ok())
         .unwrap_or_else(|| {
             caps::runtime::thread_all_supported()
                 .iter()

@@ -57,6 +57,7 @@ impl Claim {
             annotations: config.annotations.clone(),
             cgroup: Some(config.cgroup_path.clone()),
             freezer: None,
+            cgroup_dirs: None,
             created_done: false,
             has_process: config.process.is_some(),
             hooks: Some(config.hooks.clone()),
@@ -128,7 +129,9 @@ impl Claim {
         };
         // Kept for `status` (saved with the rest by `finish`). `freezer_file` fails only where
         // the cgroup has no freezer at all: then nothing can pause the container.
-        self.locked_mut()?.state.freezer = cgroup.freezer_file().ok();
+        let locked = self.locked_mut()?;
+        locked.state.freezer = cgroup.freezer_file().ok();
+        locked.state.cgroup_dirs = Some(cgroup.located());
         let cgroup = self.cgroup.insert(cgroup);
         self.steps.step(format_args!(
             "made the cgroup {} and applied its resources",

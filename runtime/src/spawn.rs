@@ -15,16 +15,14 @@ use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 
-/// Fails unless this process has exactly one thread (`/proc/self/stat` field 20).
+/// Fails unless this process has exactly one thread. `/proc/self/task` has a link per thread
+/// besides `.` and `..` (proc_task_getattr adds the thread count to its two): one stat(2),
+/// where reading `/proc/self/stat` took four syscalls and the kernel's formatting of every
+/// field.
 pub(crate) fn assert_single_threaded() -> Result<()> {
-    let stat = crate::state::read_small("/proc/self/stat".as_ref())
-        .map_err(Error::io("read", "/proc/self/stat"))?;
-    let stat = String::from_utf8_lossy(&stat);
-    let threads = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().nth(17))
-        .and_then(|s| s.parse::<u32>().ok());
-    match threads {
+    let task =
+        nix::sys::stat::stat("/proc/self/task").map_err(Error::sys("stat(/proc/self/task)"))?;
+    match task.st_nlink.checked_sub(2) {
         Some(1) => Ok(()),
         other => Err(Error::InvalidConfig {
             field: "runtime",

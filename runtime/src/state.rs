@@ -95,6 +95,11 @@ pub struct Persisted {
     pub annotations: HashMap<String, String>,
     /// Where the container's cgroup is.
     pub cgroup: Option<hako_cgroups::CgroupPath>,
+    /// Where the cgroup's directories are, recorded with `freezer` once the cgroup exists:
+    /// later verbs open it without reading mountinfo (`Container::cgroup`). Absent in a
+    /// state a `create` killed early left, or an older hako wrote: then found again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_dirs: Option<hako_cgroups::Located>,
     /// The file that says whether the cgroup is frozen (`Cgroup::freezer_file`), recorded once
     /// the cgroup exists: `status` reads it directly, without opening the cgroup.
     #[serde(default)]
@@ -495,6 +500,7 @@ impl Persisted {
             annotations: HashMap::new(),
             cgroup: None,
             freezer: None,
+            cgroup_dirs: None,
             created_done: false,
             has_process: false,
             hooks: None,
@@ -603,6 +609,18 @@ impl Container {
         })
     }
 
+    /// The container's cgroup, if it has one: from the directories `create` recorded, else
+    /// found from the path and the host's mounts.
+    pub(crate) fn cgroup(&self) -> Result<Option<hako_cgroups::Cgroup>> {
+        let Some(path) = &self.state.cgroup else {
+            return Ok(None);
+        };
+        Ok(Some(match &self.state.cgroup_dirs {
+            Some(at) => hako_cgroups::Cgroup::open_located(path, at),
+            None => hako_cgroups::Cgroup::open(path)?,
+        }))
+    }
+
     /// The cgroup of a container that is not stopped (`ps`, `update`, `events`, `pause`).
     pub(crate) fn live_cgroup(&self) -> Result<hako_cgroups::Cgroup> {
         let not_running = || Error::NotRunning {
@@ -611,10 +629,9 @@ impl Container {
         if self.status()? == Status::Stopped {
             return Err(not_running());
         }
-        let path = self.state.cgroup.as_ref().ok_or_else(|| Error::NoCgroup {
+        self.cgroup()?.ok_or_else(|| Error::NoCgroup {
             id: self.state.id.clone(),
-        })?;
-        Ok(hako_cgroups::Cgroup::open(path)?)
+        })
     }
 
     /// runc's `state` JSON view.

@@ -46,9 +46,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 /// cgroup, thawed): what `delete --force` does to a container whose `create` is at work.
 fn kill_unlocked(store: &Store, id: &str) -> Result<()> {
     let container = store.read(id)?;
-    if let Some(path) = &container.state.cgroup {
+    if let Some(cg) = container.cgroup()? {
         // `signal_all` leaves the cgroup thawed.
-        hako_cgroups::Cgroup::open(path)?.signal_all(libc::SIGKILL)?;
+        cg.signal_all(libc::SIGKILL)?;
     }
     if let Some(init) = container.init() {
         init.signal(libc::SIGKILL)?;
@@ -69,12 +69,7 @@ fn destroy_with(locked: Locked, init: Option<crate::pidfd::Process>) -> Result<(
     // its first mkdir). `open` does not need the directories to exist, and the kill, thaw and
     // removal below each take the hierarchies that do: a create killed between two mkdirs, or a
     // delete killed between two rmdirs, leaves any subset of them.
-    let cgroup = locked
-        .state
-        .cgroup
-        .as_ref()
-        .map(hako_cgroups::Cgroup::open)
-        .transpose()?;
+    let cgroup = locked.cgroup()?;
     if let Some(cg) = &cgroup {
         // Also reaches descendants the init left behind when it has no pid namespace of its own.
         cg.signal_all(libc::SIGKILL)?;

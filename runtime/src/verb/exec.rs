@@ -240,10 +240,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
         id: opts.id.clone(),
     })?;
     let mut namespaces = hako_namespaces::ProcessNamespaces::open(init.pid())?;
-    let cgroup = match &locked.state.cgroup {
-        Some(path) => Some(hako_cgroups::Cgroup::open(path)?),
-        None => None,
-    };
+    let cgroup = locked.cgroup()?;
     steps.step(format_args!("opened the init's namespaces and the cgroup"));
     // The state lock is not needed while the process runs (and `delete` must be able to take it).
     drop(locked);

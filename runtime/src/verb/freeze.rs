@@ -21,12 +21,9 @@ fn cgroup_of(
             status,
         });
     }
-    let path = locked
-        .state
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::NoCgroup { id: id.to_string() })?;
-    Ok(hako_cgroups::Cgroup::open(path)?)
+    locked
+        .cgroup()?
+        .ok_or_else(|| Error::NoCgroup { id: id.to_string() })
 }
 
 /// Freezes every process of a running container.

@@ -17,8 +17,7 @@ pub fn kill(store: &Store, id: &str, signal: i32, all: bool) -> Result<()> {
     }
     // Signal 0 is an existence probe (kill(2)): it goes to the init alone, even with --all.
     if all && signal != 0 {
-        if let Some(path) = &locked.state.cgroup {
-            let cg = hako_cgroups::Cgroup::open(path)?;
+        if let Some(cg) = locked.cgroup()? {
             cg.signal_all(signal)?;
             return Ok(());
         }
