@@ -175,6 +175,14 @@ pub fn is_frozen_opened(
         while len < buf.len() {
             match f.read(&mut buf[len..]) {
                 Ok(0) => break,
+                // Both files are one kernfs record (`freezer.state`'s line, `cgroup.events`'
+                // two), which seq_file hands over whole to a buffer this size: a read that
+                // ends a line has read it all, and the read that would return 0 is saved
+                // (one syscall per live container in `list`).
+                Ok(n) if buf[len + n - 1] == b'\n' => {
+                    len += n;
+                    break;
+                }
                 Ok(n) => len += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

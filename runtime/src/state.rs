@@ -358,11 +358,27 @@ impl Store {
 /// no size first (a statx(2) per file, and for `/proc` and cgroup files, whose size reads 0, a
 /// string of reads growing from 32 bytes): what `list` does for every container.
 pub(crate) fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    read_small_at(None, path)
+    read_small_at(None, path, Until::EndOfFile)
+}
+
+/// When [`read_small_at`] stops reading.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// At the read that returns 0: any file (a `/proc` file may fill less than the buffer
+    /// before its end).
+    EndOfFile,
+    /// At the first read that fills less than the buffer: a regular file, which read(2) on
+    /// Linux cuts short only at its end (or for a signal, which hako blocks or has no
+    /// handler for while it reads state). One read(2) fewer per container in `list`.
+    ShortRead,
 }
 
 /// [`read_small`] of `path` relative to the directory `dir`.
-fn read_small_at(dir: Option<BorrowedFd<'_>>, path: &Path) -> std::io::Result<Vec<u8>> {
+fn read_small_at(
+    dir: Option<BorrowedFd<'_>>,
+    path: &Path,
+    until: Until,
+) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut file = crate::sys::open_read(dir, path)?;
     // Not `read_to_end`: on a `File` it asks fstat(2) and lseek(2) for a size hint first. On the
@@ -373,7 +389,12 @@ fn read_small_at(dir: Option<BorrowedFd<'_>>, path: &Path) -> std::io::Result<Ve
     while len < first.len() {
         match file.read(&mut first[len..]) {
             Ok(0) => return Ok(first[..len].to_vec()),
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if until == Until::ShortRead && len < first.len() {
+                    return Ok(first[..len].to_vec());
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -404,8 +425,9 @@ pub(crate) fn read_container(
 ) -> Result<Container> {
     let path = dir.join(STATE_FILE);
     let read = match root {
-        Some(fd) => read_small_at(Some(fd), &Path::new(id).join(STATE_FILE)),
-        None => read_small(&path),
+        // The state is a regular file that hako writes whole (a rename over the old one).
+        Some(fd) => read_small_at(Some(fd), &Path::new(id).join(STATE_FILE), Until::ShortRead),
+        None => read_small_at(None, &path, Until::ShortRead),
     };
     let bytes = match read {
         Ok(b) => b,
@@ -754,6 +776,22 @@ mod tests {
         }
         for bad in ["", ".", "..", "a/b", "a b", "../x", "é"] {
             assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A state read in one read(2) when it is short, and whole when it is longer than the
+    /// stack buffer, or exactly as long.
+    #[test]
+    fn small_reads_return_the_whole_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for size in [0, 1, 317, 4095, 4096, 4097, 9000, 20_000] {
+            let path = tmp.path().join(format!("f{size}"));
+            let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &bytes).expect("write");
+            for until in [Until::ShortRead, Until::EndOfFile] {
+                let read = read_small_at(None, &path, until).expect("read");
+                assert!(read == bytes, "{size} bytes read as {}", read.len());
+            }
         }
     }
 
