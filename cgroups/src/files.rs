@@ -9,11 +9,8 @@ use crate::Error;
 /// Write `value` to `dir/file`.
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), Error> {
     let path = dir.join(file);
-    std::fs::OpenOptions::new()
-        .write(true)
-        // Ignored by cgroupfs; keeps plain-file fakes in unit tests exact.
-        .truncate(true)
-        .open(&path)
+    // O_TRUNC is ignored by cgroupfs; it keeps plain-file fakes in unit tests exact.
+    crate::sys::open(&path, libc::O_WRONLY | libc::O_TRUNC)
         .and_then(|mut f| f.write_all(value.as_bytes()))
         .map_err(|source| Error::Write {
             path,
@@ -36,14 +33,11 @@ pub(crate) fn write_each(
     }
     require(field, dir, file)?;
     let path = dir.join(file);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|source| Error::Write {
-            path: path.clone(),
-            value: values.join("\n"),
-            source,
-        })?;
+    let mut f = crate::sys::open(&path, libc::O_WRONLY).map_err(|source| Error::Write {
+        path: path.clone(),
+        value: values.join("\n"),
+        source,
+    })?;
     for v in values {
         f.write_all(v.as_bytes()).map_err(|source| Error::Write {
             path: path.clone(),
@@ -132,7 +126,7 @@ pub(crate) fn key_values(text: &str) -> impl Iterator<Item = (&str, u64)> {
 /// then reads in steps growing from 32 bytes (ten reads for this host's mountinfo).
 pub(crate) fn read_whole(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::sys::open(path, libc::O_RDONLY)?;
     // On the stack first: a heap buffer of a page is a fresh mapping from musl's mallocng each
     // time (mmap(2), then munmap(2) and its TLB shootdown), and a typical host's mountinfo fits.
     let mut first = [0u8; 4096];

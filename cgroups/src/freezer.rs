@@ -154,7 +154,7 @@ impl Cgroup {
 /// [`Cgroup::is_frozen`] says; a file that does not exist (no freezer cgroup) is not frozen,
 /// any other failure to read it is an error.
 pub fn is_frozen_at(file: &Path) -> Result<bool, Error> {
-    is_frozen_opened(file, || std::fs::File::open(file))
+    is_frozen_opened(file, || crate::sys::open(file, libc::O_RDONLY))
 }
 
 /// [`is_frozen_at`] of `file` opened by `open` (`list` opens it below a directory it keeps

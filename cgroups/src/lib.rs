@@ -81,6 +81,7 @@ mod resources;
 mod rootless;
 mod self_join;
 mod stats;
+mod sys;
 pub mod systemd;
 
 pub use cgroup::{Cgroup, Hierarchies, Hierarchy, Located};

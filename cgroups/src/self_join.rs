@@ -45,7 +45,7 @@ impl Cgroup {
             .filter(|h| !h.is_v2())
             .map(|h| {
                 let path = h.dir.join("tasks");
-                match std::fs::OpenOptions::new().write(true).open(&path) {
+                match crate::sys::open(&path, libc::O_WRONLY) {
                     Ok(f) => Ok((path, f)),
                     Err(source) => Err(Error::Write {
                         path,

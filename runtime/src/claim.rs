@@ -57,7 +57,6 @@ impl Claim {
             annotations: config.annotations.clone(),
             cgroup: Some(config.cgroup_path.clone()),
             freezer: None,
-            cgroup_dirs: None,
             created_done: false,
             has_process: config.process.is_some(),
             hooks: Some(config.hooks.clone()),
@@ -131,7 +130,7 @@ impl Claim {
         // the cgroup has no freezer at all: then nothing can pause the container.
         let locked = self.locked_mut()?;
         locked.state.freezer = cgroup.freezer_file().ok();
-        locked.state.cgroup_dirs = Some(cgroup.located());
+        locked.record_cgroup(&cgroup)?;
         let cgroup = self.cgroup.insert(cgroup);
         self.steps.step(format_args!(
             "made the cgroup {} and applied its resources",

@@ -79,11 +79,8 @@ const MAX_CONFIG_BYTES: u64 = 64 << 20;
 /// refused before a byte is read.
 pub(crate) fn read_regular_file(field: &'static str, path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
+    use std::os::unix::fs::FileTypeExt;
+    let file = crate::sys::open_file(None, path, libc::O_RDONLY | libc::O_NONBLOCK, 0)
         .map_err(Error::io("read", path))?;
     let meta = file.metadata().map_err(Error::io("stat", path))?;
     let kind = meta.file_type();

@@ -8,7 +8,6 @@
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
@@ -169,13 +168,7 @@ pub(crate) fn clone_for_cgroup(
         .hierarchies()
         .into_iter()
         .find(|h| h.fs_type == "cgroup2")
-        .and_then(|h| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-                .open(&h.dir)
-                .ok()
-        })
+        .and_then(|h| crate::sys::open_file(None, &h.dir, libc::O_DIRECTORY, 0).ok())
         .map(OwnedFd::from);
     let (forked, born_in_cgroup2) = match &unified_dir {
         Some(dir) => clone_into_cgroup(flags, dir.as_fd())?,

@@ -41,6 +41,11 @@ pub(crate) const MOUNTS_FILE: &str = "mounts";
 /// LSM labels, the process to start from): never the bundle's, which may have been edited or
 /// removed since.
 const CONFIG_FILE: &str = "config.json";
+/// Where the container's cgroup directories are (`hako_cgroups::Located`), recorded by `create`
+/// once it made them, so that the verbs acting on the cgroup open it without reading and
+/// parsing mountinfo. A file of its own, not a field of `state.json`: `list` and `state`, which
+/// read every container's state, need none of it (as a field it made `list` a quarter slower).
+const CGROUP_FILE: &str = "cgroup.json";
 
 /// The runtime-spec status of a container (runtime.md, "State").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,11 +100,6 @@ pub struct Persisted {
     pub annotations: HashMap<String, String>,
     /// Where the container's cgroup is.
     pub cgroup: Option<hako_cgroups::CgroupPath>,
-    /// Where the cgroup's directories are, recorded with `freezer` once the cgroup exists:
-    /// later verbs open it without reading mountinfo (`Container::cgroup`). Absent in a
-    /// state a `create` killed early left, or an older hako wrote: then found again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup_dirs: Option<hako_cgroups::Located>,
     /// The file that says whether the cgroup is frozen (`Cgroup::freezer_file`), recorded once
     /// the cgroup exists: `status` reads it directly, without opening the cgroup.
     #[serde(default)]
@@ -217,10 +217,7 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens the container directory and takes an exclusive flock(2) on it, waiting at most
 /// [`LOCK_TIMEOUT`] for any other hako command that holds it ([`Error::Busy`] after that).
 fn lock_dir(dir: &Path, id: &str) -> Result<Flock<fs::File>> {
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
+    let mut f = crate::sys::open_file(None, dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)
         .map_err(Error::io("open state dir", dir))?;
     let deadline = Instant::now() + LOCK_TIMEOUT;
     let mut pause = Duration::from_millis(1);
@@ -522,7 +519,6 @@ impl Persisted {
             annotations: HashMap::new(),
             cgroup: None,
             freezer: None,
-            cgroup_dirs: None,
             created_done: false,
             has_process: false,
             hooks: None,
@@ -637,10 +633,33 @@ impl Container {
         let Some(path) = &self.state.cgroup else {
             return Ok(None);
         };
-        Ok(Some(match &self.state.cgroup_dirs {
-            Some(at) => hako_cgroups::Cgroup::open_located(path, at),
+        // Absent for a `create` killed before it made the cgroup, or one of an older hako; a
+        // record that does not parse (a `create` killed while writing it) is as good as none:
+        // either way the mounts say the same, at their price.
+        let recorded = read_small_at(None, &self.dir.join(CGROUP_FILE), Until::ShortRead)
+            .ok()
+            .and_then(|text| serde_json::from_slice::<hako_cgroups::Located>(&text).ok());
+        Ok(Some(match recorded {
+            Some(at) => hako_cgroups::Cgroup::open_located(path, &at),
             None => hako_cgroups::Cgroup::open(path)?,
         }))
+    }
+
+    /// Records where `cgroup`'s directories are, for [`Container::cgroup`].
+    pub(crate) fn record_cgroup(&self, cgroup: &hako_cgroups::Cgroup) -> Result<()> {
+        let path = self.dir.join(CGROUP_FILE);
+        let text = serde_json::to_vec(&cgroup.located()).map_err(|source| Error::Encode {
+            what: "cgroup directories",
+            source,
+        })?;
+        crate::sys::open_file(
+            None,
+            &path,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            0o600,
+        )
+        .and_then(|mut f| f.write_all(&text))
+        .map_err(Error::io("write", &path))
     }
 
     /// The cgroup of a container that is not stopped (`ps`, `update`, `events`, `pause`).
@@ -749,14 +768,13 @@ impl Locked {
 /// new content, never a torn one.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(Error::io("create", &tmp))?;
+    let mut f = crate::sys::open_file(
+        None,
+        &tmp,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+        mode as libc::mode_t,
+    )
+    .map_err(Error::io("create", &tmp))?;
     f.write_all(bytes).map_err(Error::io("write", &tmp))?;
     drop(f);
     fs::rename(&tmp, path).map_err(|e| {
@@ -793,6 +811,34 @@ mod tests {
                 assert!(read == bytes, "{size} bytes read as {}", read.len());
             }
         }
+    }
+
+    /// `Container::cgroup` believes the directories `create` recorded, and finds them from the
+    /// mounts when there is no record or it does not parse.
+    #[test]
+    fn the_cgroup_comes_from_its_record_or_else_from_the_mounts() {
+        use hako_cgroups::{Cgroup, CgroupPath};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path().join("root"));
+        let path = CgroupPath::absolute("/hako-unit/recorded".as_ref()).expect("path");
+        let mut p = persisted("c3");
+        p.cgroup = Some(path.clone());
+        let locked = store.claim(p).expect("claim");
+        let dirs = |c: Cgroup| {
+            c.hierarchies()
+                .into_iter()
+                .map(|h| h.dir)
+                .collect::<Vec<_>>()
+        };
+        let from_mounts = dirs(Cgroup::open(&path).expect("open"));
+        let cgroup = || locked.cgroup().expect("cgroup").expect("has one");
+        assert_eq!(dirs(cgroup()), from_mounts);
+        let elsewhere = Cgroup::open(&CgroupPath::absolute("/hako-unit/else".as_ref()).expect("p"))
+            .expect("open");
+        locked.record_cgroup(&elsewhere).expect("record");
+        assert_eq!(dirs(cgroup()), dirs(elsewhere));
+        std::fs::write(locked.dir.join(CGROUP_FILE), "{\"mode\":").expect("torn record");
+        assert_eq!(dirs(cgroup()), from_mounts);
     }
 
     fn persisted(id: &str) -> Persisted {

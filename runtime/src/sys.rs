@@ -335,12 +335,23 @@ pub(crate) fn open_read(
     dir: Option<BorrowedFd<'_>>,
     path: &std::path::Path,
 ) -> std::io::Result<std::fs::File> {
+    open_file(dir, path, libc::O_RDONLY, 0)
+}
+
+/// [`open_read`] with `flags` (`O_CLOEXEC` added) and, with `O_CREAT`, `mode`.
+pub(crate) fn open_file(
+    dir: Option<BorrowedFd<'_>>,
+    path: &std::path::Path,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> std::io::Result<std::fs::File> {
     use std::os::unix::ffi::OsStrExt;
     let name = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let dir = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    // SAFETY: a NUL-terminated path, integer flags; returns a new fd or -1.
-    let raw = unsafe { libc::openat(dir, name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: a NUL-terminated path that outlives the call, integer flags and mode; returns a
+    // new fd or -1.
+    let raw = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode) };
     if raw < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -1,8 +1,8 @@
 //! The bpf(2) calls the device filter needs, with `union bpf_attr` members
 //! laid out as in include/uapi/linux/bpf.h (only the leading fields used;
 //! the kernel zero-fills a shorter attr, see `bpf_check_uarg_tail_zero`).
-//! This is the crate's only unsafe code: the syscall itself and taking
-//! ownership of the descriptors it returns.
+//! With the crate's `sys` module (openat), this is its unsafe code: the
+//! syscall itself and taking ownership of the descriptors it returns.
 
 use std::ffi::CStr;
 use std::io;
