@@ -2,11 +2,14 @@
 //!
 //! The parent opens the init's namespaces (`/proc/<pid>/ns/*`, only those that differ from its
 //! own), moves its *children* into the container's pid namespace with setns(2), and clones the
-//! new process, which it puts into the container's cgroup before releasing it. The child joins the
-//! remaining namespaces (user first, mount last: joining the mount namespace also moves its root
-//! and cwd into the container, so no host directory stays reachable, CVE-2024-21626), sets up the
-//! process exactly as `create` does, and execs. Its end of the sync socket is close-on-exec: the
-//! parent reading end-of-file without an error message means the exec happened.
+//! new process into the container's cgroup2 directory (clone3 `CLONE_INTO_CGROUP`). The child
+//! moves itself into the v1 hierarchies (`SelfJoin`; it waits for the parent's `Go` only when the
+//! parent must place it first, see `Destination::wait_for_go`), joins the remaining namespaces
+//! (user after the others, mount last among them: joining the mount namespace also moves its
+//! root and cwd into the container, so no host directory stays reachable, CVE-2024-21626), sets
+//! up the process exactly as `create` does, and execs. Its end of the sync socket is
+//! close-on-exec: the parent reading end-of-file without an error message means the exec
+//! happened.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -282,6 +285,7 @@ pub fn exec(store: &Store, opts: &ExecOptions) -> Result<i32> {
             drop(parent_sock);
             let into = Destination {
                 self_join: cloned.self_join,
+                wait_for_go: cloned.parent_adds.is_some(),
                 namespaces,
             };
             let err = match child(
@@ -341,13 +345,15 @@ fn parent(
         }
         e
     };
+    // `Go` only when the parent had something to do first: placing the child in a hierarchy it
+    // was not born in and does not join itself (both processes know it from `parent_adds`).
     if let Some((cg, which)) = ctx.cgroup {
         cg.join(pid.as_raw(), which).map_err(|e| fail(e.into()))?;
+        sock.send(&Message::Go {
+            state: String::new(),
+        })
+        .map_err(fail)?;
     }
-    sock.send(&Message::Go {
-        state: String::new(),
-    })
-    .map_err(fail)?;
     // Bounded: a child stuck in its set-up is killed (by `fail`) and reported.
     let bound = sync::setup_bound();
     let mut next = sock.recv_with_fd_within(bound).map_err(fail)?;
@@ -396,6 +402,11 @@ enum Never {}
 /// `spawn::ForCgroup`), then the container's namespaces.
 struct Destination {
     self_join: Option<hako_cgroups::SelfJoin>,
+    /// Whether the parent places the child somewhere first and then sends `Go`. Usually not:
+    /// clone3 put it in the cgroup2 directory and it joins the v1 hierarchies itself, so it
+    /// goes on at once, without a round trip through the parent (a wake-up of each, and the
+    /// decoding of a message).
+    wait_for_go: bool,
     namespaces: hako_namespaces::ProcessNamespaces,
 }
 
@@ -413,10 +424,12 @@ fn child(
     init::not_dumpable()?;
     // Dies with `hako exec` until become_process unties, right before the filter or the exec.
     crate::parent_death::tie(sock)?;
-    match sock.recv()? {
-        Some(Message::Go { .. }) => {}
-        // The parent is gone: nobody to report to.
-        _ => crate::sys::exit_now(1),
+    if into.wait_for_go {
+        match sock.recv()? {
+            Some(Message::Go { .. }) => {}
+            // The parent is gone: nobody to report to.
+            _ => crate::sys::exit_now(1),
+        }
     }
     // Into the container's v1 hierarchies before anything else (see `spawn::ForCgroup`).
     if let Some(join) = into.self_join {
